@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"regexp"
+
+	"github.com/auditexport/auditexport/internal/api"
+	"github.com/auditexport/auditexport/internal/config"
+	"github.com/auditexport/auditexport/internal/store"
+	"github.com/auditexport/auditexport/internal/tokens"
+)
+
+var tenantNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// adminFlags are the flags every operator command shares.
+type adminFlags struct {
+	fs         *flag.FlagSet
+	configPath *string
+	dataDir    *string
+}
+
+func newAdminFlags(name string) adminFlags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	return adminFlags{
+		fs:         fs,
+		configPath: fs.String("config", "", "the agent's HCL config file (for data_dir)"),
+		dataDir:    fs.String("data-dir", "", "the agent's data directory (overrides the config)"),
+	}
+}
+
+func (a adminFlags) open(ctx context.Context) (*store.SQLite, error) {
+	cfg, err := config.Load(*a.configPath)
+	if err != nil {
+		return nil, err
+	}
+	if *a.dataDir != "" {
+		cfg.DataDir = *a.dataDir
+	}
+	return openStore(ctx, cfg)
+}
+
+func runTenant(ctx context.Context, args []string, out io.Writer) error {
+	f := newAdminFlags("tenant")
+	pos, err := parseInterspersed(f.fs, args)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(pos) == 2 && pos[0] == "create":
+		st, err := f.open(ctx)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		t, err := createTenant(ctx, st, pos[1])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "tenant %s created\nexternal id: %s\n", t.Name, t.ExternalID)
+		return nil
+	case len(pos) == 1 && pos[0] == "list":
+		st, err := f.open(ctx)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		ts, err := st.ListTenants(ctx)
+		if err != nil {
+			return err
+		}
+		for _, t := range ts {
+			fmt.Fprintf(out, "%s\t%s\n", t.Name, t.ExternalID)
+		}
+		return nil
+	}
+	return usageError{"usage: tenant create NAME | tenant list"}
+}
+
+func createTenant(ctx context.Context, st store.Store, name string) (store.Tenant, error) {
+	if !tenantNameRe.MatchString(name) {
+		return store.Tenant{}, fmt.Errorf("tenant name %q: use 1-63 lowercase letters, digits and hyphens, starting with a letter or digit (it appears in object keys)", name)
+	}
+	t, err := st.CreateTenant(ctx, name, tokens.NewExternalID())
+	if errors.Is(err, store.ErrConflict) {
+		return t, fmt.Errorf("tenant %q already exists", name)
+	}
+	return t, err
+}
+
+func runToken(ctx context.Context, args []string, out io.Writer) error {
+	f := newAdminFlags("token")
+	tenant := f.fs.String("tenant", "", "tenant whose manage token to create")
+	scope := f.fs.String("scope", "", "\"manage\" (with -tenant, the default) or \"ingest\" (the platform's token for posting events)")
+	pos, err := parseInterspersed(f.fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || pos[0] != "create" {
+		return usageError{"usage: token create -tenant NAME | token create -scope ingest"}
+	}
+	if *scope == "" {
+		*scope = api.ScopeManage
+	}
+	st, err := f.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	tok, err := createToken(ctx, st, *scope, *tenant)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, tok)
+	return nil
+}
+
+// createToken stores a new token's hash and returns the token, which is
+// never shown again.
+func createToken(ctx context.Context, st store.Store, scope, tenantName string) (string, error) {
+	var tenantID int64
+	switch {
+	case scope == api.ScopeManage && tenantName == "":
+		return "", usageError{"a manage token belongs to one tenant: add -tenant NAME"}
+	case scope != api.ScopeManage && scope != api.ScopeIngest:
+		return "", usageError{fmt.Sprintf("-scope %q: use manage or ingest", scope)}
+	case tenantName != "":
+		t, err := st.TenantByName(ctx, tenantName)
+		if errors.Is(err, store.ErrNotFound) {
+			return "", fmt.Errorf("tenant %q does not exist: create it with `auditexport-agent tenant create %s`", tenantName, tenantName)
+		}
+		if err != nil {
+			return "", err
+		}
+		tenantID = t.ID
+	}
+	tok := tokens.New(scope)
+	_, err := st.CreateToken(ctx, store.Token{Hash: tokens.Hash(tok), Scope: scope, TenantID: tenantID})
+	return tok, err
+}

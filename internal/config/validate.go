@@ -1,0 +1,218 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// LogLevels lists the accepted values of log_level, most verbose first.
+var LogLevels = []string{"trace", "debug", "info", "warn", "error"}
+
+// Bounds on delivery.workers.
+const (
+	MinWorkers = 1
+	MaxWorkers = 256
+)
+
+// problems collects validation errors so that a user sees every mistake in
+// a file at once. Each message starts with the field's name in the file.
+type problems []error
+
+func (p *problems) add(field, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+}
+
+func (p problems) err() error {
+	return errors.Join(p...)
+}
+
+// parseDurations fills the duration fields from the strings a file set.
+func (c *Config) parseDurations() error {
+	var p problems
+	a, d := c.AWS, c.Delivery
+	parseDuration(&p, "aws.assume_role_retry", a.AssumeRoleRetryHCL, true, &a.AssumeRoleRetry)
+	parseDuration(&p, "delivery.tick", d.TickHCL, true, &d.Tick)
+	parseDuration(&p, "delivery.retry_initial", d.RetryInitialHCL, false, &d.RetryInitial)
+	parseDuration(&p, "delivery.retry_max", d.RetryMaxHCL, false, &d.RetryMax)
+	parseDuration(&p, "delivery.failing_after", d.FailingAfterHCL, false, &d.FailingAfter)
+	parseDuration(&p, "delivery.retention", d.RetentionHCL, false, &d.Retention)
+	return p.err()
+}
+
+// parseDuration parses s into dst. An empty s means zero when emptyOK is
+// set, and is an error otherwise.
+func parseDuration(p *problems, field, s string, emptyOK bool, dst *time.Duration) {
+	if s == "" && emptyOK {
+		*dst = 0
+		return
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		p.add(field, `must be a duration such as "30s", "5m" or "1h", got %q`, s)
+		return
+	}
+	*dst = v
+}
+
+// Validate checks the whole configuration, including that the TLS files
+// exist. Load and Parse call it; code that builds a Config by hand should
+// too. Validate reads the time.Duration fields, not their HCL strings.
+func (c *Config) Validate() error {
+	var p problems
+	c.validateServer(&p)
+	if c.TLS != nil {
+		c.TLS.validate(&p)
+	}
+	if c.AWS == nil || c.Ingest == nil || c.Delivery == nil {
+		p = append(p, errors.New("config: the aws, ingest and delivery sections must be set; start from config.Default()"))
+		return p.err()
+	}
+	c.AWS.validate(&p)
+	c.Ingest.validate(&p)
+	c.Delivery.validate(&p)
+	return p.err()
+}
+
+func (c *Config) validateServer(p *problems) {
+	if err := checkHostPort(c.Listen); err != nil {
+		p.add("listen", `must be host:port such as "127.0.0.1:8470", %v`, err)
+	}
+	if c.DataDir == "" {
+		p.add("data_dir", "must name a directory for the agent's data")
+	}
+	if !validLogLevel(c.LogLevel) {
+		p.add("log_level", "must be one of %s, got %q", strings.Join(LogLevels, ", "), c.LogLevel)
+	}
+}
+
+// checkHostPort accepts an empty host (every interface) and a numeric port,
+// where 0 asks the system for a free one.
+func checkHostPort(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("got %q", s)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("the port must be a number from 0 to 65535, got %q", s)
+	}
+	return nil
+}
+
+func validLogLevel(s string) bool {
+	for _, l := range LogLevels {
+		if s == l {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *TLS) validate(p *problems) {
+	switch {
+	case t.CertFile == "" && t.KeyFile == "":
+		p.add("tls", "set both cert_file and key_file, or remove the tls block to serve plain HTTP")
+		return
+	case t.CertFile == "":
+		p.add("tls.cert_file", "must be set when tls.key_file is set")
+		return
+	case t.KeyFile == "":
+		p.add("tls.key_file", "must be set when tls.cert_file is set")
+		return
+	}
+	checkFile(p, "tls.cert_file", t.CertFile)
+	checkFile(p, "tls.key_file", t.KeyFile)
+}
+
+func checkFile(p *problems, field, path string) {
+	info, err := os.Stat(path)
+	switch {
+	case err != nil:
+		p.add(field, "cannot read %q: %v", path, errors.Unwrap(err))
+	case info.IsDir():
+		p.add(field, "must be a file, %q is a directory", path)
+	}
+}
+
+func (a *AWS) validate(p *problems) {
+	if a.Region == "" {
+		p.add("aws.region", `must be set, such as "us-east-1"`)
+	}
+	checkEndpoint(p, "aws.s3_endpoint", a.S3Endpoint)
+	checkEndpoint(p, "aws.sts_endpoint", a.STSEndpoint)
+	if a.PrincipalARN != "" && !strings.HasPrefix(a.PrincipalARN, "arn:") {
+		p.add("aws.principal_arn", `must be an ARN such as "arn:aws:iam::123456789012:role/auditexport", got %q`, a.PrincipalARN)
+	}
+	if (a.AccessKeyID == "") != (a.SecretAccessKey == "") {
+		p.add("aws.access_key_id", "must be set together with aws.secret_access_key; leave both empty to use the default credential chain")
+	}
+	if a.AssumeRoleRetry < 0 {
+		p.add("aws.assume_role_retry", "must not be negative, got %s", a.AssumeRoleRetry)
+	}
+}
+
+// checkEndpoint accepts an empty value (the AWS default) or an absolute
+// http or https URL.
+func checkEndpoint(p *problems, field, s string) {
+	if s == "" {
+		return
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.add(field, `must be an http or https URL such as "http://127.0.0.1:9000", got %q`, s)
+	}
+}
+
+func (in *Ingest) validate(p *problems) {
+	if in.TimestampField == "" {
+		p.add("ingest.timestamp_field", "must name the event's timestamp field")
+	}
+	if in.EventNameField == "" {
+		p.add("ingest.event_name_field", "must name the event's name field")
+	}
+	if in.MessageIDField == "" {
+		p.add("ingest.message_id_field", "must name the event's message id field")
+	}
+	if in.MaxEventBytes <= 0 {
+		p.add("ingest.max_event_bytes", "must be positive, got %d", in.MaxEventBytes)
+	}
+	if in.MaxRequestBytes <= 0 {
+		p.add("ingest.max_request_bytes", "must be positive, got %d", in.MaxRequestBytes)
+	} else if in.MaxRequestBytes < in.MaxEventBytes {
+		p.add("ingest.max_request_bytes", "must be at least ingest.max_event_bytes (%d), got %d", in.MaxEventBytes, in.MaxRequestBytes)
+	}
+	if in.TenantRatePerSecond < 0 {
+		p.add("ingest.tenant_rate_per_second", "must be 0 (unlimited) or more, got %d", in.TenantRatePerSecond)
+	}
+	if in.TenantRatePerSecond > 0 && in.TenantRateBurst < 1 {
+		p.add("ingest.tenant_rate_burst", "must be at least 1 when ingest.tenant_rate_per_second is set, got %d", in.TenantRateBurst)
+	}
+}
+
+func (d *Delivery) validate(p *problems) {
+	if d.Workers < MinWorkers || d.Workers > MaxWorkers {
+		p.add("delivery.workers", "must be between %d and %d, got %d", MinWorkers, MaxWorkers, d.Workers)
+	}
+	if d.Tick < 0 {
+		p.add("delivery.tick", "must be positive, or empty to use each destination's interval, got %s", d.Tick)
+	}
+	checkPositive(p, "delivery.retry_initial", d.RetryInitial)
+	checkPositive(p, "delivery.retry_max", d.RetryMax)
+	if d.RetryInitial > 0 && d.RetryMax > 0 && d.RetryMax < d.RetryInitial {
+		p.add("delivery.retry_max", "must be at least delivery.retry_initial (%s), got %s", d.RetryInitial, d.RetryMax)
+	}
+	checkPositive(p, "delivery.failing_after", d.FailingAfter)
+	checkPositive(p, "delivery.retention", d.Retention)
+}
+
+func checkPositive(p *problems, field string, d time.Duration) {
+	if d <= 0 {
+		p.add(field, "must be positive, got %s", d)
+	}
+}

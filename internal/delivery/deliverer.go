@@ -1,0 +1,275 @@
+// Package delivery runs each destination's schedule: at every window end it
+// plans the events after the destination's cursor, writes them to the
+// customer's bucket and then advances the cursor.
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/auditexport/auditexport/internal/api"
+	"github.com/auditexport/auditexport/internal/metrics"
+	"github.com/auditexport/auditexport/internal/s3sink"
+	"github.com/auditexport/auditexport/internal/store"
+)
+
+// Options tune the delivery loop.
+type Options struct {
+	// Workers bounds how many destinations write at the same time.
+	Workers int
+	// Tick, when set, replaces every destination's cadence (tests, dev mode).
+	Tick time.Duration
+	// RetryInitial and RetryMax bound the backoff after a failed attempt.
+	RetryInitial time.Duration
+	RetryMax     time.Duration
+	// FailingAfter is how long a destination fails before its state is "failing".
+	FailingAfter time.Duration
+	// SpoolDir holds objects while they are encoded.
+	SpoolDir string
+	// Refresh is how often the destination list is re-read without a Notify.
+	Refresh time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Deliverer runs one loop per enabled destination.
+type Deliverer struct {
+	store   store.Store
+	writers func(s3sink.Target) Putter
+	metrics *metrics.Metrics
+	log     hclog.Logger
+	opts    Options
+
+	sem  chan struct{}
+	wake chan struct{}
+
+	mu    sync.Mutex
+	loops map[string]*loop
+}
+
+type loop struct {
+	updated time.Time
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// New returns a Deliverer. writers builds the Putter for a destination's target.
+func New(s store.Store, writers func(s3sink.Target) Putter, m *metrics.Metrics, log hclog.Logger, opts Options) *Deliverer {
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.RetryInitial <= 0 {
+		opts.RetryInitial = time.Second
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = 5 * time.Minute
+	}
+	if opts.Refresh <= 0 {
+		opts.Refresh = 10 * time.Second
+	}
+	return &Deliverer{
+		store: s, writers: writers, metrics: m, log: log.Named("delivery"), opts: opts,
+		sem:   make(chan struct{}, opts.Workers),
+		wake:  make(chan struct{}, 1),
+		loops: map[string]*loop{},
+	}
+}
+
+func (d *Deliverer) now() time.Time {
+	if d.opts.Now != nil {
+		return d.opts.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Notify tells the Deliverer that destinations changed.
+func (d *Deliverer) Notify() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run reconciles the destination loops until ctx ends, then waits for the
+// loops to stop. A loop stops between objects, never inside a commit, so a
+// plan in flight is either committed or re-run at the next start.
+func (d *Deliverer) Run(ctx context.Context) {
+	t := time.NewTicker(d.opts.Refresh)
+	defer t.Stop()
+	for {
+		d.reconcile(ctx)
+		select {
+		case <-ctx.Done():
+			d.stopAll()
+			return
+		case <-t.C:
+		case <-d.wake:
+		}
+	}
+}
+
+func (d *Deliverer) reconcile(ctx context.Context) {
+	dests, err := d.store.ListDestinations(ctx, 0)
+	if err != nil {
+		d.log.Error("listing destinations", "error", err)
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	seen := map[string]bool{}
+	for _, dest := range dests {
+		seen[dest.ID] = true
+		if l, ok := d.loops[dest.ID]; ok && l.updated.Equal(dest.UpdatedAt) {
+			continue
+		}
+		d.stopLocked(dest.ID)
+		d.startLocked(ctx, dest)
+	}
+	for id := range d.loops {
+		if !seen[id] {
+			d.stopLocked(id)
+		}
+	}
+}
+
+func (d *Deliverer) startLocked(ctx context.Context, dest store.Destination) {
+	var spec api.DestinationSpec
+	if err := json.Unmarshal(dest.Spec, &spec); err != nil {
+		d.log.Error("destination spec unreadable", "destination", dest.ID, "error", err)
+		return
+	}
+	if spec.Enabled != nil && !*spec.Enabled {
+		return
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	l := &loop{updated: dest.UpdatedAt, cancel: cancel, done: make(chan struct{})}
+	d.loops[dest.ID] = l
+	go func() {
+		defer close(l.done)
+		d.runLoop(lctx, dest, spec)
+	}()
+}
+
+func (d *Deliverer) stopLocked(id string) {
+	l, ok := d.loops[id]
+	if !ok {
+		return
+	}
+	l.cancel()
+	<-l.done
+	delete(d.loops, id)
+}
+
+func (d *Deliverer) stopAll() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id := range d.loops {
+		d.stopLocked(id)
+	}
+}
+
+// runLoop waits for each window end and delivers, retrying with capped,
+// jittered backoff until the attempt succeeds. A failing destination only
+// holds its own worker slot while it writes, never while it waits.
+func (d *Deliverer) runLoop(ctx context.Context, dest store.Destination, spec api.DestinationSpec) {
+	sched, err := ScheduleFor(spec, d.opts.Tick)
+	if err != nil {
+		d.log.Error("destination schedule", "destination", dest.ID, "error", err)
+		return
+	}
+	tenant, err := d.store.TenantByID(ctx, dest.TenantID)
+	if err != nil {
+		d.log.Error("destination tenant", "destination", dest.ID, "error", err)
+		return
+	}
+	t := &target{dest: dest, spec: spec, tenant: tenant, put: d.writers(TargetFor(spec, tenant.ExternalID))}
+	windowEnd := sched.Last(d.now())
+	if _, err := d.store.PendingPlan(ctx, dest.ID); err != nil {
+		// No plan in flight: wait for the next window end.
+		windowEnd = sched.Next(d.now())
+	}
+	for {
+		if !d.sleepUntil(ctx, windowEnd) {
+			return
+		}
+		if !d.deliverWindow(ctx, t, windowEnd) {
+			return
+		}
+		windowEnd = sched.Next(windowEnd)
+		if now := d.now(); windowEnd.Before(now) {
+			// Skip windows missed while down: one plan covers them all.
+			windowEnd = sched.Last(now)
+		}
+	}
+}
+
+// deliverWindow runs attempts until one succeeds; false when ctx ended.
+func (d *Deliverer) deliverWindow(ctx context.Context, t *target, windowEnd time.Time) bool {
+	backoff := d.opts.RetryInitial
+	for {
+		err := d.attempt(ctx, t, windowEnd)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		d.fail(ctx, t, err)
+		wait := backoff/2 + rand.N(backoff/2+1)
+		if !d.sleepUntil(ctx, d.now().Add(wait)) {
+			return false
+		}
+		backoff = min(backoff*2, d.opts.RetryMax)
+	}
+}
+
+func (d *Deliverer) attempt(ctx context.Context, t *target, windowEnd time.Time) error {
+	select {
+	case d.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-d.sem }()
+	dest, err := d.store.GetDestination(ctx, t.tenant.ID, t.dest.ID)
+	if err != nil {
+		return err
+	}
+	t.dest = dest
+	n, err := d.runOnce(ctx, t, windowEnd)
+	if err != nil {
+		return err
+	}
+	d.succeed(ctx, t, n)
+	return nil
+}
+
+func (d *Deliverer) sleepUntil(ctx context.Context, at time.Time) bool {
+	wait := at.Sub(d.now())
+	if wait <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// TargetFor maps a destination spec to the S3 writer's target.
+func TargetFor(spec api.DestinationSpec, externalID string) s3sink.Target {
+	return s3sink.Target{
+		Bucket: spec.Bucket, Region: spec.Region, Prefix: spec.Prefix,
+		RoleARN: spec.RoleARN, ExternalID: externalID,
+		AccessKeyID: spec.AccessKeyID, SecretAccessKey: spec.SecretAccessKey,
+		Encryption: spec.Encryption, KMSKeyARN: spec.KMSKeyARN,
+		ACL: spec.ACL, StorageClass: spec.StorageClass,
+	}
+}

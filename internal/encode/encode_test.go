@@ -1,0 +1,107 @@
+package encode
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"testing"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+func decompress(t *testing.T, compression string, data []byte) []byte {
+	t.Helper()
+	var r io.Reader = bytes.NewReader(data)
+	switch compression {
+	case "gzip":
+		gz, err := gzip.NewReader(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = gz
+	case "zstd":
+		zr, err := zstd.NewReader(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestWriter(t *testing.T) {
+	events := []string{`{"a":1}`, `{"b":2.50,"a":"x"}`}
+	tests := []struct {
+		format, compression string
+		events              []string
+		want                string
+	}{
+		{"ndjson", "none", events, "{\"a\":1}\n{\"b\":2.50,\"a\":\"x\"}\n"},
+		{"ndjson", "gzip", events, "{\"a\":1}\n{\"b\":2.50,\"a\":\"x\"}\n"},
+		{"ndjson", "zstd", events, "{\"a\":1}\n{\"b\":2.50,\"a\":\"x\"}\n"},
+		{"json", "none", events, "[\n{\"a\":1},\n{\"b\":2.50,\"a\":\"x\"}\n]\n"},
+		{"json", "gzip", nil, "[]\n"},
+		{"ndjson", "none", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.format+"/"+tt.compression, func(t *testing.T) {
+			var buf bytes.Buffer
+			w, err := NewWriter(&buf, tt.format, tt.compression)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range tt.events {
+				if err := w.Write([]byte(e)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			got := decompress(t, tt.compression, buf.Bytes())
+			if string(got) != tt.want {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+			if tt.format == "json" && !json.Valid(got) {
+				t.Fatalf("json output is not valid JSON: %q", got)
+			}
+			if w.Count() != int64(len(tt.events)) {
+				t.Fatalf("Count() = %d, want %d", w.Count(), len(tt.events))
+			}
+		})
+	}
+}
+
+func TestWriterRejectsUnknown(t *testing.T) {
+	if _, err := NewWriter(io.Discard, "csv", "gzip"); err == nil {
+		t.Fatal("format csv accepted")
+	}
+	if _, err := NewWriter(io.Discard, "ndjson", "brotli"); err == nil {
+		t.Fatal("compression brotli accepted")
+	}
+}
+
+func TestNames(t *testing.T) {
+	tests := []struct{ format, compression, ext, ctype, cenc string }{
+		{"ndjson", "gzip", ".ndjson.gz", "application/x-ndjson", "gzip"},
+		{"ndjson", "zstd", ".ndjson.zst", "application/x-ndjson", "zstd"},
+		{"json", "none", ".json", "application/json", ""},
+	}
+	for _, tt := range tests {
+		if got := Extension(tt.format, tt.compression); got != tt.ext {
+			t.Errorf("Extension(%s,%s) = %q, want %q", tt.format, tt.compression, got, tt.ext)
+		}
+		if got := ContentType(tt.format); got != tt.ctype {
+			t.Errorf("ContentType(%s) = %q, want %q", tt.format, got, tt.ctype)
+		}
+		if got := ContentEncoding(tt.compression); got != tt.cenc {
+			t.Errorf("ContentEncoding(%s) = %q, want %q", tt.compression, got, tt.cenc)
+		}
+	}
+}

@@ -1,0 +1,251 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/auditexport/auditexport/internal/store"
+	"github.com/hashicorp/go-hclog"
+)
+
+// DefaultMaxBatchEvents is the default cap on the events of one commit.
+const DefaultMaxBatchEvents = 5000
+
+// ErrClosed is returned by Submit once Close has been called.
+var ErrClosed = errors.New("ingest: committer is closed")
+
+// CommitterOptions tunes group commit.
+type CommitterOptions struct {
+	// MaxBatchEvents caps the events of one store.Append call. A request
+	// larger than that is committed alone; a request is never split. Zero
+	// means DefaultMaxBatchEvents.
+	MaxBatchEvents int
+	// MaxWait is how long a commit waits for more requests to join it. Zero
+	// adds no wait: whatever is queued is committed as soon as the previous
+	// commit ends. Under load requests pile up while a commit runs, so zero
+	// still groups well, without adding latency when the agent is idle.
+	MaxWait time.Duration
+}
+
+// Committer makes ingest requests durable with group commit: one goroutine
+// takes every queued request and stores them all with one store.Append call,
+// so that many requests share one transaction and one fsync.
+type Committer struct {
+	store store.Store
+	opts  CommitterOptions
+	log   hclog.Logger
+
+	mu     sync.Mutex
+	queue  []*request
+	queued int // events in queue
+	closed bool
+
+	wake      chan struct{} // capacity 1: a request arrived or Close began
+	done      chan struct{} // closed when the commit loop has exited
+	startOnce sync.Once
+	closeOnce sync.Once
+}
+
+// request is one Submit waiting for its commit.
+type request struct {
+	batch store.AppendBatch
+	reply chan reply // capacity 1, so the commit loop never blocks on it
+}
+
+type reply struct {
+	res store.AppendResult
+	err error
+}
+
+// NewCommitter returns a Committer that appends to s. Call Start to begin
+// committing and Close to stop. A nil log discards messages.
+func NewCommitter(s store.Store, opts CommitterOptions, log hclog.Logger) *Committer {
+	if opts.MaxBatchEvents <= 0 {
+		opts.MaxBatchEvents = DefaultMaxBatchEvents
+	}
+	if opts.MaxWait < 0 {
+		opts.MaxWait = 0
+	}
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &Committer{
+		store: s,
+		opts:  opts,
+		log:   log,
+		wake:  make(chan struct{}, 1),
+		done:  make(chan struct{}),
+	}
+}
+
+// Start starts the commit loop. Calling it again does nothing.
+func (c *Committer) Start() {
+	c.startOnce.Do(func() { go c.run() })
+}
+
+// Close stops accepting requests, commits the ones already queued and returns
+// once they are answered. It is safe to call more than once.
+func (c *Committer) Close() {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+		c.signal()
+	})
+	// Without a loop nothing would drain the queue.
+	c.Start()
+	<-c.done
+}
+
+// Submit queues b and blocks until it is durable, then returns its result.
+// When the store fails, every request of the same commit gets the error and
+// none of their events is stored.
+//
+// If ctx ends first, Submit returns ctx.Err() but b may still be committed:
+// it stays queued, and a commit in flight cannot be undone. The client then
+// sees an error and retries, which is harmless since events with a stored
+// messageId are dropped as duplicates. A ctx that has already ended when
+// Submit is called queues nothing.
+func (c *Committer) Submit(ctx context.Context, b store.AppendBatch) (store.AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return store.AppendResult{}, err
+	}
+	r := &request{batch: b, reply: make(chan reply, 1)}
+	if err := c.enqueue(r); err != nil {
+		return store.AppendResult{}, err
+	}
+	select {
+	case rep := <-r.reply:
+		return rep.res, rep.err
+	case <-ctx.Done():
+		return store.AppendResult{}, ctx.Err()
+	}
+}
+
+func (c *Committer) enqueue(r *request) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.queue = append(c.queue, r)
+	c.queued += len(r.batch.Events)
+	c.mu.Unlock()
+	c.signal()
+	return nil
+}
+
+// signal wakes the commit loop. A wake-up already pending covers this one,
+// because the loop looks at the whole queue each time it wakes.
+func (c *Committer) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run is the commit loop.
+func (c *Committer) run() {
+	defer close(c.done)
+	for c.waitWork() {
+		c.linger()
+		c.commit(c.take())
+	}
+}
+
+// waitWork blocks until a request is queued. It returns false when the
+// committer is closed and the queue is empty.
+func (c *Committer) waitWork() bool {
+	for {
+		c.mu.Lock()
+		n, closed := len(c.queue), c.closed
+		c.mu.Unlock()
+		if n > 0 {
+			return true
+		}
+		if closed {
+			return false
+		}
+		<-c.wake
+	}
+}
+
+// linger waits up to MaxWait for more requests, and stops early once a full
+// batch is queued or Close is called.
+func (c *Committer) linger() {
+	if c.opts.MaxWait <= 0 {
+		return
+	}
+	timer := time.NewTimer(c.opts.MaxWait)
+	defer timer.Stop()
+	for {
+		c.mu.Lock()
+		full, closed := c.queued >= c.opts.MaxBatchEvents, c.closed
+		c.mu.Unlock()
+		if full || closed {
+			return
+		}
+		select {
+		case <-timer.C:
+			return
+		case <-c.wake:
+		}
+	}
+}
+
+// take removes the requests of the next commit from the queue: in arrival
+// order, up to MaxBatchEvents events, and at least one request.
+func (c *Committer) take() []*request {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, events := 0, 0
+	for n < len(c.queue) {
+		size := len(c.queue[n].batch.Events)
+		if n > 0 && events+size > c.opts.MaxBatchEvents {
+			break
+		}
+		n++
+		events += size
+	}
+	group := make([]*request, n)
+	copy(group, c.queue)
+	// Clear the taken slots so the queue does not keep their events alive.
+	clear(c.queue[:n])
+	c.queue = c.queue[n:]
+	c.queued -= events
+	return group
+}
+
+// commit appends the group's batches in one call and answers each request.
+func (c *Committer) commit(group []*request) {
+	if len(group) == 0 {
+		return
+	}
+	batches := make([]store.AppendBatch, len(group))
+	events := 0
+	for i, r := range group {
+		batches[i] = r.batch
+		events += len(r.batch.Events)
+	}
+	start := time.Now()
+	// Not a request's context: one client going away must not fail the
+	// commit for the others.
+	results, err := c.store.Append(context.Background(), batches)
+	if err == nil && len(results) != len(batches) {
+		err = fmt.Errorf("store returned %d results for %d batches", len(results), len(batches))
+	}
+	if err != nil {
+		c.log.Error("commit failed", "requests", len(group), "events", events, "error", err)
+		for _, r := range group {
+			r.reply <- reply{err: err}
+		}
+		return
+	}
+	c.log.Debug("committed", "requests", len(group), "events", events, "duration", time.Since(start))
+	for i, r := range group {
+		r.reply <- reply{res: results[i]}
+	}
+}

@@ -1,0 +1,298 @@
+package s3sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
+
+	"github.com/auditexport/auditexport/internal/policy"
+)
+
+// Codes set by this package where AWS gives none or an unhelpful one.
+const (
+	// CodeWrongRegion: the bucket's region, found by HeadBucket or
+	// GetBucketLocation, differs from the destination's region.
+	CodeWrongRegion = "WrongRegion"
+	// CodeNoSuchBucket replaces the bare "NotFound" of a HeadBucket 404.
+	CodeNoSuchBucket = "NoSuchBucket"
+)
+
+// Names of the data sources that publish the documents of package policy.
+const (
+	trustPolicySource  = "auditexport_trust_policy"
+	rolePolicySource   = "auditexport_role_policy"
+	bucketPolicySource = "auditexport_bucket_policy"
+)
+
+// Error is a failed AWS call with a hint for the customer.
+type Error struct {
+	// Call is the failing AWS operation: AssumeRole, HeadBucket,
+	// GetBucketLocation, PutObject or DeleteObject.
+	Call string
+	// Code is the AWS error code, such as AccessDenied or NoSuchBucket, or
+	// one of the Code constants of this package.
+	Code string
+	// Message is the message AWS returned, or the error text when the call
+	// got no AWS response.
+	Message string
+	// Fix says what the customer must change; empty when there is nothing
+	// to change on their side.
+	Fix string
+	// Retryable tells that the same call may succeed later unchanged:
+	// throttling, 5xx, network and expired-session errors.
+	Retryable bool
+
+	err error
+}
+
+// Error renders the call, the code and the fix as one sentence, for example
+// `AssumeRole denied (AccessDenied): the role's trust policy must allow ...`.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Call)
+	if isDenied(e.Code) {
+		b.WriteString(" denied")
+	} else {
+		b.WriteString(" failed")
+	}
+	if e.Code != "" {
+		fmt.Fprintf(&b, " (%s)", e.Code)
+	}
+	b.WriteString(": ")
+	if e.Fix != "" {
+		b.WriteString(e.Fix)
+	} else {
+		b.WriteString(e.Message)
+	}
+	return b.String()
+}
+
+// Unwrap returns the SDK error.
+func (e *Error) Unwrap() error { return e.err }
+
+// fail turns err, returned by call, into an *Error.
+func (w *Writer) fail(ctx context.Context, call string, err error) *Error {
+	// An S3 call fails in AssumeRole when the cached role credentials had
+	// to be refreshed: blame the call that really failed.
+	if fromAssumeRole(err) {
+		call = "AssumeRole"
+	}
+	e := &Error{Call: call, Message: err.Error(), err: err}
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		e.Code = apiErr.ErrorCode()
+		if msg := apiErr.ErrorMessage(); msg != "" {
+			e.Message = msg
+		}
+	}
+	status := httpStatus(err)
+	if call == "HeadBucket" && status == http.StatusNotFound {
+		e.Code = CodeNoSuchBucket
+	}
+	e.Retryable = isRetryable(err, e.Code, status)
+	e.Fix = w.fix(ctx, e, status, err)
+	return e
+}
+
+// fix returns what the customer must change to make e go away, or "".
+func (w *Writer) fix(ctx context.Context, e *Error, status int, err error) string {
+	switch {
+	case e.Call == "AssumeRole":
+		return w.assumeRoleFix(ctx, e.Code)
+	case isWrongRegion(e.Code, status):
+		return w.regionFix(regionFromError(err))
+	case e.Code == CodeNoSuchBucket:
+		return fmt.Sprintf("bucket %q does not exist: create it or correct the bucket name", w.t.Bucket)
+	case strings.HasPrefix(e.Code, "KMS.") || (isDenied(e.Code) && mentionsKMS(e.Message)):
+		return w.kmsFix(e.Code)
+	case e.Code == "InvalidAccessKeyId" || e.Code == "SignatureDoesNotMatch":
+		if w.t.AccessKeyID != "" {
+			return "the destination's access_key_id or secret_access_key is wrong: create a new access key and update both"
+		}
+		return ""
+	case e.Code == "AccessControlListNotSupported":
+		return fmt.Sprintf("bucket %q has ACLs disabled (object ownership \"bucket owner enforced\"): set acl to %q or %q",
+			w.t.Bucket, ACLBucketOwnerFullControl, ACLNone)
+	case e.Code == "InvalidStorageClass":
+		return fmt.Sprintf("storage class %q is not valid for this bucket", w.t.StorageClass)
+	case isDenied(e.Code) && e.Call == "PutObject":
+		return w.putDeniedFix()
+	case isDenied(e.Code) && e.Call == "DeleteObject":
+		return fmt.Sprintf("%s should allow s3:DeleteObject on %s (data source %s) so that the connection test can remove its test object",
+			w.identityPolicy(), policy.ObjectARN(w.t.Bucket, w.t.Prefix), rolePolicySource)
+	}
+	return ""
+}
+
+func (w *Writer) assumeRoleFix(ctx context.Context, code string) string {
+	switch code {
+	case "AccessDenied":
+		principal, err := w.p.ARN(ctx)
+		if err != nil {
+			principal = "the delivery principal"
+		}
+		return fmt.Sprintf("the role's trust policy must allow %s to call sts:AssumeRole with sts:ExternalId %q (data source %s); check also that role %s exists",
+			principal, w.t.ExternalID, trustPolicySource, w.t.RoleARN)
+	case "NoSuchEntity":
+		return fmt.Sprintf("role %s does not exist: create it or correct role_arn", w.t.RoleARN)
+	case "RegionDisabledException":
+		return fmt.Sprintf("STS is not activated in region %s for the delivery principal's account", w.p.cfg.Region)
+	case "ValidationError":
+		return fmt.Sprintf("role_arn %q is not a valid IAM role ARN", w.t.RoleARN)
+	}
+	// Other failures (the principal's own keys rejected, throttling) are
+	// the operator's to fix, not the customer's.
+	return ""
+}
+
+func (w *Writer) regionFix(actual string) string {
+	if actual == "" || actual == w.region {
+		return fmt.Sprintf("bucket %q is not in region %s: set region to the bucket's region", w.t.Bucket, w.region)
+	}
+	return fmt.Sprintf("bucket %q is in region %s, not %s: set region = %q", w.t.Bucket, actual, w.region, actual)
+}
+
+func (w *Writer) kmsFix(code string) string {
+	key := w.t.KMSKeyARN
+	if key == "" {
+		key = "the bucket's default KMS key"
+	}
+	switch code {
+	case "KMS.NotFoundException":
+		return fmt.Sprintf("KMS key %s does not exist in region %s: correct kms_key_arn", key, w.region)
+	case "KMS.DisabledException", "KMS.KMSInvalidStateException":
+		return fmt.Sprintf("KMS key %s is disabled or pending deletion: enable it or choose another key", key)
+	}
+	return fmt.Sprintf("%s and the key policy of %s must allow kms:GenerateDataKey and kms:Encrypt (data source %s)",
+		w.identityPolicy(), key, rolePolicySource)
+}
+
+func (w *Writer) putDeniedFix() string {
+	objects := policy.ObjectARN(w.t.Bucket, w.t.Prefix)
+	if w.t.AccessKeyID == "" && w.t.RoleARN == "" {
+		return fmt.Sprintf("the bucket policy must allow the delivery principal s3:PutObject on %s (data source %s)",
+			objects, bucketPolicySource)
+	}
+	return fmt.Sprintf("%s must allow s3:PutObject on %s (data source %s) and the bucket policy must not deny it (data source %s)",
+		w.identityPolicy(), objects, rolePolicySource, bucketPolicySource)
+}
+
+// identityPolicy names the IAM policy that grants the writer's permissions.
+func (w *Writer) identityPolicy() string {
+	switch {
+	case w.t.AccessKeyID != "":
+		return "the IAM policy of access key " + w.t.AccessKeyID
+	case w.t.RoleARN != "":
+		return "the role policy of " + w.t.RoleARN
+	}
+	return "the bucket policy"
+}
+
+// fromAssumeRole tells whether err came from STS AssumeRole, possibly
+// wrapped in the error of the S3 call that needed the credentials.
+func fromAssumeRole(err error) bool {
+	for err != nil {
+		var op *smithy.OperationError
+		if !errors.As(err, &op) {
+			return false
+		}
+		if op.Service() == "STS" && op.Operation() == "AssumeRole" {
+			return true
+		}
+		err = op.Unwrap()
+	}
+	return false
+}
+
+func preconditionFailed(err error) bool {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "PreconditionFailed" {
+		return true
+	}
+	return httpStatus(err) == http.StatusPreconditionFailed
+}
+
+func httpStatus(err error) int {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
+}
+
+func isDenied(code string) bool {
+	switch code {
+	case "AccessDenied", "AccessDeniedException", "Forbidden", "AllAccessDisabled",
+		"KMS.AccessDeniedException":
+		return true
+	}
+	return false
+}
+
+func isWrongRegion(code string, status int) bool {
+	switch code {
+	case "PermanentRedirect", "AuthorizationHeaderMalformed",
+		"IllegalLocationConstraintException", CodeWrongRegion:
+		return true
+	}
+	return status == http.StatusMovedPermanently
+}
+
+var retryableCodes = map[string]bool{
+	"SlowDown":                   true,
+	"Throttling":                 true,
+	"ThrottlingException":        true,
+	"RequestLimitExceeded":       true,
+	"TooManyRequestsException":   true,
+	"RequestTimeout":             true,
+	"RequestTimeTooSkewed":       true,
+	"InternalError":              true,
+	"ServiceUnavailable":         true,
+	"ExpiredToken":               true,
+	"IDPCommunicationError":      true,
+	"ConditionalRequestConflict": true,
+	"KMS.ThrottlingException":    true,
+}
+
+func isRetryable(err error, code string, status int) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	if retryableCodes[code] || status >= 500 || status == http.StatusTooManyRequests {
+		return true
+	}
+	// No HTTP response at all: a network error or a timeout.
+	return status == 0 && code == ""
+}
+
+func mentionsKMS(msg string) bool {
+	return strings.Contains(strings.ToLower(msg), "kms")
+}
+
+// expectingRegion matches the hint of AuthorizationHeaderMalformed:
+// "the region 'us-east-1' is wrong; expecting 'eu-west-1'".
+var expectingRegion = regexp.MustCompile(`expecting '([a-z0-9-]+)'`)
+
+// regionFromError returns the bucket's region carried by an error response,
+// or "".
+func regionFromError(err error) string {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) && re.Response != nil {
+		if r := re.Response.Header.Get("x-amz-bucket-region"); r != "" {
+			return r
+		}
+	}
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		if m := expectingRegion.FindStringSubmatch(apiErr.ErrorMessage()); m != nil {
+			return m[1]
+		}
+	}
+	return ""
+}

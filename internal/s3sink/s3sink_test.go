@@ -1,0 +1,390 @@
+package s3sink
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/auditexport/auditexport/internal/policy"
+	"github.com/auditexport/auditexport/internal/testenv"
+)
+
+const externalID = "tenant-acme-3f9c2a"
+
+// env is a moto_server with a delivery principal.
+type env struct {
+	moto *testenv.Moto
+	p    *Principal
+	arn  string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	isolateAWSConfig(t)
+	m := testenv.StartMoto(t)
+	arn, key, secret := m.CreateUser(t, "auditexport-delivery")
+	p, err := NewPrincipal(context.Background(), Options{
+		Region:          m.Region,
+		S3Endpoint:      m.URL,
+		STSEndpoint:     m.URL,
+		UsePathStyle:    true,
+		AccessKeyID:     key,
+		SecretAccessKey: secret,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{moto: m, p: p, arn: arn}
+}
+
+// isolateAWSConfig keeps the machine's AWS profile and endpoint settings out
+// of the SDK's default chain.
+func isolateAWSConfig(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_CONFIG_FILE", empty)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", empty)
+	for _, v := range []string{"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL",
+		"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_STS", "AWS_REGION", "AWS_DEFAULT_REGION"} {
+		t.Setenv(v, "")
+	}
+}
+
+// role creates a role that trusts the delivery principal with externalID.
+func (e *env) role(t *testing.T, name string, rolePolicy policy.Document) string {
+	t.Helper()
+	return e.moto.CreateRole(t, name, policy.TrustPolicy(e.arn, externalID).JSON(), rolePolicy.JSON())
+}
+
+func asError(t *testing.T, err error) *Error {
+	t.Helper()
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error %v (%T) is not an *Error", err, err)
+	}
+	return e
+}
+
+func TestConnectionTest(t *testing.T) {
+	e := newEnv(t)
+	e.moto.CreateBucket(t, "audit-us", "us-east-1")
+	e.moto.CreateBucket(t, "audit-eu", "eu-west-1")
+
+	putOnly := policy.Document{Version: policy.Version, Statement: []policy.Statement{
+		{Sid: "Put", Effect: "Allow", Action: "s3:PutObject", Resource: "arn:aws:s3:::audit-us/nodelete/*"},
+		{Sid: "Location", Effect: "Allow", Action: "s3:GetBucketLocation", Resource: "arn:aws:s3:::audit-us"},
+	}}
+	roles := map[string]string{
+		"ok":        e.role(t, "ok", policy.RolePolicy("audit-us", "logs", "")),
+		"missing":   e.role(t, "missing", policy.RolePolicy("no-such-bucket", "logs", "")),
+		"eu":        e.role(t, "eu", policy.RolePolicy("audit-eu", "logs", "")),
+		"otherpfx":  e.role(t, "otherpfx", policy.RolePolicy("audit-us", "other", "")),
+		"nodelete":  e.role(t, "nodelete", putOnly),
+		"kms":       e.role(t, "kms", policy.RolePolicy("audit-us", "kms", "arn:aws:kms:us-east-1:123456789012:key/k1")),
+		"untrusted": e.moto.CreateRole(t, "untrusted", policy.TrustPolicy("arn:aws:iam::123456789012:user/someone-else", externalID).JSON(), policy.RolePolicy("audit-us", "logs", "").JSON()),
+	}
+	target := func(role, bucket, region, prefix string) Target {
+		return Target{Bucket: bucket, Region: region, Prefix: prefix, RoleARN: roles[role], ExternalID: externalID}
+	}
+
+	cases := []struct {
+		name   string
+		target Target
+		// For a passing test: the number of warnings. For a failing one:
+		// the calls that may fail, the code and substrings of the message.
+		warnings int
+		calls    []string
+		code     string
+		contains []string
+	}{
+		{
+			name:   "success",
+			target: target("ok", "audit-us", "us-east-1", "logs/"),
+		},
+		{
+			name:   "success with sse-kms",
+			target: withKMS(target("kms", "audit-us", "us-east-1", "kms"), "arn:aws:kms:us-east-1:123456789012:key/k1"),
+		},
+		{
+			name: "wrong external id",
+			target: func() Target {
+				tg := target("ok", "audit-us", "us-east-1", "logs")
+				tg.ExternalID = "tenant-other"
+				return tg
+			}(),
+			calls:    []string{"AssumeRole"},
+			code:     "AccessDenied",
+			contains: []string{"AssumeRole denied (AccessDenied)", "sts:ExternalId \"tenant-other\"", e.arn, trustPolicySource},
+		},
+		{
+			name:     "principal not trusted",
+			target:   target("untrusted", "audit-us", "us-east-1", "logs"),
+			calls:    []string{"AssumeRole"},
+			code:     "AccessDenied",
+			contains: []string{e.arn, "trust policy", trustPolicySource},
+		},
+		{
+			name:     "bucket does not exist",
+			target:   target("missing", "no-such-bucket", "us-east-1", "logs"),
+			calls:    []string{"HeadBucket", "GetBucketLocation", "PutObject"},
+			code:     "NoSuchBucket",
+			contains: []string{`bucket "no-such-bucket" does not exist`},
+		},
+		{
+			name:     "wrong region",
+			target:   target("eu", "audit-eu", "us-east-1", "logs"),
+			calls:    []string{"HeadBucket", "GetBucketLocation"},
+			code:     CodeWrongRegion,
+			contains: []string{"eu-west-1", "us-east-1", `set region = "eu-west-1"`},
+		},
+		{
+			name:     "role policy lacks s3:PutObject on the prefix",
+			target:   target("otherpfx", "audit-us", "us-east-1", "logs"),
+			calls:    []string{"PutObject"},
+			code:     "AccessDenied",
+			contains: []string{"s3:PutObject on arn:aws:s3:::audit-us/logs/*", rolePolicySource, bucketPolicySource},
+		},
+		{
+			name:     "role policy lacks s3:DeleteObject",
+			target:   target("nodelete", "audit-us", "us-east-1", "nodelete"),
+			warnings: 1,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := e.p.Test(context.Background(), tc.target)
+			if tc.code == "" {
+				if err != nil {
+					t.Fatalf("Test: %v", err)
+				}
+				checkPassed(t, e.moto, tc.target, res, tc.warnings)
+				return
+			}
+			if err == nil {
+				t.Fatalf("Test passed, want %s error", tc.code)
+			}
+			got := asError(t, err)
+			t.Logf("error: %v", got)
+			if !contains(tc.calls, got.Call) {
+				t.Errorf("Call = %q, want one of %q", got.Call, tc.calls)
+			}
+			if got.Code != tc.code {
+				t.Errorf("Code = %q, want %q", got.Code, tc.code)
+			}
+			for _, s := range tc.contains {
+				if !strings.Contains(got.Error(), s) {
+					t.Errorf("message lacks %q: %s", s, got.Error())
+				}
+			}
+			if got.Retryable {
+				t.Errorf("a configuration error is marked retryable")
+			}
+		})
+	}
+}
+
+func checkPassed(t *testing.T, m *testenv.Moto, tg Target, res TestResult, warnings int) {
+	t.Helper()
+	prefix := policy.CleanPrefix(tg.Prefix) + "/_auditexport/connection-test-"
+	if !strings.HasPrefix(res.Key, prefix) {
+		t.Errorf("test key %q does not start with %q", res.Key, prefix)
+	}
+	if len(res.Warnings) != warnings {
+		t.Fatalf("warnings = %q, want %d", res.Warnings, warnings)
+	}
+	left := m.ListKeys(t, tg.Bucket, prefix)
+	if warnings == 0 {
+		if len(left) != 0 {
+			t.Errorf("test object not deleted: %q", left)
+		}
+		return
+	}
+	// The only warning case: the delete was denied and the object stays.
+	if w := res.Warnings[0]; !strings.Contains(w, "DeleteObject denied (AccessDenied)") || !strings.Contains(w, rolePolicySource) {
+		t.Errorf("warning = %q", w)
+	}
+	if len(left) != 1 || left[0] != res.Key {
+		t.Errorf("keys left = %q, want the test object %q", left, res.Key)
+	}
+}
+
+func withKMS(t Target, key string) Target {
+	t.Encryption = EncryptionSSEKMS
+	t.KMSKeyARN = key
+	return t
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// A role created in the same apply is not assumable at once; with a retry
+// budget the test waits for it.
+func TestConnectionTestRetriesAssumeRole(t *testing.T) {
+	e := newEnv(t)
+	e.moto.CreateBucket(t, "audit", "us-east-1")
+	// The trust policy names someone else until the "propagation" below.
+	roleARN := e.moto.CreateRole(t, "late",
+		policy.TrustPolicy("arn:aws:iam::123456789012:user/nobody", externalID).JSON(),
+		policy.RolePolicy("audit", "", "").JSON())
+	target := Target{Bucket: "audit", Region: "us-east-1", RoleARN: roleARN, ExternalID: externalID}
+
+	if _, err := e.p.Test(context.Background(), target); asError(t, err).Call != "AssumeRole" {
+		t.Fatalf("without retry: %v, want an AssumeRole error", err)
+	}
+
+	go func() {
+		time.Sleep(time.Second)
+		_, err := e.moto.IAMClient().UpdateAssumeRolePolicy(context.Background(), &iam.UpdateAssumeRolePolicyInput{
+			RoleName:       aws.String("late"),
+			PolicyDocument: aws.String(policy.TrustPolicy(e.arn, externalID).JSON()),
+		})
+		if err != nil {
+			t.Errorf("UpdateAssumeRolePolicy: %v", err)
+		}
+	}()
+	e.p.opts.AssumeRoleRetry = 10 * time.Second
+	start := time.Now()
+	if _, err := e.p.Test(context.Background(), target); err != nil {
+		t.Fatalf("with retry: %v", err)
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("passed after %s, before the trust policy was fixed", d)
+	}
+}
+
+func TestConnectionTestStaticKeys(t *testing.T) {
+	e := newEnv(t)
+	e.moto.CreateBucket(t, "audit", "us-east-1")
+	_, key, secret := e.moto.CreateUser(t, "customer-writer")
+	_, err := e.moto.IAMClient().PutUserPolicy(context.Background(), &iam.PutUserPolicyInput{
+		UserName:       aws.String("customer-writer"),
+		PolicyName:     aws.String("write"),
+		PolicyDocument: aws.String(policy.RolePolicy("audit", "logs", "").JSON()),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := Target{Bucket: "audit", Region: "us-east-1", Prefix: "logs", AccessKeyID: key, SecretAccessKey: secret}
+	res, err := e.p.Test(context.Background(), target)
+	if err != nil {
+		t.Fatalf("Test: %v", err)
+	}
+	checkPassed(t, e.moto, target, res, 0)
+
+	target.SecretAccessKey = "wrong"
+	_, err = e.p.Test(context.Background(), target)
+	if err == nil {
+		t.Fatal("Test passed with a wrong secret")
+	}
+	got := asError(t, err)
+	if got.Code != "SignatureDoesNotMatch" || !strings.Contains(got.Error(), "secret_access_key is wrong") {
+		t.Errorf("error = %v (code %q)", got, got.Code)
+	}
+
+	target.AccessKeyID = "AKIAUNKNOWN000000000"
+	_, err = e.p.Test(context.Background(), target)
+	if got := asError(t, err); got.Code != "InvalidAccessKeyId" || !strings.Contains(got.Error(), "access_key_id") {
+		t.Errorf("error = %v (code %q)", got, got.Code)
+	}
+}
+
+func TestPut(t *testing.T) {
+	e := newEnv(t)
+	e.moto.CreateBucket(t, "audit", "us-east-1")
+	roleARN := e.role(t, "writer", policy.RolePolicy("audit", "logs", "arn:aws:kms:us-east-1:123456789012:key/k1"))
+	ctx := context.Background()
+
+	t.Run("write once", func(t *testing.T) {
+		w := e.p.Writer(Target{Bucket: "audit", Region: "us-east-1", Prefix: "logs", RoleARN: roleARN,
+			ExternalID: externalID, ACL: ACLBucketOwnerFullControl, StorageClass: "STANDARD_IA"})
+		key := w.Key("a/1.ndjson.gz")
+		meta := PutMeta{ContentType: "application/x-ndjson", ContentEncoding: "gzip"}
+		res, err := w.Put(ctx, key, strings.NewReader("first"), 5, meta)
+		if err != nil || res.AlreadyExists {
+			t.Fatalf("first Put = %+v, %v", res, err)
+		}
+		res, err = w.Put(ctx, key, strings.NewReader("second"), 6, meta)
+		if err != nil || !res.AlreadyExists {
+			t.Fatalf("second Put = %+v, %v; want AlreadyExists", res, err)
+		}
+		if got := string(e.moto.GetObject(t, "audit", key)); got != "first" {
+			t.Errorf("object = %q, want the first write", got)
+		}
+		head := headObject(t, e.moto, "audit", key)
+		if head.ServerSideEncryption != types.ServerSideEncryptionAes256 {
+			t.Errorf("ServerSideEncryption = %q", head.ServerSideEncryption)
+		}
+		if head.StorageClass != types.StorageClassStandardIa {
+			t.Errorf("StorageClass = %q", head.StorageClass)
+		}
+		if aws.ToString(head.ContentType) != meta.ContentType || aws.ToString(head.ContentEncoding) != meta.ContentEncoding {
+			t.Errorf("Content-Type %q, Content-Encoding %q", aws.ToString(head.ContentType), aws.ToString(head.ContentEncoding))
+		}
+	})
+
+	t.Run("sse-kms", func(t *testing.T) {
+		keyARN := "arn:aws:kms:us-east-1:123456789012:key/k1"
+		w := e.p.Writer(withKMS(Target{Bucket: "audit", Region: "us-east-1", Prefix: "logs",
+			RoleARN: roleARN, ExternalID: externalID}, keyARN))
+		key := w.Key("kms.txt")
+		if _, err := w.Put(ctx, key, strings.NewReader("x"), -1, PutMeta{}); err != nil {
+			t.Fatal(err)
+		}
+		head := headObject(t, e.moto, "audit", key)
+		if head.ServerSideEncryption != types.ServerSideEncryptionAwsKms || aws.ToString(head.SSEKMSKeyId) != keyARN {
+			t.Errorf("SSE = %q, key %q", head.ServerSideEncryption, aws.ToString(head.SSEKMSKeyId))
+		}
+	})
+
+	t.Run("denied AssumeRole names AssumeRole", func(t *testing.T) {
+		w := e.p.Writer(Target{Bucket: "audit", Region: "us-east-1", Prefix: "logs", RoleARN: roleARN, ExternalID: "wrong"})
+		_, err := w.Put(ctx, w.Key("x"), strings.NewReader("x"), 1, PutMeta{})
+		if got := asError(t, err); got.Call != "AssumeRole" || got.Code != "AccessDenied" {
+			t.Errorf("error = %v (call %q, code %q)", got, got.Call, got.Code)
+		}
+	})
+
+	t.Run("unknown encryption", func(t *testing.T) {
+		w := e.p.Writer(Target{Bucket: "audit", RoleARN: roleARN, ExternalID: externalID, Encryption: "rot13"})
+		if _, err := w.Put(ctx, "logs/y", strings.NewReader("y"), 1, PutMeta{}); err == nil {
+			t.Error("Put accepted an unknown encryption")
+		}
+	})
+}
+
+func headObject(t *testing.T, m *testenv.Moto, bucket, key string) *s3.HeadObjectOutput {
+	t.Helper()
+	out, err := m.S3Client().HeadObject(context.Background(), &s3.HeadObjectInput{
+		Bucket: aws.String(bucket),
+		Key:    aws.String(key),
+	})
+	if err != nil {
+		t.Fatalf("HeadObject %s/%s: %v", bucket, key, err)
+	}
+	return out
+}
+
+func TestPrincipalARN(t *testing.T) {
+	e := newEnv(t)
+	got, err := e.p.ARN(context.Background())
+	if err != nil || got != e.arn {
+		t.Errorf("ARN = %q, %v; want %q", got, err, e.arn)
+	}
+}

@@ -1,0 +1,271 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/auditexport/auditexport/internal/api"
+	"github.com/auditexport/auditexport/internal/delivery"
+	"github.com/auditexport/auditexport/internal/s3sink"
+	"github.com/auditexport/auditexport/internal/store"
+)
+
+const maxSpecBytes = 64 << 10
+
+func (s *Server) createDestination(w http.ResponseWriter, r *http.Request) {
+	tenant, ok := s.tenantOf(w, r)
+	if !ok {
+		return
+	}
+	spec, ok := decodeSpec(w, r)
+	if !ok {
+		return
+	}
+	warnings, ok := s.connectionTest(w, r.Context(), spec, tenant)
+	if !ok {
+		return
+	}
+	cursor, err := s.backfillCursor(r.Context(), tenant.ID, spec.Backfill)
+	if err != nil {
+		s.internalError(w, "backfill", err)
+		return
+	}
+	data, _ := json.Marshal(spec)
+	dest, err := s.store.CreateDestination(r.Context(), store.Destination{
+		ID: newDestinationID(), TenantID: tenant.ID, Spec: data, Cursor: cursor,
+	})
+	if err != nil {
+		s.internalError(w, "saving destination", err)
+		return
+	}
+	s.notify()
+	s.log.Info("destination created", "tenant", tenant.Name, "destination", dest.ID, "bucket", spec.Bucket)
+	s.writeDestination(w, r.Context(), http.StatusCreated, tenant, dest, warnings)
+}
+
+func (s *Server) updateDestination(w http.ResponseWriter, r *http.Request) {
+	tenant, ok := s.tenantOf(w, r)
+	if !ok {
+		return
+	}
+	old, ok := s.destinationOf(w, r, tenant)
+	if !ok {
+		return
+	}
+	spec, ok := decodeSpec(w, r)
+	if !ok {
+		return
+	}
+	keepSecret(&spec, old)
+	if spec.AccessKeyID != "" && spec.SecretAccessKey == "" {
+		writeError(w, http.StatusBadRequest, api.Error{Code: "invalid_field", Field: "secret_access_key", Message: "secret_access_key: required with a new access_key_id"})
+		return
+	}
+	warnings, ok := s.connectionTest(w, r.Context(), spec, tenant)
+	if !ok {
+		return
+	}
+	data, _ := json.Marshal(spec)
+	dest, err := s.store.UpdateDestination(r.Context(), tenant.ID, old.ID, data)
+	if err != nil {
+		s.internalError(w, "saving destination", err)
+		return
+	}
+	s.notify()
+	s.writeDestination(w, r.Context(), http.StatusOK, tenant, dest, warnings)
+}
+
+func (s *Server) getDestination(w http.ResponseWriter, r *http.Request) {
+	tenant, ok := s.tenantOf(w, r)
+	if !ok {
+		return
+	}
+	dest, ok := s.destinationOf(w, r, tenant)
+	if !ok {
+		return
+	}
+	s.writeDestination(w, r.Context(), http.StatusOK, tenant, dest, nil)
+}
+
+func (s *Server) listDestinations(w http.ResponseWriter, r *http.Request) {
+	tenant, ok := s.tenantOf(w, r)
+	if !ok {
+		return
+	}
+	dests, err := s.store.ListDestinations(r.Context(), tenant.ID)
+	if err != nil {
+		s.internalError(w, "listing destinations", err)
+		return
+	}
+	out := api.DestinationList{Destinations: []api.Destination{}}
+	for _, d := range dests {
+		ad, err := s.apiDestination(r.Context(), tenant, d)
+		if err != nil {
+			s.internalError(w, "destination status", err)
+			return
+		}
+		out.Destinations = append(out.Destinations, ad)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) deleteDestination(w http.ResponseWriter, r *http.Request) {
+	tenant, ok := s.tenantOf(w, r)
+	if !ok {
+		return
+	}
+	err := s.store.DeleteDestination(r.Context(), tenant.ID, r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		notFound(w, r.PathValue("id"))
+		return
+	}
+	if err != nil {
+		s.internalError(w, "deleting destination", err)
+		return
+	}
+	s.metrics.ForgetDestination(tenant.Name, r.PathValue("id"))
+	s.notify()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) notify() {
+	if s.notifier != nil {
+		s.notifier.Notify()
+	}
+}
+
+func (s *Server) tenantOf(w http.ResponseWriter, r *http.Request) (store.Tenant, bool) {
+	tenant, err := s.store.TenantByID(r.Context(), tokenFrom(r.Context()).TenantID)
+	if err != nil {
+		s.internalError(w, "tenant lookup", err)
+		return store.Tenant{}, false
+	}
+	return tenant, true
+}
+
+// destinationOf loads the {id} destination of the token's tenant. Another
+// tenant's destination answers 404, exactly like one that does not exist.
+func (s *Server) destinationOf(w http.ResponseWriter, r *http.Request, tenant store.Tenant) (store.Destination, bool) {
+	dest, err := s.store.GetDestination(r.Context(), tenant.ID, r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		notFound(w, r.PathValue("id"))
+		return store.Destination{}, false
+	}
+	if err != nil {
+		s.internalError(w, "destination lookup", err)
+		return store.Destination{}, false
+	}
+	return dest, true
+}
+
+func notFound(w http.ResponseWriter, id string) {
+	writeError(w, http.StatusNotFound, api.Error{Code: "destination_not_found", Message: fmt.Sprintf("destination %q does not exist", id)})
+}
+
+func decodeSpec(w http.ResponseWriter, r *http.Request) (api.DestinationSpec, bool) {
+	var spec api.DestinationSpec
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSpecBytes))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, api.Error{Code: "request_too_large", Message: "destination body is larger than 64 KiB"})
+		return spec, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&spec); err != nil {
+		writeError(w, http.StatusBadRequest, api.Error{Code: "invalid_json", Message: "destination body: " + strings.TrimPrefix(err.Error(), "json: ")})
+		return spec, false
+	}
+	if err := spec.Normalize(); err != nil {
+		var fe *api.FieldError
+		field := ""
+		if errors.As(err, &fe) {
+			field = fe.Field
+		}
+		writeError(w, http.StatusBadRequest, api.Error{Code: "invalid_field", Field: field, Message: err.Error()})
+		return spec, false
+	}
+	return spec, true
+}
+
+// keepSecret carries the stored static secret over an update that does not
+// resend it (the API never returns it, so clients cannot).
+func keepSecret(spec *api.DestinationSpec, old store.Destination) {
+	if spec.SecretAccessKey != "" || spec.AccessKeyID == "" {
+		return
+	}
+	var prev api.DestinationSpec
+	if json.Unmarshal(old.Spec, &prev) == nil && prev.AccessKeyID == spec.AccessKeyID {
+		spec.SecretAccessKey = prev.SecretAccessKey
+	}
+}
+
+// connectionTest proves the destination works before it is saved. On
+// failure it answers 422 with the failing call, the AWS error code and the fix.
+func (s *Server) connectionTest(w http.ResponseWriter, ctx context.Context, spec api.DestinationSpec, tenant store.Tenant) ([]string, bool) {
+	res, err := s.tester.Test(ctx, delivery.TargetFor(spec, tenant.ExternalID))
+	if err == nil {
+		return res.Warnings, true
+	}
+	s.log.Info("connection test failed", "tenant", tenant.Name, "bucket", spec.Bucket, "error", err)
+	e := api.Error{Code: "connection_test_failed", Message: "connection test failed: " + err.Error()}
+	status := http.StatusUnprocessableEntity
+	var se *s3sink.Error
+	if errors.As(err, &se) {
+		e.Call, e.AWSCode = se.Call, se.Code
+		if se.Retryable {
+			status = http.StatusBadGateway
+		}
+	}
+	writeError(w, status, e)
+	return nil, false
+}
+
+func (s *Server) backfillCursor(ctx context.Context, tenantID int64, backfill string) (int64, error) {
+	d, err := api.ParseBackfill(backfill)
+	if err != nil {
+		return 0, err
+	}
+	return s.store.LastSeqBefore(ctx, tenantID, s.opts.Now().Add(-d))
+}
+
+func (s *Server) writeDestination(w http.ResponseWriter, ctx context.Context, status int, tenant store.Tenant, dest store.Destination, warnings []string) {
+	ad, err := s.apiDestination(ctx, tenant, dest)
+	if err != nil {
+		s.internalError(w, "destination status", err)
+		return
+	}
+	ad.Warnings = warnings
+	writeJSON(w, status, ad)
+}
+
+func (s *Server) apiDestination(ctx context.Context, tenant store.Tenant, dest store.Destination) (api.Destination, error) {
+	var spec api.DestinationSpec
+	if err := json.Unmarshal(dest.Spec, &spec); err != nil {
+		return api.Destination{}, err
+	}
+	hasSecret := spec.SecretAccessKey != ""
+	spec.SecretAccessKey = ""
+	st, err := delivery.Status(ctx, s.store, dest, spec, s.opts.FailingAfter, s.opts.Now().UTC())
+	if err != nil {
+		return api.Destination{}, err
+	}
+	return api.Destination{
+		ID: dest.ID, Tenant: tenant.Name, DestinationSpec: spec, HasSecret: hasSecret,
+		ExternalID: tenant.ExternalID, Status: st,
+		CreatedAt: dest.CreatedAt.UTC(), UpdatedAt: dest.UpdatedAt.UTC(),
+	}, nil
+}
+
+func newDestinationID() string {
+	b := make([]byte, 10)
+	_, _ = rand.Read(b)
+	return "dst_" + hex.EncodeToString(b)
+}

@@ -1,0 +1,169 @@
+// Package server is the agent's HTTP API: event ingest for the platform,
+// destinations and identity for the tenants' Terraform provider, health and
+// metrics for the operator.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
+
+	"github.com/auditexport/auditexport/internal/api"
+	"github.com/auditexport/auditexport/internal/ingest"
+	"github.com/auditexport/auditexport/internal/metrics"
+	"github.com/auditexport/auditexport/internal/s3sink"
+	"github.com/auditexport/auditexport/internal/store"
+	"github.com/auditexport/auditexport/internal/tokens"
+)
+
+// Tester runs a destination's connection test and names the delivery principal.
+// *s3sink.Principal is one.
+type Tester interface {
+	Test(ctx context.Context, t s3sink.Target) (s3sink.TestResult, error)
+	ARN(ctx context.Context) (string, error)
+}
+
+// Notifier is told when destinations change. *delivery.Deliverer is one.
+type Notifier interface {
+	Notify()
+}
+
+// Options configure the server.
+type Options struct {
+	Fields          ingest.Fields
+	Limits          ingest.Limits
+	MaxRequestBytes int64
+	// TenantRate is the sustained events per second a tenant may post; 0 is unlimited.
+	TenantRate  float64
+	TenantBurst int
+	// FailingAfter is how long a destination fails before its state is "failing".
+	FailingAfter time.Duration
+	Now          func() time.Time
+}
+
+// Server serves the API.
+type Server struct {
+	store     store.Store
+	committer *ingest.Committer
+	tester    Tester
+	notifier  Notifier
+	metrics   *metrics.Metrics
+	log       hclog.Logger
+	opts      Options
+
+	mu       sync.Mutex
+	limiters map[int64]*rate.Limiter
+}
+
+// New returns a Server. notifier may be nil.
+func New(s store.Store, c *ingest.Committer, t Tester, n Notifier, m *metrics.Metrics, log hclog.Logger, opts Options) *Server {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxRequestBytes <= 0 {
+		opts.MaxRequestBytes = 16 << 20
+	}
+	return &Server{
+		store: s, committer: c, tester: t, notifier: n, metrics: m,
+		log: log.Named("api"), opts: opts, limiters: map[int64]*rate.Limiter{},
+	}
+}
+
+// Handler returns the HTTP handler with every route.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("POST /v1/tenants/{tenant}/events", s.withToken(api.ScopeIngest, s.postEvents))
+	mux.HandleFunc("GET /v1/identity", s.withToken(api.ScopeManage, s.identity))
+	mux.HandleFunc("POST /v1/destinations", s.withToken(api.ScopeManage, s.createDestination))
+	mux.HandleFunc("GET /v1/destinations", s.withToken(api.ScopeManage, s.listDestinations))
+	mux.HandleFunc("GET /v1/destinations/{id}", s.withToken(api.ScopeManage, s.getDestination))
+	mux.HandleFunc("PUT /v1/destinations/{id}", s.withToken(api.ScopeManage, s.updateDestination))
+	mux.HandleFunc("DELETE /v1/destinations/{id}", s.withToken(api.ScopeManage, s.deleteDestination))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, api.Error{Code: "not_found", Message: "no such API route: " + r.Method + " " + r.URL.Path})
+	})
+	return mux
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.store.ListTenants(r.Context()); err != nil {
+		writeError(w, http.StatusServiceUnavailable, api.Error{Code: "store_unavailable", Message: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+type tokenKey struct{}
+
+// withToken checks the bearer token and its scope before calling next. The
+// token is in the request context for next.
+func (s *Server) withToken(scope string, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || raw == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="auditexport"`)
+			writeError(w, http.StatusUnauthorized, api.Error{Code: "unauthorized", Message: "missing bearer token: send \"Authorization: Bearer <token>\" with a token from `auditexport-agent token create`"})
+			return
+		}
+		tok, err := s.store.TokenByHash(r.Context(), tokens.Hash(strings.TrimSpace(raw)))
+		if errors.Is(err, store.ErrNotFound) {
+			writeError(w, http.StatusUnauthorized, api.Error{Code: "unauthorized", Message: "the token is not valid: check the token in your configuration (tokens are shown once, at creation)"})
+			return
+		}
+		if err != nil {
+			s.internalError(w, "token lookup", err)
+			return
+		}
+		if tok.Scope != scope {
+			writeError(w, http.StatusForbidden, api.Error{Code: "forbidden", Message: "this is a " + tok.Scope + " token; this call needs a " + scope + " token"})
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok)))
+	}
+}
+
+func tokenFrom(ctx context.Context) store.Token {
+	tok, _ := ctx.Value(tokenKey{}).(store.Token)
+	return tok
+}
+
+func (s *Server) identity(w http.ResponseWriter, r *http.Request) {
+	tenant, err := s.store.TenantByID(r.Context(), tokenFrom(r.Context()).TenantID)
+	if err != nil {
+		s.internalError(w, "tenant lookup", err)
+		return
+	}
+	arn, err := s.tester.ARN(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, api.Error{Code: "principal_unknown", Message: "the agent cannot tell its delivery principal: " + err.Error() + " (operator: set aws.principal_arn or give the agent AWS credentials)"})
+		return
+	}
+	writeJSON(w, http.StatusOK, api.Identity{Tenant: tenant.Name, ExternalID: tenant.ExternalID, PrincipalARN: arn})
+}
+
+func (s *Server) internalError(w http.ResponseWriter, what string, err error) {
+	s.log.Error("internal error", "during", what, "error", err)
+	writeError(w, http.StatusInternalServerError, api.Error{Code: "internal", Message: "internal error during " + what + "; see the agent's log"})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, e api.Error) {
+	writeJSON(w, status, api.ErrorResponse{Error: e})
+}

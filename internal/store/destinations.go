@@ -1,0 +1,284 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+const destinationColumns = `id, tenant_id, spec, cursor, created_at, updated_at`
+
+// CreateDestination stores d with the id the caller chose. d.Cursor is kept
+// as given, so the caller decides where delivery starts (backfill). An
+// unknown tenant is an error wrapping ErrNotFound and a taken id one wrapping
+// ErrConflict.
+func (s *SQLite) CreateDestination(ctx context.Context, d Destination) (Destination, error) {
+	d.CreatedAt = now()
+	d.UpdatedAt = d.CreatedAt
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := tenantExists(ctx, tx, d.TenantID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO destinations
+			(id, tenant_id, spec, cursor, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?)`,
+			d.ID, d.TenantID, nonNil(d.Spec), d.Cursor, toMs(d.CreatedAt), toMs(d.UpdatedAt))
+		return err
+	})
+	if isUnique(err) {
+		return Destination{}, fmt.Errorf("destination %q: %w", d.ID, ErrConflict)
+	}
+	if err != nil {
+		return Destination{}, fmt.Errorf("create destination %q: %w", d.ID, err)
+	}
+	return d, nil
+}
+
+// GetDestination returns a destination of the tenant. A destination of
+// another tenant is not found: this is where tenants are kept apart.
+func (s *SQLite) GetDestination(ctx context.Context, tenantID int64, id string) (Destination, error) {
+	row := s.reader.QueryRowContext(ctx, `SELECT `+destinationColumns+`
+		FROM destinations WHERE id = ? AND tenant_id = ?`, id, tenantID)
+	d, err := scanDestination(row)
+	if err != nil {
+		return Destination{}, notFound(err, "destination %q", id)
+	}
+	return d, nil
+}
+
+// ListDestinations lists a tenant's destinations, or every tenant's when
+// tenantID is 0, ordered by creation.
+func (s *SQLite) ListDestinations(ctx context.Context, tenantID int64) ([]Destination, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+destinationColumns+`
+		FROM destinations WHERE ? = 0 OR tenant_id = ?
+		ORDER BY created_at, id`, tenantID, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("list destinations: %w", err)
+	}
+	defer rows.Close()
+
+	var ds []Destination
+	for rows.Next() {
+		d, err := scanDestination(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list destinations: %w", err)
+		}
+		ds = append(ds, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list destinations: %w", err)
+	}
+	return ds, nil
+}
+
+// UpdateDestination replaces the spec of a destination of the tenant. The
+// cursor, status and any pending plan are kept.
+func (s *SQLite) UpdateDestination(ctx context.Context, tenantID int64, id string, spec []byte) (Destination, error) {
+	var d Destination
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		row := tx.QueryRowContext(ctx, `UPDATE destinations SET spec = ?, updated_at = ?
+			WHERE id = ? AND tenant_id = ?
+			RETURNING `+destinationColumns,
+			nonNil(spec), toMs(now()), id, tenantID)
+		var err error
+		d, err = scanDestination(row)
+		return notFound(err, "destination %q", id)
+	})
+	if err != nil {
+		return Destination{}, fmt.Errorf("update destination: %w", err)
+	}
+	return d, nil
+}
+
+// DeleteDestination deletes a destination of the tenant; its status and
+// pending plan go with it (ON DELETE CASCADE).
+func (s *SQLite) DeleteDestination(ctx context.Context, tenantID int64, id string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`DELETE FROM destinations WHERE id = ? AND tenant_id = ?`, id, tenantID)
+		if err != nil {
+			return err
+		}
+		return requireOne(res, "destination %q", id)
+	})
+	if err != nil {
+		return fmt.Errorf("delete destination: %w", err)
+	}
+	return nil
+}
+
+func scanDestination(sc scanner) (Destination, error) {
+	var d Destination
+	var created, updated int64
+	err := sc.Scan(&d.ID, &d.TenantID, &d.Spec, &d.Cursor, &created, &updated)
+	if err != nil {
+		return Destination{}, err
+	}
+	d.CreatedAt = fromMs(created)
+	d.UpdatedAt = fromMs(updated)
+	return d, nil
+}
+
+// GetStatus returns a destination's status; a destination that has none yet
+// has the zero Status. An unknown destination is an error wrapping
+// ErrNotFound.
+func (s *SQLite) GetStatus(ctx context.Context, destID string) (Status, error) {
+	var st Status
+	var lastDelivery, lastAttempt, failingSince int64
+	err := s.reader.QueryRowContext(ctx, `SELECT
+			COALESCE(s.last_delivery_at, 0), COALESCE(s.last_attempt_at, 0),
+			COALESCE(s.last_error, ''), COALESCE(s.failing_since, 0),
+			COALESCE(s.events_delivered, 0), COALESCE(s.objects_delivered, 0),
+			COALESCE(s.bytes_delivered, 0)
+		FROM destinations d
+		LEFT JOIN destination_status s ON s.destination_id = d.id
+		WHERE d.id = ?`, destID).
+		Scan(&lastDelivery, &lastAttempt, &st.LastError, &failingSince,
+			&st.EventsDelivered, &st.ObjectsDelivered, &st.BytesDelivered)
+	if err != nil {
+		return Status{}, fmt.Errorf("get status: %w", notFound(err, "destination %q", destID))
+	}
+	st.LastDeliveryAt = fromMs(lastDelivery)
+	st.LastAttemptAt = fromMs(lastAttempt)
+	st.FailingSince = fromMs(failingSince)
+	return st, nil
+}
+
+// SetStatus replaces a destination's status, creating it if needed.
+func (s *SQLite) SetStatus(ctx context.Context, destID string, st Status) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := destinationExists(ctx, tx, destID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO destination_status
+			(destination_id, last_delivery_at, last_attempt_at, last_error,
+			 failing_since, events_delivered, objects_delivered, bytes_delivered)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (destination_id) DO UPDATE SET
+				last_delivery_at  = excluded.last_delivery_at,
+				last_attempt_at   = excluded.last_attempt_at,
+				last_error        = excluded.last_error,
+				failing_since     = excluded.failing_since,
+				events_delivered  = excluded.events_delivered,
+				objects_delivered = excluded.objects_delivered,
+				bytes_delivered   = excluded.bytes_delivered`,
+			destID, toMs(st.LastDeliveryAt), toMs(st.LastAttemptAt), st.LastError,
+			toMs(st.FailingSince), st.EventsDelivered, st.ObjectsDelivered, st.BytesDelivered)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set status: %w", err)
+	}
+	return nil
+}
+
+// PendingPlan returns the destination's saved plan, or an error wrapping
+// ErrNotFound when there is none.
+func (s *SQLite) PendingPlan(ctx context.Context, destID string) (Plan, error) {
+	p := Plan{DestinationID: destID}
+	var windowEnd, created int64
+	err := s.reader.QueryRowContext(ctx, `SELECT from_seq, to_seq, window_end, objects, created_at
+		FROM plans WHERE destination_id = ?`, destID).
+		Scan(&p.FromSeq, &p.ToSeq, &windowEnd, &p.Objects, &created)
+	if err != nil {
+		return Plan{}, fmt.Errorf("pending plan: %w", notFound(err, "plan of destination %q", destID))
+	}
+	p.WindowEnd = fromMs(windowEnd)
+	p.CreatedAt = fromMs(created)
+	return p, nil
+}
+
+// SavePlan saves p as the destination's pending plan. If one is pending
+// already the error wraps ErrConflict; if the destination does not exist, it
+// wraps ErrNotFound. A zero p.CreatedAt is set to now.
+func (s *SQLite) SavePlan(ctx context.Context, p Plan) error {
+	if p.CreatedAt.IsZero() {
+		p.CreatedAt = now()
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := destinationExists(ctx, tx, p.DestinationID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO plans
+			(destination_id, from_seq, to_seq, window_end, objects, created_at)
+			VALUES (?, ?, ?, ?, ?, ?)`,
+			p.DestinationID, p.FromSeq, p.ToSeq, toMs(p.WindowEnd), nonNil(p.Objects), toMs(p.CreatedAt))
+		if isUnique(err) {
+			return fmt.Errorf("plan of destination %q already pending: %w", p.DestinationID, ErrConflict)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("save plan: %w", err)
+	}
+	return nil
+}
+
+// CommitPlan marks p done: in one transaction it deletes the plan, moves the
+// cursor to p.ToSeq and records the delivery in the status (counters added,
+// error and failing-since cleared). If the plan is gone (or a different plan
+// is pending) the error wraps ErrNotFound and nothing changes. A zero d.At
+// is set to now.
+func (s *SQLite) CommitPlan(ctx context.Context, p Plan, d Delivered) error {
+	if d.At.IsZero() {
+		d.At = now()
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM plans
+			WHERE destination_id = ? AND from_seq = ? AND to_seq = ?`,
+			p.DestinationID, p.FromSeq, p.ToSeq)
+		if err != nil {
+			return err
+		}
+		if err := requireOne(res, "plan %d-%d of destination %q", p.FromSeq, p.ToSeq, p.DestinationID); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx,
+			`UPDATE destinations SET cursor = ? WHERE id = ?`, p.ToSeq, p.DestinationID)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO destination_status
+			(destination_id, last_delivery_at, events_delivered, objects_delivered, bytes_delivered)
+			VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (destination_id) DO UPDATE SET
+				last_delivery_at  = excluded.last_delivery_at,
+				last_error        = '',
+				failing_since     = 0,
+				events_delivered  = events_delivered + excluded.events_delivered,
+				objects_delivered = objects_delivered + excluded.objects_delivered,
+				bytes_delivered   = bytes_delivered + excluded.bytes_delivered`,
+			p.DestinationID, toMs(d.At), d.Events, d.Objects, d.Bytes)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("commit plan: %w", err)
+	}
+	return nil
+}
+
+func destinationExists(ctx context.Context, tx *sql.Tx, id string) error {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM destinations WHERE id = ?`, id).Scan(&one)
+	return notFound(err, "destination %q", id)
+}
+
+// requireOne returns an error wrapping ErrNotFound unless res changed a row.
+func requireOne(res sql.Result, format string, args ...any) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return notFound(sql.ErrNoRows, format, args...)
+	}
+	return nil
+}
+
+// nonNil keeps NOT NULL blob columns happy when the caller passes nil.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}

@@ -1,0 +1,131 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations is the schema history. Entry i brings the database to version
+// i+1. Never edit or reorder an entry once released: append a new one.
+var migrations = []string{
+	// 1: initial schema.
+	`
+CREATE TABLE tenants (
+	id          INTEGER PRIMARY KEY,
+	name        TEXT    NOT NULL UNIQUE,
+	external_id TEXT    NOT NULL,
+	head_seq    INTEGER NOT NULL DEFAULT 0,
+	created_at  INTEGER NOT NULL
+);
+
+CREATE TABLE tokens (
+	id         INTEGER PRIMARY KEY,
+	hash       BLOB    NOT NULL UNIQUE,
+	scope      TEXT    NOT NULL,
+	tenant_id  INTEGER REFERENCES tenants (id),
+	created_at INTEGER NOT NULL
+);
+
+-- The event log, clustered by (tenant_id, seq) so that a delivery range is
+-- one contiguous read. There is no foreign key to tenants: Append checks the
+-- tenant once per batch rather than once per row.
+CREATE TABLE events (
+	tenant_id   INTEGER NOT NULL,
+	seq         INTEGER NOT NULL,
+	message_id  TEXT    NOT NULL,
+	event_name  TEXT    NOT NULL,
+	time_ms     INTEGER NOT NULL,
+	received_ms INTEGER NOT NULL,
+	body        BLOB    NOT NULL,
+	PRIMARY KEY (tenant_id, seq),
+	UNIQUE (tenant_id, message_id)
+) WITHOUT ROWID;
+
+-- Scan reads one event name inside a sequence range; this index finds those
+-- rows (and filters on the day) without walking the other names' rows.
+CREATE INDEX events_name_seq ON events (tenant_id, event_name, seq, time_ms);
+
+CREATE TABLE destinations (
+	id         TEXT    PRIMARY KEY,
+	tenant_id  INTEGER NOT NULL REFERENCES tenants (id),
+	spec       BLOB    NOT NULL,
+	cursor     INTEGER NOT NULL DEFAULT 0,
+	created_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL
+);
+
+CREATE INDEX destinations_tenant ON destinations (tenant_id);
+
+CREATE TABLE destination_status (
+	destination_id    TEXT    PRIMARY KEY
+	                          REFERENCES destinations (id) ON DELETE CASCADE,
+	last_delivery_at  INTEGER NOT NULL DEFAULT 0,
+	last_attempt_at   INTEGER NOT NULL DEFAULT 0,
+	last_error        TEXT    NOT NULL DEFAULT '',
+	failing_since     INTEGER NOT NULL DEFAULT 0,
+	events_delivered  INTEGER NOT NULL DEFAULT 0,
+	objects_delivered INTEGER NOT NULL DEFAULT 0,
+	bytes_delivered   INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE plans (
+	destination_id TEXT    PRIMARY KEY
+	                       REFERENCES destinations (id) ON DELETE CASCADE,
+	from_seq       INTEGER NOT NULL,
+	to_seq         INTEGER NOT NULL,
+	window_end     INTEGER NOT NULL,
+	objects        BLOB    NOT NULL,
+	created_at     INTEGER NOT NULL
+);
+`,
+}
+
+// migrate applies the migrations the database does not have yet, all in one
+// transaction. The write transaction starts with BEGIN IMMEDIATE, so two
+// processes opening a new file at once do not both apply the same version.
+func migrate(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback()
+
+	_, err = tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at INTEGER NOT NULL
+	)`)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+
+	var version int
+	err = tx.QueryRowContext(ctx,
+		`SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&version)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("database schema version %d is newer than this agent supports (%d): upgrade the agent",
+			version, len(migrations))
+	}
+	if version == len(migrations) {
+		return nil
+	}
+
+	for i := version; i < len(migrations); i++ {
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			return fmt.Errorf("migrate to version %d: %w", i+1, err)
+		}
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+			i+1, toMs(now()))
+		if err != nil {
+			return fmt.Errorf("migrate to version %d: %w", i+1, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}

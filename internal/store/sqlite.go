@@ -1,0 +1,175 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// busyTimeout is how long a connection waits for a lock held by another
+// connection (or another process, such as an operator CLI sharing the file)
+// before it gives up with SQLITE_BUSY.
+const busyTimeout = 10 * time.Second
+
+// SQLite is the Store kept in one SQLite database file.
+//
+// SQLite allows one writer at a time, so all writes go through a handle with
+// a single connection whose transactions start with BEGIN IMMEDIATE: writers
+// in this process queue on the pool instead of failing with SQLITE_BUSY, and
+// writers in other processes wait on the busy timeout. Reads use a separate
+// pool; in WAL mode they see the last commit and never wait for a writer.
+type SQLite struct {
+	writer *sql.DB
+	reader *sql.DB
+
+	// insertEvent is prepared once on the writer's only connection, so each
+	// Append reuses it instead of compiling the statement again.
+	insertEvent *sql.Stmt
+}
+
+var _ Store = (*SQLite)(nil)
+
+// OpenSQLite opens (creating if needed) the database file at path and brings
+// its schema up to date. The directory must exist.
+func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	writer, err := sql.Open("sqlite", dsn(abs, false))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+	writer.SetConnMaxIdleTime(0)
+
+	// The schema is migrated before the reader pool exists, so no reader
+	// can observe a half-built database (and the file is in WAL mode, which
+	// is persistent, before any reader connects).
+	if err := migrate(ctx, writer); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+
+	reader, err := sql.Open("sqlite", dsn(abs, true))
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	reader.SetMaxOpenConns(n)
+	reader.SetMaxIdleConns(n)
+
+	s := &SQLite{writer: writer, reader: reader}
+	s.insertEvent, err = writer.PrepareContext(ctx, insertEventSQL)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// dsn builds the modernc.org/sqlite data source name for an absolute path.
+// The pragmas are part of the DSN so that every connection the pool opens
+// gets them. The path goes in a file: URI so that characters such as '?' or
+// '#' in it are escaped rather than taken for the query.
+func dsn(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "foreign_keys(1)")
+	if readOnly {
+		// Readers leave journal_mode alone: changing it takes a lock,
+		// and the writer has already made the file WAL.
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Add("_pragma", "journal_mode(WAL)")
+		// FULL fsyncs the WAL on every commit: a successful Append
+		// survives power loss, which the ingest 2xx promises.
+		q.Add("_pragma", "synchronous(FULL)")
+		q.Set("_txlock", "immediate")
+	}
+	p := filepath.ToSlash(path)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // a Windows volume: file:///C:/dir/db
+	}
+	u := url.URL{Scheme: "file", Path: p, RawQuery: q.Encode()}
+	return u.String()
+}
+
+// Close closes both connection pools.
+func (s *SQLite) Close() error {
+	var errs []error
+	if s.insertEvent != nil {
+		errs = append(errs, s.insertEvent.Close())
+	}
+	if s.reader != nil {
+		errs = append(errs, s.reader.Close())
+	}
+	errs = append(errs, s.writer.Close())
+	return errors.Join(errs...)
+}
+
+// write runs fn in a write transaction and commits it when fn returns nil.
+func (s *SQLite) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// isUnique reports whether err is a UNIQUE or PRIMARY KEY violation.
+func isUnique(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE ||
+		se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
+// notFound turns sql.ErrNoRows into an error wrapping ErrNotFound.
+func notFound(err error, format string, args ...any) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrNotFound)
+	}
+	return err
+}
+
+// toMs stores a time as Unix milliseconds; the zero time is stored as 0 so
+// that "never" survives a round trip.
+func toMs(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// fromMs is the inverse of toMs; times come back in UTC.
+func fromMs(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+// now is the current time truncated to what the database keeps, so that
+// values returned by a create equal those read back later.
+func now() time.Time {
+	return time.Now().UTC().Truncate(time.Millisecond)
+}

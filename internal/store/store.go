@@ -1,0 +1,171 @@
+// Package store keeps tenants, tokens, the event log, destinations and their
+// delivery cursors. Store is the contract; SQLite (this package) is the
+// default implementation and PostgreSQL is meant to plug in behind it.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned when a tenant, token, destination or plan does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned when a unique name is taken.
+var ErrConflict = errors.New("already exists")
+
+// Tenant is a customer of the platform.
+type Tenant struct {
+	ID         int64
+	Name       string
+	ExternalID string
+	CreatedAt  time.Time
+}
+
+// Token is an API token; only the SHA-256 of the secret is stored.
+type Token struct {
+	ID        int64
+	Hash      []byte // sha256 of the token string
+	Scope     string // api.ScopeManage or api.ScopeIngest
+	TenantID  int64  // 0 for an ingest token valid for every tenant
+	CreatedAt time.Time
+}
+
+// Event is one audit event to append. Body is kept byte for byte.
+type Event struct {
+	MessageID string
+	EventName string
+	TimeMs    int64 // event timestamp, Unix milliseconds UTC
+	Body      []byte
+}
+
+// AppendBatch is the events of one ingest request, all for one tenant.
+type AppendBatch struct {
+	TenantID int64
+	Events   []Event
+}
+
+// AppendResult tells what happened to one AppendBatch.
+type AppendResult struct {
+	Stored     int
+	Duplicates int
+	FirstSeq   int64 // 0 when nothing was stored
+	LastSeq    int64
+}
+
+// StoredEvent is an event read back from the log.
+type StoredEvent struct {
+	Seq       int64
+	EventName string
+	TimeMs    int64
+	Body      []byte
+}
+
+// Group is the events of one event name and one UTC day inside a sequence
+// range: delivery writes one object (or more parts) per group.
+type Group struct {
+	EventName string
+	Day       time.Time // midnight UTC of the events' day
+	FirstSeq  int64
+	LastSeq   int64
+	Count     int64
+}
+
+// Destination is a stored destination. Spec is the JSON of api.DestinationSpec
+// (including the static secret, which never leaves the agent).
+type Destination struct {
+	ID        string
+	TenantID  int64
+	Spec      []byte
+	Cursor    int64 // last sequence delivered
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Status is the mutable delivery status of a destination.
+type Status struct {
+	LastDeliveryAt   time.Time // zero when never
+	LastAttemptAt    time.Time
+	LastError        string
+	FailingSince     time.Time // zero when not failing
+	EventsDelivered  int64
+	ObjectsDelivered int64
+	BytesDelivered   int64
+}
+
+// Plan is a persisted delivery batch. It is saved before any object is
+// written, so that after a crash the same objects are rewritten with the same
+// keys and bytes (conditional writes then make the retry harmless).
+type Plan struct {
+	DestinationID string
+	FromSeq       int64 // first sequence in the plan (cursor + 1)
+	ToSeq         int64 // last sequence in the plan; the new cursor on commit
+	WindowEnd     time.Time
+	// Objects is opaque to the store: the delivery package's JSON description
+	// of the objects to write.
+	Objects   []byte
+	CreatedAt time.Time
+}
+
+// Delivered is what a committed plan adds to a destination's counters.
+type Delivered struct {
+	Events  int64
+	Objects int64
+	Bytes   int64
+	At      time.Time
+}
+
+// Store is everything the agent keeps on disk. All methods are safe for
+// concurrent use.
+type Store interface {
+	CreateTenant(ctx context.Context, name, externalID string) (Tenant, error)
+	TenantByName(ctx context.Context, name string) (Tenant, error)
+	TenantByID(ctx context.Context, id int64) (Tenant, error)
+	ListTenants(ctx context.Context) ([]Tenant, error)
+
+	CreateToken(ctx context.Context, t Token) (Token, error)
+	TokenByHash(ctx context.Context, hash []byte) (Token, error)
+
+	// Append stores the batches in one durable transaction (group commit):
+	// when it returns nil every new event is fsync'd. Events whose MessageID
+	// is already stored for the tenant (or repeated in the call) are counted
+	// as duplicates and not stored. Each stored event gets the tenant's next
+	// sequence number, in order.
+	Append(ctx context.Context, batches []AppendBatch) ([]AppendResult, error)
+	// Head is the tenant's last assigned sequence number (0 when none).
+	Head(ctx context.Context, tenantID int64) (int64, error)
+	// OldestAfter is the timestamp (commit time) of the first event after seq,
+	// or the zero time when there is none. Used for lag.
+	OldestAfter(ctx context.Context, tenantID, seq int64) (time.Time, error)
+	// LastSeqBefore is the cursor that backfills from t: the sequence number
+	// just before the first event stored at or after t (the head when none is).
+	LastSeqBefore(ctx context.Context, tenantID int64, t time.Time) (int64, error)
+	// Groups lists the (event name, UTC day) groups of events with
+	// from <= seq <= to, ordered by FirstSeq. An empty eventNames means all.
+	Groups(ctx context.Context, tenantID, from, to int64, eventNames []string) ([]Group, error)
+	// Scan calls fn for each event of group g (between g.FirstSeq and
+	// g.LastSeq, same event name, same day) in sequence order, streaming: it
+	// must not load the whole group into memory. fn must not keep ev.Body.
+	Scan(ctx context.Context, tenantID int64, g Group, fn func(ev StoredEvent) error) error
+
+	CreateDestination(ctx context.Context, d Destination) (Destination, error)
+	GetDestination(ctx context.Context, tenantID int64, id string) (Destination, error)
+	// ListDestinations lists a tenant's destinations; tenantID 0 lists all.
+	ListDestinations(ctx context.Context, tenantID int64) ([]Destination, error)
+	UpdateDestination(ctx context.Context, tenantID int64, id string, spec []byte) (Destination, error)
+	DeleteDestination(ctx context.Context, tenantID int64, id string) error
+
+	GetStatus(ctx context.Context, destID string) (Status, error)
+	SetStatus(ctx context.Context, destID string, s Status) error
+
+	// PendingPlan returns the destination's saved plan, or ErrNotFound.
+	PendingPlan(ctx context.Context, destID string) (Plan, error)
+	// SavePlan saves p; a destination has at most one pending plan.
+	SavePlan(ctx context.Context, p Plan) error
+	// CommitPlan, in one transaction, deletes the plan, sets the cursor to
+	// p.ToSeq and adds d to the counters. It fails if the plan is gone.
+	CommitPlan(ctx context.Context, p Plan, d Delivered) error
+
+	Close() error
+}

@@ -1,0 +1,207 @@
+// Package testenv starts real servers for tests: a moto_server with IAM,
+// STS and S3 on a free loopback port, in auth mode so that credentials, IAM
+// policies and role trust policies are enforced.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+)
+
+// Fixed values of every moto_server started by StartMoto.
+const (
+	// MotoRegion is the region of the admin clients.
+	MotoRegion = "us-east-1"
+	// MotoAccountID is moto's default account.
+	MotoAccountID = "123456789012"
+	// MotoVersion is the moto release the harness is written against.
+	MotoVersion = "5.2.1"
+)
+
+const (
+	adminUser   = "testenv-admin"
+	adminPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`
+
+	// bootstrapRequests is the number of unauthenticated requests moto
+	// allows before it enforces IAM: exactly the calls of bootstrapAdmin.
+	bootstrapRequests = 3
+
+	startTimeout = 15 * time.Second
+)
+
+// Moto is a running moto_server.
+type Moto struct {
+	// URL is the endpoint of every service, e.g. "http://127.0.0.1:40123".
+	URL string
+	// Region is the region of the admin clients ("us-east-1").
+	Region string
+	// AdminKey and AdminSecret belong to an IAM user allowed to do anything.
+	AdminKey    string
+	AdminSecret string
+	// AccountID is the account of every IAM entity ("123456789012").
+	AccountID string
+
+	logPath string
+}
+
+// StartMoto starts moto_server in auth mode on a free loopback port and
+// creates an admin user. The server is killed when the test ends.
+func StartMoto(t testing.TB) *Moto {
+	t.Helper()
+	bin, err := exec.LookPath("moto_server")
+	if err != nil {
+		t.Fatalf("moto_server not found on PATH: install moto %s (pip install 'moto[server]==%s')", MotoVersion, MotoVersion)
+	}
+	port := freePort(t)
+	m := &Moto{
+		URL:       "http://127.0.0.1:" + port,
+		Region:    MotoRegion,
+		AccountID: MotoAccountID,
+		logPath:   t.TempDir() + "/moto.log",
+	}
+	logFile, err := os.Create(m.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+
+	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", port)
+	cmd.Env = append(serverEnv(), "INITIAL_NO_AUTH_ACTION_COUNT="+strconv.Itoa(bootstrapRequests))
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	setProcessGroup(cmd)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start moto_server: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		killProcessGroup(cmd)
+		<-exited
+	})
+
+	m.waitReady(t, exited)
+	m.bootstrapAdmin(t)
+	return m
+}
+
+// serverEnv returns the environment without AWS_* variables: moto calls
+// botocore internally, and a profile or endpoint meant for the tests (even
+// an empty AWS_PROFILE) breaks it with errors that surface as HTTP 500.
+func serverEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// waitReady polls /moto-api/, which does not count as an action against
+// INITIAL_NO_AUTH_ACTION_COUNT.
+func (m *Moto) waitReady(t testing.TB, exited <-chan error) {
+	t.Helper()
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(startTimeout)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			t.Fatalf("moto_server exited early (%v); log:\n%s", err, m.LogTail())
+		default:
+		}
+		resp, err := client.Get(m.URL + "/moto-api/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("moto_server not ready at %s after %s; log:\n%s", m.URL, startTimeout, m.LogTail())
+}
+
+// bootstrapAdmin spends the free requests on an admin user and its access
+// key. Retries are off so that each call is exactly one request: a retried
+// call would use up a free request and leave the next one unauthenticated.
+func (m *Moto) bootstrapAdmin(t testing.TB) {
+	t.Helper()
+	ctx := context.Background()
+	cfg := m.config("bootstrap", "bootstrap")
+	cfg.Retryer = func() aws.Retryer { return aws.NopRetryer{} }
+	client := iam.NewFromConfig(cfg, func(o *iam.Options) { o.BaseEndpoint = aws.String(m.URL) })
+
+	fail := func(step string, err error) {
+		t.Fatalf("moto bootstrap: %s: %v; log:\n%s", step, err, m.LogTail())
+	}
+	if _, err := client.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String(adminUser)}); err != nil {
+		fail("CreateUser", err)
+	}
+	_, err := client.PutUserPolicy(ctx, &iam.PutUserPolicyInput{
+		UserName:       aws.String(adminUser),
+		PolicyName:     aws.String("allow-all"),
+		PolicyDocument: aws.String(adminPolicy),
+	})
+	if err != nil {
+		fail("PutUserPolicy", err)
+	}
+	out, err := client.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(adminUser)})
+	if err != nil {
+		fail("CreateAccessKey", err)
+	}
+	m.AdminKey = aws.ToString(out.AccessKey.AccessKeyId)
+	m.AdminSecret = aws.ToString(out.AccessKey.SecretAccessKey)
+}
+
+// Config returns an AWS config with the admin's credentials. Clients built
+// from it still need BaseEndpoint set to m.URL.
+func (m *Moto) Config() aws.Config {
+	return m.config(m.AdminKey, m.AdminSecret)
+}
+
+func (m *Moto) config(key, secret string) aws.Config {
+	return aws.Config{
+		Region:      m.Region,
+		Credentials: credentials.NewStaticCredentialsProvider(key, secret, ""),
+		// Keep the harness independent of AWS_* variables and shared
+		// config files on the machine running the tests.
+		HTTPClient: &http.Client{Timeout: 30 * time.Second},
+	}
+}
+
+// LogTail returns the last lines of the server's log.
+func (m *Moto) LogTail() string {
+	b, err := os.ReadFile(m.logPath)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 40 {
+		lines = lines[len(lines)-40:]
+	}
+	return strings.Join(lines, "\n")
+}
