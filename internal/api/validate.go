@@ -24,11 +24,11 @@ const (
 
 // Allowed values of the enumerated destination fields.
 var (
-	Intervals     = []string{"1m", "5m", "15m", "1h", "2h", "4h", "6h", "12h", "24h"}
-	Formats       = []string{"ndjson", "json"}
-	Compressions  = []string{"gzip", "zstd", "none"}
-	Encryptions   = []string{"sse-s3", "sse-kms"}
-	ACLs          = []string{"bucket-owner-full-control", "private", "none"}
+	Intervals      = []string{"1m", "5m", "15m", "1h", "2h", "4h", "6h", "12h", "24h"}
+	Formats        = []string{"ndjson", "json"}
+	Compressions   = []string{"gzip", "zstd", "none"}
+	Encryptions    = []string{"sse-s3", "sse-kms"}
+	ACLs           = []string{"bucket-owner-full-control", "private", "none"}
 	StorageClasses = []string{"STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR"}
 )
 
