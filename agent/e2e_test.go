@@ -163,6 +163,30 @@ func TestEndToEndDelivery(t *testing.T) {
 	if got.Status.EventsDelivered != 10000 || got.Status.LagEvents != 0 || got.Status.LastDeliveryAt == nil || got.Status.State != api.StateHealthy {
 		t.Fatalf("status after delivery = %+v", got.Status)
 	}
+	metrics := w.get(t, "/metrics")
+	for _, want := range []string{
+		`auditexport_events_ingested_total{tenant="acme"} 10000`,
+		fmt.Sprintf(`auditexport_events_delivered_total{destination=%q,tenant="acme"} 10000`, dest.ID),
+		fmt.Sprintf(`auditexport_objects_delivered_total{destination=%q,tenant="acme"} %d`, dest.ID, len(keys)),
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+func (w *world) get(t *testing.T, path string) string {
+	t.Helper()
+	resp, err := http.Get(w.endpoint() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", path, resp.Status)
+	}
+	return string(data)
 }
 
 // checkKeys asserts the key layout and that sequence ranges never overlap.

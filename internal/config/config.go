@@ -34,9 +34,13 @@ type Config struct {
 	// LogJSON switches the logs from text lines to JSON objects.
 	LogJSON bool `hcl:"log_json,optional"`
 
-	TLS      *TLS      `hcl:"tls,block"`
-	AWS      *AWS      `hcl:"aws,block"`
-	Ingest   *Ingest   `hcl:"ingest,block"`
+	// TLS is the tls block; nil serves plain HTTP.
+	TLS *TLS `hcl:"tls,block"`
+	// AWS is the aws block: the delivery principal.
+	AWS *AWS `hcl:"aws,block"`
+	// Ingest is the ingest block: event fields and limits.
+	Ingest *Ingest `hcl:"ingest,block"`
+	// Delivery is the delivery block: workers, retries and retention.
 	Delivery *Delivery `hcl:"delivery,block"`
 }
 

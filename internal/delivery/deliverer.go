@@ -119,6 +119,7 @@ func (d *Deliverer) reconcile(ctx context.Context) {
 		d.log.Error("listing destinations", "error", err)
 		return
 	}
+	d.updateLag(ctx, dests)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	seen := map[string]bool{}

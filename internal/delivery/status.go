@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/auditexport/auditexport/internal/api"
@@ -105,4 +106,29 @@ func timePtr(t time.Time) *time.Time {
 	}
 	u := t.UTC()
 	return &u
+}
+
+// updateLag refreshes the lag gauges of every destination.
+func (d *Deliverer) updateLag(ctx context.Context, dests []store.Destination) {
+	if d.metrics == nil {
+		return
+	}
+	now := d.now()
+	for _, dest := range dests {
+		var spec api.DestinationSpec
+		if json.Unmarshal(dest.Spec, &spec) != nil {
+			continue
+		}
+		tenant, err := d.store.TenantByID(ctx, dest.TenantID)
+		if err != nil {
+			continue
+		}
+		st, err := Status(ctx, d.store, dest, spec, d.opts.FailingAfter, now)
+		if err != nil {
+			d.log.Warn("computing lag", "destination", dest.ID, "error", err)
+			continue
+		}
+		d.metrics.LagEvents.WithLabelValues(tenant.Name, dest.ID).Set(float64(st.LagEvents))
+		d.metrics.LagSeconds.WithLabelValues(tenant.Name, dest.ID).Set(float64(st.LagSeconds))
+	}
 }

@@ -103,12 +103,23 @@ func (e *LineError) Error() string {
 // can outlive the request that submitted it (see Committer.Submit).
 //
 // Parse is all-or-nothing: on the first bad event it returns nil and a
-// *LineError. An empty body gives no events and no error.
+// *LineError. An empty body gives no events and no error. Each event must be
+// valid UTF-8 JSON, an object, and at most Limits.MaxEventBytes long.
 //
 // Only the three required fields are read, and only as top-level keys. A
 // required field that appears twice at the top level is an error, because
 // JSON parsers disagree on which copy wins and the agent must read the same
-// value as the customer's SIEM.
+// value as the customer's SIEM. The event name and message id must be
+// non-empty strings of at most 256 bytes without control characters. The
+// timestamp is one of:
+//
+//   - a JSON number of epoch milliseconds (a fraction is dropped);
+//   - a string of decimal digits, read as epoch milliseconds;
+//   - an RFC 3339 string, with or without fractional seconds.
+//
+// It must lie between MinTime and MaxFuture past the agent's clock. A number
+// that would fit once read as seconds, microseconds or nanoseconds gets an
+// error that says so.
 func Parse(body []byte, f Fields, lim Limits) ([]store.Event, error) {
 	return newParser(f, lim, time.Now()).parse(body)
 }
@@ -142,7 +153,10 @@ func (p *parser) parse(body []byte) ([]store.Event, error) {
 	return p.parseLines(body)
 }
 
-var newline = []byte{'\n'}
+var (
+	newline = []byte{'\n'}
+	utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+)
 
 // parseLines parses an NDJSON body.
 func (p *parser) parseLines(body []byte) ([]store.Event, error) {
@@ -284,7 +298,10 @@ func syntaxReason(raw []byte, elem bool) string {
 	// is the bad byte's 1-based position.
 	msg := se.Error()
 	reason := fmt.Sprintf("invalid JSON at byte %d: %s", se.Offset, msg)
-	if !elem && (strings.Contains(msg, "end of JSON input") || strings.Contains(msg, "EOF")) {
+	switch {
+	case bytes.HasPrefix(raw[skipSpace(raw, 0):], utf8BOM):
+		reason += "; remove the UTF-8 byte order mark at the start of the body"
+	case !elem && (strings.Contains(msg, "end of JSON input") || strings.Contains(msg, "EOF")):
 		// Typically a pretty-printed event split over several lines.
 		reason += "; NDJSON needs each event complete on one line"
 	}

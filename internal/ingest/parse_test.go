@@ -305,6 +305,12 @@ func TestParseInvalid(t *testing.T) {
 			want: "NDJSON needs each event complete on one line",
 		},
 		{
+			name: "byte order mark",
+			body: "\xEF\xBB\xBF" + good,
+			line: 1,
+			want: "remove the UTF-8 byte order mark",
+		},
+		{
 			name: "array on a later line",
 			body: good + "\n[" + good + "]",
 			line: 2,

@@ -51,12 +51,13 @@ func (w timeWindow) parseNumber(raw []byte) (int64, string) {
 }
 
 func (w timeWindow) parseString(raw []byte) (int64, string) {
+	// Digits never need unescaping, so the raw bytes do.
+	if ms, ok := parseDigits(raw[1 : len(raw)-1]); ok {
+		return w.check(ms, string(raw))
+	}
 	s, ok := stringValue(raw)
 	if !ok {
 		return 0, "is not a valid JSON string"
-	}
-	if ms, ok := parseDigits([]byte(s)); ok {
-		return w.check(ms, strconv.Quote(s))
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {

@@ -56,8 +56,8 @@ func (c *checkpointer) notify() {
 
 func (c *checkpointer) run(ctx context.Context) {
 	defer close(c.done)
-	pause := time.NewTimer(0)
-	defer pause.Stop()
+	pause := time.NewTimer(checkpointInterval)
+	pause.Stop()
 	for {
 		select {
 		case <-ctx.Done():

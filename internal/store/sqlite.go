@@ -34,6 +34,8 @@ type SQLite struct {
 	// insertEvent is prepared once on the writer's only connection, so each
 	// Append reuses it instead of compiling the statement again.
 	insertEvent *sql.Stmt
+
+	ckpt *checkpointer
 }
 
 var _ Store = (*SQLite)(nil)
@@ -77,6 +79,14 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		s.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+
+	ckptDB, err := sql.Open("sqlite", dsn(abs, false))
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	ckptDB.SetMaxOpenConns(1)
+	s.ckpt = startCheckpointer(ckptDB)
 	return s, nil
 }
 
@@ -97,6 +107,7 @@ func dsn(path string, readOnly bool) string {
 		// FULL fsyncs the WAL on every commit: a successful Append
 		// survives power loss, which the ingest 2xx promises.
 		q.Add("_pragma", "synchronous(FULL)")
+		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", walAutocheckpoint))
 		q.Set("_txlock", "immediate")
 	}
 	p := filepath.ToSlash(path)
@@ -110,6 +121,9 @@ func dsn(path string, readOnly bool) string {
 // Close closes both connection pools.
 func (s *SQLite) Close() error {
 	var errs []error
+	if s.ckpt != nil {
+		errs = append(errs, s.ckpt.close())
+	}
 	if s.insertEvent != nil {
 		errs = append(errs, s.insertEvent.Close())
 	}
@@ -130,7 +144,11 @@ func (s *SQLite) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.ckpt.notify()
+	return nil
 }
 
 // isUnique reports whether err is a UNIQUE or PRIMARY KEY violation.
