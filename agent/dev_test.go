@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/auditexport/auditexport/internal/testenv"
 )
 
 // TestDevModeAsANewcomer runs `auditexport-agent dev`, runs the curl line it
@@ -20,12 +22,12 @@ func TestDevModeAsANewcomer(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Fatal("curl is needed to run the printed command")
 	}
-	cmd := exec.Command(agentBin, "dev", "-listen", freeAddr(t), "-tick", "1s")
+	cmd := exec.Command(testenv.AgentBinary(t), "dev", "-listen", testenv.FreeAddr(t), "-tick", "1s")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuffer
+	var stderr testenv.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -74,7 +76,7 @@ func TestDevModeAsANewcomer(t *testing.T) {
 
 // readDevBanner returns the curl line and the object directory that dev mode
 // prints.
-func readDevBanner(t *testing.T, r io.Reader, stderr *syncBuffer) (curlLine, objectDir string) {
+func readDevBanner(t *testing.T, r io.Reader, stderr *testenv.SyncBuffer) (curlLine, objectDir string) {
 	t.Helper()
 	lines := make(chan string)
 	go func() {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -75,9 +74,9 @@ func postConcurrently(t *testing.T, c *api.Client, tenant string, requests, perR
 func (w *world) delivered(t *testing.T, bucket, prefix string) (map[string]int, []string) {
 	t.Helper()
 	counts := map[string]int{}
-	keys := w.moto.ListKeys(t, bucket, prefix)
+	keys := w.Moto.ListKeys(t, bucket, prefix)
 	for _, key := range keys {
-		zr, err := gzip.NewReader(bytes.NewReader(w.moto.GetObject(t, bucket, key)))
+		zr, err := gzip.NewReader(bytes.NewReader(w.Moto.GetObject(t, bucket, key)))
 		if err != nil {
 			t.Fatalf("%s is not gzip: %v", key, err)
 		}
@@ -134,13 +133,12 @@ func (w *world) newDestination(t *testing.T, c *api.Client, bucket, roleARN stri
 func TestEndToEndDelivery(t *testing.T) {
 	const tick = 3 * time.Second
 	w := newWorld(t, tick.String())
-	w.start(t)
 	extID, manage := w.tenant(t, "acme")
-	bucket, role := w.customerSetup(t, "acme", extID, "audit")
+	bucket, role := w.CustomerSetup(t, "acme", extID, "audit")
 
 	id, err := manage.Identity(ctxT(t))
-	if err != nil || id.ExternalID != extID || id.PrincipalARN != w.principal {
-		t.Fatalf("identity = %+v, %v; want external id %s and principal %s", id, err, extID, w.principal)
+	if err != nil || id.ExternalID != extID || id.PrincipalARN != w.PrincipalARN {
+		t.Fatalf("identity = %+v, %v; want external id %s and principal %s", id, err, extID, w.PrincipalARN)
 	}
 	dest := w.newDestination(t, manage, bucket, role)
 	if dest.ExternalID != extID || dest.Status.State == "" {
@@ -175,19 +173,6 @@ func TestEndToEndDelivery(t *testing.T) {
 	}
 }
 
-func (w *world) get(t *testing.T, path string) string {
-	t.Helper()
-	resp, err := http.Get(w.endpoint() + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s", path, resp.Status)
-	}
-	return string(data)
-}
 
 // checkKeys asserts the key layout and that sequence ranges never overlap.
 func checkKeys(t *testing.T, keys []string) {
@@ -217,10 +202,9 @@ func checkKeys(t *testing.T, keys []string) {
 
 func TestDestinationCreateFailures(t *testing.T) {
 	w := newWorld(t, "1h")
-	w.start(t)
 	extID, manage := w.tenant(t, "acme")
-	bucket, _ := w.customerSetup(t, "acme", extID, "audit")
-	w.moto.CreateBucket(t, "acme-audit-eu", "eu-west-1")
+	bucket, _ := w.CustomerSetup(t, "acme", extID, "audit")
+	w.Moto.CreateBucket(t, "acme-audit-eu", "eu-west-1")
 
 	tests := []struct {
 		name       string
@@ -248,8 +232,8 @@ func TestDestinationCreateFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// The role is what the customer made from the data sources for
 			// this bucket; only the case's mistake differs.
-			role := w.moto.CreateRole(t, fmt.Sprintf("case-%d", i),
-				policy.TrustPolicy(w.principal, tt.trustedID).JSON(),
+			role := w.Moto.CreateRole(t, fmt.Sprintf("case-%d", i),
+				policy.TrustPolicy(w.PrincipalARN, tt.trustedID).JSON(),
 				policy.RolePolicy(strings.ToLower(tt.bucket), "audit", "").JSON())
 			_, err := manage.CreateDestination(ctxT(t), api.DestinationSpec{
 				Bucket: tt.bucket, Region: tt.region, Prefix: tt.prefix, RoleARN: role,
@@ -273,40 +257,28 @@ func TestDestinationCreateFailures(t *testing.T) {
 
 func TestIngestSurvivesSIGKILL(t *testing.T) {
 	w := newWorld(t, "1h") // no delivery before the kill
-	p := w.start(t)
+	p := w.Process()
 	extID, manage := w.tenant(t, "acme")
-	bucket, role := w.customerSetup(t, "acme", extID, "audit")
+	bucket, role := w.CustomerSetup(t, "acme", extID, "audit")
 	w.newDestination(t, manage, bucket, role)
 
 	sent := postConcurrently(t, w.ingestClient(t), "acme", 4, 250)
-	p.kill() // right after the 2xx answers
+	p.Kill() // right after the 2xx answers
 
-	w.setTick(t, "1s")
-	w.start(t)
+	w.SetTick(t, "1s")
+	w.Start(t)
 	w.waitDelivered(t, bucket, sent, 15*time.Second)
 }
 
-func (w *world) setTick(t *testing.T, tick string) {
-	t.Helper()
-	data, err := os.ReadFile(w.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	re := regexp.MustCompile(`tick\s*=\s*"[^"]*"`)
-	if err := os.WriteFile(w.config, re.ReplaceAll(data, []byte(`tick = "`+tick+`"`)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func TestTenantIsolation(t *testing.T) {
 	w := newWorld(t, "1h")
-	w.start(t)
 	extA, clientA := w.tenant(t, "tenant-a")
 	extB, clientB := w.tenant(t, "tenant-b")
 	if extA == extB {
 		t.Fatal("two tenants share an external id")
 	}
-	bucketB, roleB := w.customerSetup(t, "tenant-b", extB, "audit")
+	bucketB, roleB := w.CustomerSetup(t, "tenant-b", extB, "audit")
 	destB := w.newDestination(t, clientB, bucketB, roleB)
 
 	expect := func(name string, err error, status int) {
@@ -327,7 +299,7 @@ func TestTenantIsolation(t *testing.T) {
 	if err != nil || len(list) != 0 {
 		t.Errorf("A lists %d destinations (%v), want none of B's", len(list), err)
 	}
-	_, err = w.client(t, "aex_manage_forged").Identity(ctxT(t))
+	_, err = w.Client(t, "aex_manage_forged").Identity(ctxT(t))
 	expect("unknown token", err, http.StatusUnauthorized)
 
 	if _, err := clientB.GetDestination(ctxT(t), destB.ID); err != nil {
@@ -337,7 +309,6 @@ func TestTenantIsolation(t *testing.T) {
 
 func TestIngestRejectsBadInput(t *testing.T) {
 	w := newWorld(t, "1h")
-	w.start(t)
 	w.tenant(t, "acme")
 	ingest := w.ingestClient(t)
 	good := auditEvent("ok-1", time.Now(), "user.login")

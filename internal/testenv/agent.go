@@ -1,0 +1,257 @@
+package testenv
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/auditexport/auditexport/internal/api"
+	"github.com/auditexport/auditexport/internal/policy"
+)
+
+var (
+	buildOnce sync.Once
+	agentPath string
+	buildErr  error
+)
+
+// AgentBinary builds ./agent once per test binary and returns its path.
+func AgentBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "auditexport-agent-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		agentPath = filepath.Join(dir, "auditexport-agent")
+		cmd := exec.Command("go", "build", "-o", agentPath, "./agent")
+		cmd.Dir = moduleRoot()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build ./agent: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return agentPath
+}
+
+// moduleRoot is the repository root, found from this file's location.
+func moduleRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// Agent is an auditexport-agent process configured to deliver through a
+// Moto server with its own delivery principal.
+type Agent struct {
+	Moto *Moto
+	// PrincipalARN is the delivery principal customers trust.
+	PrincipalARN string
+	// Endpoint is the agent's API URL.
+	Endpoint string
+	// Config is the path of the agent's HCL file.
+	Config string
+
+	bin    string
+	listen string
+	proc   *AgentProcess
+}
+
+// NewAgent writes an agent config that delivers through m (every schedule
+// runs each tick) and starts the agent. It is killed when the test ends.
+func NewAgent(t testing.TB, m *Moto, tick string) *Agent {
+	t.Helper()
+	arn, key, secret := m.CreateUser(t, "auditexport-delivery")
+	dir := t.TempDir()
+	a := &Agent{Moto: m, PrincipalARN: arn, bin: AgentBinary(t), listen: FreeAddr(t)}
+	a.Endpoint = "http://" + a.listen
+	a.Config = filepath.Join(dir, "agent.hcl")
+	cfg := fmt.Sprintf(`
+listen    = %q
+data_dir  = %q
+log_level = "debug"
+
+aws {
+  region            = "us-east-1"
+  s3_endpoint       = %q
+  sts_endpoint      = %q
+  s3_use_path_style = true
+  principal_arn     = %q
+  access_key_id     = %q
+  secret_access_key = %q
+  assume_role_retry = "0s"
+}
+
+delivery {
+  tick          = %q
+  retry_initial = "200ms"
+  retry_max     = "2s"
+}
+`, a.listen, filepath.Join(dir, "data"), m.URL, m.URL, arn, key, secret, tick)
+	if err := os.WriteFile(a.Config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.Start(t)
+	return a
+}
+
+// FreeAddr returns a free 127.0.0.1 host:port.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ln.Close() }()
+	return ln.Addr().String()
+}
+
+// CLI runs an operator command of the agent against its data dir.
+func (a *Agent) CLI(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(a.bin, append(args, "-config", a.Config)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("auditexport-agent %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+var externalIDRe = regexp.MustCompile(`external id: (\S+)`)
+
+// Tenant creates a tenant and a manage token for it.
+func (a *Agent) Tenant(t testing.TB, name string) (externalID, manageToken string) {
+	t.Helper()
+	m := externalIDRe.FindStringSubmatch(a.CLI(t, "tenant", "create", name))
+	if m == nil {
+		t.Fatal("tenant create printed no external id")
+	}
+	return m[1], strings.TrimSpace(a.CLI(t, "token", "create", "-tenant", name))
+}
+
+// IngestToken creates a platform ingest token.
+func (a *Agent) IngestToken(t testing.TB) string {
+	t.Helper()
+	return strings.TrimSpace(a.CLI(t, "token", "create", "-scope", "ingest"))
+}
+
+// Client returns an API client with token.
+func (a *Agent) Client(t testing.TB, token string) *api.Client {
+	t.Helper()
+	c, err := api.NewClient(a.Endpoint, token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// CustomerSetup creates what a customer makes from the data sources' JSON: a
+// bucket and a role trusting the delivery principal with externalID.
+func (a *Agent) CustomerSetup(t testing.TB, name, externalID, prefix string) (bucket, roleARN string) {
+	t.Helper()
+	bucket = name + "-audit"
+	a.Moto.CreateBucket(t, bucket, "us-east-1")
+	roleARN = a.Moto.CreateRole(t, name+"-delivery",
+		policy.TrustPolicy(a.PrincipalARN, externalID).JSON(),
+		policy.RolePolicy(bucket, prefix, "").JSON())
+	return bucket, roleARN
+}
+
+// SetTick rewrites the delivery tick in the agent's config; it takes effect
+// at the next Start.
+func (a *Agent) SetTick(t testing.TB, tick string) {
+	t.Helper()
+	data, err := os.ReadFile(a.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`tick\s*=\s*"[^"]*"`)
+	if err := os.WriteFile(a.Config, re.ReplaceAll(data, []byte(`tick = "`+tick+`"`)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Process is the running agent process, nil after Kill.
+func (a *Agent) Process() *AgentProcess { return a.proc }
+
+// AgentProcess is a running agent.
+type AgentProcess struct {
+	cmd  *exec.Cmd
+	log  *SyncBuffer
+	done chan struct{}
+}
+
+// Start starts the agent and waits until /healthz answers.
+func (a *Agent) Start(t testing.TB) *AgentProcess {
+	t.Helper()
+	cmd := exec.Command(a.bin, "serve", "-config", a.Config)
+	p := &AgentProcess{cmd: cmd, log: &SyncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.Kill()
+		if t.Failed() {
+			t.Logf("agent log:\n%s", p.log.String())
+		}
+	})
+	a.proc = p
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(a.Endpoint + "/healthz"); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("agent exited at start:\n%s", p.log.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("agent not healthy after 20s:\n%s", p.log.String())
+	return nil
+}
+
+// Kill SIGKILLs the agent: no shutdown code runs.
+func (p *AgentProcess) Kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// Log is what the agent has logged so far.
+func (p *AgentProcess) Log() string { return p.log.String() }
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
