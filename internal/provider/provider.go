@@ -130,9 +130,16 @@ func (e providerError) Error() string { return string(e) }
 const errNoCertificate = providerError("ca_cert_pem holds no PEM certificate: paste the CA's \"-----BEGIN CERTIFICATE-----\" block")
 
 func (p *auditexportProvider) Resources(_ context.Context) []func() resource.Resource {
-	return nil
+	return []func() resource.Resource{
+		NewS3DestinationResource,
+	}
 }
 
 func (p *auditexportProvider) DataSources(_ context.Context) []func() datasource.DataSource {
-	return nil
+	return []func() datasource.DataSource{
+		NewIdentityDataSource,
+		NewBucketPolicyDataSource,
+		NewTrustPolicyDataSource,
+		NewRolePolicyDataSource,
+	}
 }
