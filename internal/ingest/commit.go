@@ -87,7 +87,8 @@ func (c *Committer) Start() {
 }
 
 // Close stops accepting requests, commits the ones already queued and returns
-// once they are answered. It is safe to call more than once.
+// once they are answered. It waits for the store however long that takes, so
+// close the store only after Close returns. It is safe to call more than once.
 func (c *Committer) Close() {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()

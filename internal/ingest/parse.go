@@ -252,7 +252,7 @@ func (p *parser) event(raw []byte, n int, elem bool) (store.Event, error) {
 	if body[0] != '{' {
 		return fail("", fmt.Sprintf("event is a JSON %s, not an object; every event must be a JSON object", kind(body)))
 	}
-	// The scanner does not check UTF-8, and invalid UTF-8 would break
+	// json.Valid does not check UTF-8, and invalid UTF-8 would break
 	// PostgreSQL and most SIEMs downstream.
 	if !utf8.Valid(body) {
 		return fail("", "event is not valid UTF-8")
@@ -323,16 +323,15 @@ func missingReason(i int, name, folded string) string {
 
 // requiredString reads a required non-empty string field.
 func requiredString(raw []byte, name string, limit int) (string, string) {
-	need := "every event needs a non-empty string " + name
 	if raw[0] != '"' {
-		return "", fmt.Sprintf("must be a string, got a JSON %s; %s", kind(raw), need)
+		return "", fmt.Sprintf("must be a string, got a JSON %s; every event needs a non-empty string %s", kind(raw), name)
 	}
 	s, ok := stringValue(raw)
 	switch {
 	case !ok:
 		return "", "is not a valid JSON string"
 	case s == "":
-		return "", "is empty; " + need
+		return "", "is empty; every event needs a non-empty string " + name
 	case len(s) > limit:
 		return "", fmt.Sprintf("is %d bytes; the limit is %d bytes", len(s), limit)
 	case hasControl(s):

@@ -41,19 +41,19 @@ func (w timeWindow) parse(raw []byte) (int64, string) {
 // past; they do not matter at millisecond granularity.
 func (w timeWindow) parseNumber(raw []byte) (int64, string) {
 	if ms, ok := parseDigits(raw); ok {
-		return w.check(ms, string(raw))
+		return w.check(ms, raw)
 	}
 	f, err := strconv.ParseFloat(string(raw), 64)
 	if err != nil || f < -9e18 || f > 9e18 {
 		return 0, fmt.Sprintf("%s is out of range; send epoch milliseconds", raw)
 	}
-	return w.check(int64(math.Floor(f)), string(raw))
+	return w.check(int64(math.Floor(f)), raw)
 }
 
 func (w timeWindow) parseString(raw []byte) (int64, string) {
 	// Digits never need unescaping, so the raw bytes do.
 	if ms, ok := parseDigits(raw[1 : len(raw)-1]); ok {
-		return w.check(ms, string(raw))
+		return w.check(ms, raw)
 	}
 	s, ok := stringValue(raw)
 	if !ok {
@@ -78,11 +78,12 @@ func badTimeReason(s string) string {
 	return fmt.Sprintf("%q is neither an RFC 3339 time such as \"2024-05-01T12:00:00Z\" nor epoch milliseconds", s)
 }
 
-// check accepts ms if it is in the window. shown is the value as sent.
-func (w timeWindow) check(ms int64, shown string) (int64, string) {
+// check accepts ms if it is in the window. raw is the value as sent.
+func (w timeWindow) check(ms int64, raw []byte) (int64, string) {
 	if ms >= w.min && ms <= w.max {
 		return ms, ""
 	}
+	shown := string(raw)
 	// Other units of the epoch are the usual mistake, and easy to spot: they
 	// land in the window once scaled.
 	switch {
