@@ -132,6 +132,11 @@ func (w *Writer) bucketRegion(ctx context.Context) (region, call string, err err
 		}
 		return "", "", w.fail(ctx, "GetBucketLocation", err)
 	}
+	if loc.LocationConstraint == "" && w.p.opts.S3Endpoint != "" {
+		// An empty constraint means us-east-1 on AWS, but S3-compatible
+		// servers answer it for every bucket: treat it as unknown.
+		return "", "", nil
+	}
 	return locationRegion(loc.LocationConstraint), "GetBucketLocation", nil
 }
 

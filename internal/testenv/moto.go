@@ -6,10 +6,10 @@ package testenv
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -64,9 +64,7 @@ func StartMoto(t testing.TB) *Moto {
 	if err != nil {
 		t.Fatalf("moto_server not found on PATH: install moto %s (pip install 'moto[server]==%s')", MotoVersion, MotoVersion)
 	}
-	port := freePort(t)
 	m := &Moto{
-		URL:       "http://127.0.0.1:" + port,
 		Region:    MotoRegion,
 		AccountID: MotoAccountID,
 		logPath:   t.TempDir() + "/moto.log",
@@ -77,7 +75,10 @@ func StartMoto(t testing.TB) *Moto {
 	}
 	defer logFile.Close()
 
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", port)
+	// Port 0 lets the kernel pick the port at bind time; moto logs the
+	// URL. Picking a free port first and passing it races with other test
+	// processes doing the same.
+	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", "0")
 	cmd.Env = append(serverEnv(), "INITIAL_NO_AUTH_ACTION_COUNT="+strconv.Itoa(bootstrapRequests))
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
@@ -110,19 +111,8 @@ func serverEnv() []string {
 	return env
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
-
-// waitReady polls /moto-api/, which does not count as an action against
-// INITIAL_NO_AUTH_ACTION_COUNT.
+// waitReady reads the server's URL from its log, then polls /moto-api/,
+// which does not count against INITIAL_NO_AUTH_ACTION_COUNT.
 func (m *Moto) waitReady(t testing.TB, exited <-chan error) {
 	t.Helper()
 	client := &http.Client{Timeout: time.Second}
@@ -133,16 +123,32 @@ func (m *Moto) waitReady(t testing.TB, exited <-chan error) {
 			t.Fatalf("moto_server exited early (%v); log:\n%s", err, m.LogTail())
 		default:
 		}
-		resp, err := client.Get(m.URL + "/moto-api/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
+		if m.URL == "" {
+			m.URL = m.urlFromLog()
+		}
+		if m.URL != "" {
+			resp, err := client.Get(m.URL + "/moto-api/")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return
+				}
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("moto_server not ready at %s after %s; log:\n%s", m.URL, startTimeout, m.LogTail())
+	t.Fatalf("moto_server not ready after %s; log:\n%s", startTimeout, m.LogTail())
+}
+
+// runningOn matches werkzeug's startup line "* Running on http://127.0.0.1:PORT".
+var runningOn = regexp.MustCompile(`Running on (http://127\.0\.0\.1:[0-9]+)`)
+
+func (m *Moto) urlFromLog() string {
+	b, _ := os.ReadFile(m.logPath)
+	if match := runningOn.FindSubmatch(b); match != nil {
+		return string(match[1])
+	}
+	return ""
 }
 
 // bootstrapAdmin spends the free requests on an admin user and its access
@@ -184,12 +190,12 @@ func (m *Moto) Config() aws.Config {
 }
 
 func (m *Moto) config(key, secret string) aws.Config {
+	// Built by hand rather than by config.LoadDefaultConfig, so AWS_*
+	// variables and shared config files of the machine do not apply.
 	return aws.Config{
 		Region:      m.Region,
 		Credentials: credentials.NewStaticCredentialsProvider(key, secret, ""),
-		// Keep the harness independent of AWS_* variables and shared
-		// config files on the machine running the tests.
-		HTTPClient: &http.Client{Timeout: 30 * time.Second},
+		HTTPClient:  &http.Client{Timeout: 30 * time.Second},
 	}
 }
 

@@ -45,7 +45,7 @@ func (m *Moto) CreateUser(t testing.TB, name string) (arn, accessKey, secret str
 	client := m.IAMClient()
 	user, err := client.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String(name)})
 	if err != nil {
-		t.Fatalf("CreateUser %s: %v\n%s", name, err, m.LogTail())
+		t.Fatalf("CreateUser %s: %v", name, err)
 	}
 	_, err = client.PutUserPolicy(ctx, &iam.PutUserPolicyInput{
 		UserName:       aws.String(name),
