@@ -91,7 +91,7 @@ func startRuntime(ctx context.Context, cfg *config.Config, log hclog.Logger) (*r
 	rt := &runtime{cfg: cfg, log: log, store: st, principal: principal, metrics: metrics.New()}
 	rt.committer = ingest.NewCommitter(st, ingest.CommitterOptions{}, log.Named("ingest"))
 	rt.committer.Start()
-	rt.deliverer = delivery.New(st, func(t s3sink.Target) delivery.Putter { return principal.Writer(t) }, rt.metrics, log, delivery.Options{
+	rt.deliverer = delivery.New(st, func(t s3sink.Target) delivery.Sink { return delivery.SinkFor(principal.Writer(t)) }, rt.metrics, log, delivery.Options{
 		Workers: cfg.Delivery.Workers, Tick: cfg.Delivery.Tick,
 		RetryInitial: cfg.Delivery.RetryInitial, RetryMax: cfg.Delivery.RetryMax,
 		FailingAfter: cfg.Delivery.FailingAfter, SpoolDir: spool,

@@ -7,8 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
-	"os"
 	"time"
 
 	"github.com/auditexport/auditexport/internal/api"
@@ -17,21 +17,50 @@ import (
 	"github.com/auditexport/auditexport/internal/store"
 )
 
-// Putter writes one object with a conditional PUT. *s3sink.Writer is one.
-type Putter interface {
-	Put(ctx context.Context, key string, body io.ReadSeeker, size int64, meta s3sink.PutMeta) (s3sink.PutResult, error)
+// ObjectWriter streams one object to the bucket. *s3sink.Upload is one.
+type ObjectWriter interface {
+	io.Writer
+	Written() int64
+	Close() (s3sink.PutResult, error)
+	Abort()
 }
 
-// planObject is one object of a persisted plan. The plan records the group
-// each key was built from, so a re-run after a crash reads the same events
-// and writes the same bytes under the same key.
-type planObject struct {
-	Key       string    `json:"key"`
-	EventName string    `json:"event_name"`
-	Day       time.Time `json:"day"`
-	FirstSeq  int64     `json:"first_seq"`
-	LastSeq   int64     `json:"last_seq"`
-	Count     int64     `json:"count"`
+// Sink opens object uploads for one destination.
+type Sink interface {
+	NewUpload(ctx context.Context, key string, meta s3sink.PutMeta, partSize int) ObjectWriter
+}
+
+// SinkFor adapts an S3 writer to a Sink.
+func SinkFor(w *s3sink.Writer) Sink { return writerSink{w} }
+
+type writerSink struct{ w *s3sink.Writer }
+
+func (s writerSink) NewUpload(ctx context.Context, key string, meta s3sink.PutMeta, partSize int) ObjectWriter {
+	return s.w.NewUpload(ctx, key, meta, partSize)
+}
+
+// planGroup is one (event type, day) group of a persisted plan. Parts lists
+// the objects whose boundaries are already fixed: an object's range is
+// recorded before it is completed, so a re-run after a crash rewrites the
+// same events under the same key (and gets 412 if it had landed).
+type planGroup struct {
+	EventName string     `json:"event_name"`
+	Day       time.Time  `json:"day"`
+	FirstSeq  int64      `json:"first_seq"`
+	LastSeq   int64      `json:"last_seq"`
+	Count     int64      `json:"count"`
+	Parts     []planPart `json:"parts,omitempty"`
+}
+
+type planPart struct {
+	Part     int    `json:"part"`
+	Key      string `json:"key"`
+	FirstSeq int64  `json:"first_seq"`
+	LastSeq  int64  `json:"last_seq"`
+	Count    int64  `json:"count"`
+	Done     bool   `json:"done,omitempty"`
+	SHA256   string `json:"sha256,omitempty"`
+	Bytes    int64  `json:"bytes,omitempty"`
 }
 
 // target is what one delivery attempt needs to know about a destination.
@@ -39,12 +68,21 @@ type target struct {
 	dest   store.Destination
 	spec   api.DestinationSpec
 	tenant store.Tenant
-	put    Putter
+	sink   Sink
+	sched  Schedule
 }
 
-// runOnce delivers everything between the destination's cursor and the
-// tenant's head, as one plan: it re-runs a pending plan first if there is one.
-// It returns the number of events delivered.
+// attemptState is one run of a plan.
+type attemptState struct {
+	t      *target
+	plan   store.Plan
+	groups []planGroup
+	done   store.Delivered
+}
+
+// runOnce delivers the events of the window ending at windowEnd as one plan,
+// re-running a pending plan first if there is one. It returns the number of
+// events delivered.
 func (d *Deliverer) runOnce(ctx context.Context, t *target, windowEnd time.Time) (int64, error) {
 	plan, err := d.store.PendingPlan(ctx, t.dest.ID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -55,32 +93,27 @@ func (d *Deliverer) runOnce(ctx context.Context, t *target, windowEnd time.Time)
 	} else if err != nil {
 		return 0, fmt.Errorf("reading pending plan: %w", err)
 	}
-	var objects []planObject
-	if err := json.Unmarshal(plan.Objects, &objects); err != nil {
+	a := &attemptState{t: t, plan: plan}
+	if err := json.Unmarshal(plan.Objects, &a.groups); err != nil {
 		return 0, fmt.Errorf("decoding plan: %w", err)
 	}
-	done := store.Delivered{}
-	for _, o := range objects {
-		size, err := d.writeObject(ctx, t, o)
-		if err != nil {
+	for i := range a.groups {
+		if err := d.writeGroup(ctx, a, i); err != nil {
 			return 0, err
 		}
-		done.Events += o.Count
-		done.Objects++
-		done.Bytes += size
 	}
-	done.At = d.now()
-	if err := d.store.CommitPlan(ctx, plan, done); err != nil {
+	a.done.At = d.now()
+	if err := d.store.CommitPlan(ctx, plan, a.done); err != nil {
 		return 0, fmt.Errorf("committing plan: %w", err)
 	}
-	d.record(t, done)
-	return done.Events, nil
+	d.record(t, a.done)
+	return a.done.Events, nil
 }
 
-// newPlan builds and saves the plan for (cursor, head]. A zero plan means
-// there is nothing to deliver.
+// newPlan builds and saves the plan for the events after the cursor that
+// were stored before the window's cutoff. A zero plan means nothing to do.
 func (d *Deliverer) newPlan(ctx context.Context, t *target, windowEnd time.Time) (store.Plan, error) {
-	head, err := d.store.Head(ctx, t.tenant.ID)
+	head, err := d.store.LastSeqBefore(ctx, t.tenant.ID, t.dest.Cursor, t.sched.Cutoff(windowEnd))
 	if err != nil {
 		return store.Plan{}, fmt.Errorf("reading head: %w", err)
 	}
@@ -91,19 +124,11 @@ func (d *Deliverer) newPlan(ctx context.Context, t *target, windowEnd time.Time)
 	if err != nil {
 		return store.Plan{}, fmt.Errorf("planning: %w", err)
 	}
-	ext := encode.Extension(t.spec.Format, t.spec.Compression)
-	objects := make([]planObject, 0, len(groups))
+	pg := make([]planGroup, 0, len(groups))
 	for _, g := range groups {
-		key := Key(KeyParts{
-			Prefix: t.spec.Prefix, EventType: g.EventName, Day: g.Day, Tenant: t.tenant.Name,
-			WindowEnd: windowEnd, FirstSeq: g.FirstSeq, LastSeq: g.LastSeq, Ext: ext,
-		})
-		objects = append(objects, planObject{
-			Key: key, EventName: g.EventName, Day: g.Day,
-			FirstSeq: g.FirstSeq, LastSeq: g.LastSeq, Count: g.Count,
-		})
+		pg = append(pg, planGroup{EventName: g.EventName, Day: g.Day, FirstSeq: g.FirstSeq, LastSeq: g.LastSeq, Count: g.Count})
 	}
-	data, err := json.Marshal(objects)
+	data, err := json.Marshal(pg)
 	if err != nil {
 		return store.Plan{}, err
 	}
@@ -117,60 +142,177 @@ func (d *Deliverer) newPlan(ctx context.Context, t *target, windowEnd time.Time)
 	return plan, nil
 }
 
-// writeObject encodes one object to a spool file (so memory stays flat
-// whatever the object's size) and PUTs it. An object that already exists
-// (412) counts as written: it is this same object from an earlier attempt.
-func (d *Deliverer) writeObject(ctx context.Context, t *target, o planObject) (int64, error) {
-	f, err := os.CreateTemp(d.opts.SpoolDir, "object-*")
-	if err != nil {
-		return 0, fmt.Errorf("spool: %w", err)
+// writeGroup writes a group's objects: first the parts whose boundaries are
+// recorded, then new parts until the group's last event.
+func (d *Deliverer) writeGroup(ctx context.Context, a *attemptState, gi int) error {
+	g := &a.groups[gi]
+	next, part := g.FirstSeq, 1
+	for pi := range g.Parts {
+		p := &g.Parts[pi]
+		if !p.Done {
+			if err := d.rewritePart(ctx, a, gi, pi); err != nil {
+				return err
+			}
+		}
+		a.done.Events += p.Count
+		a.done.Objects++
+		a.done.Bytes += p.Bytes
+		next, part = p.LastSeq+1, p.Part+1
 	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-
-	sum, err := d.encodeGroup(ctx, t, o, f)
-	if err != nil {
-		return 0, err
+	for next <= g.LastSeq {
+		p, err := d.newPart(ctx, a, gi, next, part)
+		if err != nil {
+			return err
+		}
+		if p.Count == 0 {
+			break // the rest of the range holds no event of this group
+		}
+		a.done.Events += p.Count
+		a.done.Objects++
+		a.done.Bytes += p.Bytes
+		next, part = p.LastSeq+1, p.Part+1
 	}
-	size, err := f.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return 0, err
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return 0, err
-	}
-	res, err := t.put.Put(ctx, o.Key, f, size, s3sink.PutMeta{
-		ContentType:     encode.ContentType(t.spec.Format),
-		ContentEncoding: encode.ContentEncoding(t.spec.Compression),
-	})
-	if err != nil {
-		return 0, err
-	}
-	d.log.Debug("object written", "destination", t.dest.ID, "key", o.Key, "events", o.Count,
-		"bytes", size, "sha256", sum, "already_existed", res.AlreadyExists)
-	return size, nil
+	return nil
 }
 
-func (d *Deliverer) encodeGroup(ctx context.Context, t *target, o planObject, f *os.File) (string, error) {
-	h := sha256.New()
-	w, err := encode.NewWriter(io.MultiWriter(f, h), t.spec.Format, t.spec.Compression)
+// errPartFull stops a scan when the object reached max_object_bytes.
+var errPartFull = errors.New("part full")
+
+// newPart streams events from seq `from` into a new object until the group
+// ends or the object's compressed size reaches max_object_bytes.
+func (d *Deliverer) newPart(ctx context.Context, a *attemptState, gi int, from int64, part int) (planPart, error) {
+	t, g := a.t, &a.groups[gi]
+	p := planPart{Part: part, Key: d.key(a, g, part), FirstSeq: from}
+	limit := t.spec.MaxObjectBytes
+	obj, err := d.openObject(ctx, t, p.Key)
 	if err != nil {
-		return "", err
+		return p, err
 	}
-	g := store.Group{EventName: o.EventName, Day: o.Day, FirstSeq: o.FirstSeq, LastSeq: o.LastSeq, Count: o.Count}
-	err = d.store.Scan(ctx, t.tenant.ID, g, func(ev store.StoredEvent) error {
-		return w.Write(ev.Body)
+	scan := store.Group{EventName: g.EventName, Day: g.Day, FirstSeq: from, LastSeq: g.LastSeq}
+	err = d.store.Scan(ctx, t.tenant.ID, scan, func(ev store.StoredEvent) error {
+		if err := obj.enc.Write(ev.Body); err != nil {
+			return err
+		}
+		p.LastSeq, p.Count = ev.Seq, p.Count+1
+		if obj.up.Written() >= limit {
+			return errPartFull
+		}
+		return nil
 	})
+	if err != nil && !errors.Is(err, errPartFull) {
+		obj.up.Abort()
+		return p, fmt.Errorf("reading events: %w", err)
+	}
+	if p.Count == 0 {
+		obj.up.Abort()
+		return p, nil
+	}
+	return p, d.finishPart(ctx, a, gi, obj, p, true)
+}
+
+// rewritePart writes a recorded part again, exactly its recorded range.
+func (d *Deliverer) rewritePart(ctx context.Context, a *attemptState, gi, pi int) error {
+	t, g, p := a.t, &a.groups[gi], a.groups[gi].Parts[pi]
+	obj, err := d.openObject(ctx, t, p.Key)
 	if err != nil {
-		return "", fmt.Errorf("reading events: %w", err)
+		return err
 	}
-	if err := w.Close(); err != nil {
-		return "", fmt.Errorf("encoding: %w", err)
+	var n int64
+	scan := store.Group{EventName: g.EventName, Day: g.Day, FirstSeq: p.FirstSeq, LastSeq: p.LastSeq}
+	err = d.store.Scan(ctx, t.tenant.ID, scan, func(ev store.StoredEvent) error {
+		n++
+		return obj.enc.Write(ev.Body)
+	})
+	if err == nil && n != p.Count {
+		err = fmt.Errorf("plan for %s expects %d events, the store returned %d", p.Key, p.Count, n)
 	}
-	if w.Count() != o.Count {
-		return "", fmt.Errorf("plan for %s expects %d events, the store returned %d", o.Key, o.Count, w.Count())
+	if err != nil {
+		obj.up.Abort()
+		return fmt.Errorf("reading events: %w", err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return d.finishPart(ctx, a, gi, obj, p, false)
+}
+
+// object is an object being encoded and uploaded.
+type object struct {
+	up  ObjectWriter
+	enc *encode.Writer
+	sum hash.Hash
+}
+
+func (d *Deliverer) openObject(ctx context.Context, t *target, key string) (*object, error) {
+	up := t.sink.NewUpload(ctx, key, s3sink.PutMeta{
+		ContentType:     encode.ContentType(t.spec.Format),
+		ContentEncoding: encode.ContentEncoding(t.spec.Compression),
+	}, partSize(t.spec.MaxObjectBytes))
+	o := &object{up: up, sum: sha256.New()}
+	enc, err := encode.NewWriter(io.MultiWriter(up, o.sum), t.spec.Format, t.spec.Compression)
+	if err != nil {
+		up.Abort()
+		return nil, err
+	}
+	o.enc = enc
+	return o, nil
+}
+
+// finishPart flushes the encoder, records the part's boundaries in the plan
+// (when new) before completing the object, then marks it done.
+func (d *Deliverer) finishPart(ctx context.Context, a *attemptState, gi int, o *object, p planPart, isNew bool) error {
+	if err := o.enc.Close(); err != nil {
+		o.up.Abort()
+		return fmt.Errorf("encoding: %w", err)
+	}
+	p.Bytes, p.SHA256 = o.up.Written(), hex.EncodeToString(o.sum.Sum(nil))
+	g := &a.groups[gi]
+	if isNew {
+		g.Parts = append(g.Parts, p)
+		if err := d.savePlan(ctx, a); err != nil {
+			o.up.Abort()
+			return err
+		}
+	}
+	res, err := o.up.Close()
+	if err != nil {
+		return err
+	}
+	d.log.Debug("object written", "destination", a.t.dest.ID, "key", p.Key, "events", p.Count,
+		"bytes", p.Bytes, "sha256", p.SHA256, "already_existed", res.AlreadyExists)
+	for i := range g.Parts {
+		if g.Parts[i].Part == p.Part {
+			g.Parts[i].Done, g.Parts[i].Bytes, g.Parts[i].SHA256 = true, p.Bytes, p.SHA256
+		}
+	}
+	return d.savePlan(ctx, a)
+}
+
+func (d *Deliverer) savePlan(ctx context.Context, a *attemptState) error {
+	data, err := json.Marshal(a.groups)
+	if err != nil {
+		return err
+	}
+	a.plan.Objects = data
+	if err := d.store.UpdatePlan(ctx, a.plan); err != nil {
+		return fmt.Errorf("recording plan: %w", err)
+	}
+	return nil
+}
+
+func (d *Deliverer) key(a *attemptState, g *planGroup, part int) string {
+	t := a.t
+	return Key(KeyParts{
+		Prefix: t.spec.Prefix, EventType: g.EventName, Day: g.Day, Tenant: t.tenant.Name,
+		WindowEnd: a.plan.WindowEnd, FirstSeq: g.FirstSeq, LastSeq: g.LastSeq, Part: part,
+		Ext: encode.Extension(t.spec.Format, t.spec.Compression),
+	})
+}
+
+// partSize keeps a max_object_bytes object within S3's 10,000 parts.
+func partSize(maxObject int64) int {
+	size := int64(s3sink.DefaultPartSize)
+	if need := maxObject/(s3sink.MaxParts-1) + 1; need > size {
+		size = need
+	}
+	return int(size)
 }
 
 func (d *Deliverer) record(t *target, done store.Delivered) {

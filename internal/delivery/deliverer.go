@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/auditexport/auditexport/internal/api"
+	"github.com/auditexport/auditexport/internal/clock"
 	"github.com/auditexport/auditexport/internal/metrics"
 	"github.com/auditexport/auditexport/internal/s3sink"
 	"github.com/auditexport/auditexport/internal/store"
@@ -33,14 +34,14 @@ type Options struct {
 	SpoolDir string
 	// Refresh is how often the destination list is re-read without a Notify.
 	Refresh time.Duration
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
+	// Clock drives the schedule; the system clock when nil.
+	Clock clock.Clock
 }
 
 // Deliverer runs one loop per enabled destination.
 type Deliverer struct {
 	store   store.Store
-	writers func(s3sink.Target) Putter
+	sinks   func(s3sink.Target) Sink
 	metrics *metrics.Metrics
 	log     hclog.Logger
 	opts    Options
@@ -58,8 +59,8 @@ type loop struct {
 	done    chan struct{}
 }
 
-// New returns a Deliverer. writers builds the Putter for a destination's target.
-func New(s store.Store, writers func(s3sink.Target) Putter, m *metrics.Metrics, log hclog.Logger, opts Options) *Deliverer {
+// New returns a Deliverer. sinks opens the bucket of a destination's target.
+func New(s store.Store, sinks func(s3sink.Target) Sink, m *metrics.Metrics, log hclog.Logger, opts Options) *Deliverer {
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}
@@ -69,23 +70,21 @@ func New(s store.Store, writers func(s3sink.Target) Putter, m *metrics.Metrics, 
 	if opts.RetryMax <= 0 {
 		opts.RetryMax = 5 * time.Minute
 	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
 	if opts.Refresh <= 0 {
 		opts.Refresh = 10 * time.Second
 	}
 	return &Deliverer{
-		store: s, writers: writers, metrics: m, log: log.Named("delivery"), opts: opts,
+		store: s, sinks: sinks, metrics: m, log: log.Named("delivery"), opts: opts,
 		sem:   make(chan struct{}, opts.Workers),
 		wake:  make(chan struct{}, 1),
 		loops: map[string]*loop{},
 	}
 }
 
-func (d *Deliverer) now() time.Time {
-	if d.opts.Now != nil {
-		return d.opts.Now().UTC()
-	}
-	return time.Now().UTC()
-}
+func (d *Deliverer) now() time.Time { return d.opts.Clock.Now().UTC() }
 
 // Notify tells the Deliverer that destinations changed.
 func (d *Deliverer) Notify() {
@@ -188,7 +187,7 @@ func (d *Deliverer) runLoop(ctx context.Context, dest store.Destination, spec ap
 		d.log.Error("destination tenant", "destination", dest.ID, "error", err)
 		return
 	}
-	t := &target{dest: dest, spec: spec, tenant: tenant, put: d.writers(TargetFor(spec, tenant.ExternalID))}
+	t := &target{dest: dest, spec: spec, tenant: tenant, sched: sched, sink: d.sinks(TargetFor(spec, tenant.ExternalID))}
 	windowEnd := sched.Last(d.now())
 	if _, err := d.store.PendingPlan(ctx, dest.ID); err != nil {
 		// No plan in flight: wait for the next window end.
@@ -254,10 +253,8 @@ func (d *Deliverer) sleepUntil(ctx context.Context, at time.Time) bool {
 	if wait <= 0 {
 		return ctx.Err() == nil
 	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
 	select {
-	case <-timer.C:
+	case <-d.opts.Clock.After(wait):
 		return true
 	case <-ctx.Done():
 		return false

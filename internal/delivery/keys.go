@@ -15,15 +15,18 @@ type KeyParts struct {
 	WindowEnd time.Time
 	FirstSeq  int64
 	LastSeq   int64
+	Part      int
 	Ext       string // ".ndjson.gz"
 }
 
 // Key builds the default key layout:
-// {prefix}/{event_type}/{yyyy}-{mm}-{dd}/{tenant}/{window_end}_{seq_from}-{seq_to}{ext}.
-// Sequence numbers are zero-padded so keys sort by sequence, and every key of
-// a destination is unique because sequence ranges never overlap.
+// {prefix}/{event_type}/{yyyy}-{mm}-{dd}/{tenant}/{window_end}_{seq_from}-{seq_to}_{part}{ext}.
+// seq_from-seq_to is the range of the object's group (one event type and day
+// of one plan) and part numbers the objects the group is split into. Numbers
+// are zero-padded so keys sort, and every key of a destination is unique
+// because the groups' sequence ranges never share a bound.
 func Key(p KeyParts) string {
-	name := fmt.Sprintf("%s_%012d-%012d%s", p.WindowEnd.UTC().Format("20060102T150405Z"), p.FirstSeq, p.LastSeq, p.Ext)
+	name := fmt.Sprintf("%s_%012d-%012d_%04d%s", p.WindowEnd.UTC().Format("20060102T150405Z"), p.FirstSeq, p.LastSeq, p.Part, p.Ext)
 	parts := []string{SafeSegment(p.EventType), p.Day.UTC().Format("2006-01-02"), p.Tenant, name}
 	if p.Prefix != "" {
 		parts = append([]string{strings.TrimSuffix(p.Prefix, "/")}, parts...)

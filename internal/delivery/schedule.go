@@ -57,3 +57,14 @@ func (s Schedule) Next(t time.Time) time.Time {
 	}
 	return s.Last(t).Add(24 * time.Hour)
 }
+
+// Cutoff is the ingest time before which a window's events were stored. An
+// interval window delivers everything stored before it ends; a daily window
+// delivers the previous UTC day, so events stored after midnight wait for
+// the next day's window.
+func (s Schedule) Cutoff(windowEnd time.Time) time.Time {
+	if s.Interval > 0 {
+		return windowEnd
+	}
+	return windowEnd.UTC().Truncate(24 * time.Hour)
+}

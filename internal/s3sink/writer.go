@@ -99,6 +99,8 @@ func (w *Writer) putInput(key string, body io.ReadSeeker, size int64, meta PutMe
 		Key:         aws.String(key),
 		Body:        body,
 		IfNoneMatch: aws.String("*"),
+		// CRC32C lets S3 reject a corrupted upload; the SDK computes it.
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
 	}
 	if size >= 0 {
 		in.ContentLength = aws.Int64(size)

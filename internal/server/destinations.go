@@ -233,7 +233,7 @@ func (s *Server) backfillCursor(ctx context.Context, tenantID int64, backfill st
 	if err != nil {
 		return 0, err
 	}
-	return s.store.LastSeqBefore(ctx, tenantID, s.opts.Now().Add(-d))
+	return s.store.LastSeqBefore(ctx, tenantID, 0, s.opts.Now().Add(-d))
 }
 
 func (s *Server) writeDestination(w http.ResponseWriter, ctx context.Context, status int, tenant store.Tenant, dest store.Destination, warnings []string) {

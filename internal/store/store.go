@@ -138,9 +138,10 @@ type Store interface {
 	// OldestAfter is the timestamp (commit time) of the first event after seq,
 	// or the zero time when there is none. Used for lag.
 	OldestAfter(ctx context.Context, tenantID, seq int64) (time.Time, error)
-	// LastSeqBefore is the cursor that backfills from t: the sequence number
-	// just before the first event stored at or after t (the head when none is).
-	LastSeqBefore(ctx context.Context, tenantID int64, t time.Time) (int64, error)
+	// LastSeqBefore is the last sequence number of the events stored before
+	// t: the one just before the first event after `after` stored at or
+	// after t, or the head when there is none. It scans from `after`.
+	LastSeqBefore(ctx context.Context, tenantID, after int64, t time.Time) (int64, error)
 	// Groups lists the (event name, UTC day) groups of events with
 	// from <= seq <= to, ordered by FirstSeq. An empty eventNames means all.
 	Groups(ctx context.Context, tenantID, from, to int64, eventNames []string) ([]Group, error)
@@ -163,6 +164,9 @@ type Store interface {
 	PendingPlan(ctx context.Context, destID string) (Plan, error)
 	// SavePlan saves p; a destination has at most one pending plan.
 	SavePlan(ctx context.Context, p Plan) error
+	// UpdatePlan replaces the pending plan's Objects, to record an object's
+	// boundaries before it is completed. It fails if the plan is gone.
+	UpdatePlan(ctx context.Context, p Plan) error
 	// CommitPlan, in one transaction, deletes the plan, sets the cursor to
 	// p.ToSeq and adds d to the counters. It fails if the plan is gone.
 	CommitPlan(ctx context.Context, p Plan, d Delivered) error
