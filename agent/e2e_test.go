@@ -173,7 +173,6 @@ func TestEndToEndDelivery(t *testing.T) {
 	}
 }
 
-
 // checkKeys asserts the key layout and that the groups' sequence ranges
 // never share a bound (the parts of one group share its range).
 func checkKeys(t *testing.T, keys []string) {
@@ -274,7 +273,6 @@ func TestIngestSurvivesSIGKILL(t *testing.T) {
 	w.Start(t)
 	w.waitDelivered(t, bucket, sent, 15*time.Second)
 }
-
 
 func TestTenantIsolation(t *testing.T) {
 	w := newWorld(t, "1h")
