@@ -33,7 +33,7 @@ func (s *Server) createDestination(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	cursor, err := s.backfillCursor(r.Context(), tenant.ID, spec.Backfill)
+	cursor, err := delivery.BackfillCursor(r.Context(), s.store, tenant.ID, spec.Backfill, s.opts.Now())
 	if err != nil {
 		s.internalError(w, "backfill", err)
 		return
@@ -228,13 +228,6 @@ func (s *Server) connectionTest(w http.ResponseWriter, ctx context.Context, spec
 	return nil, false
 }
 
-func (s *Server) backfillCursor(ctx context.Context, tenantID int64, backfill string) (int64, error) {
-	d, err := api.ParseBackfill(backfill)
-	if err != nil {
-		return 0, err
-	}
-	return s.store.LastSeqBefore(ctx, tenantID, 0, s.opts.Now().Add(-d))
-}
 
 func (s *Server) writeDestination(w http.ResponseWriter, ctx context.Context, status int, tenant store.Tenant, dest store.Destination, warnings []string) {
 	ad, err := s.apiDestination(ctx, tenant, dest)

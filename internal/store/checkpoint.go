@@ -66,7 +66,7 @@ func (c *checkpointer) run(ctx context.Context) {
 		}
 		// A failure is not worth reporting: the writer's own
 		// autocheckpoint copies whatever is left.
-		c.db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+		_, _ = c.db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
 
 		pause.Reset(checkpointInterval)
 		select {

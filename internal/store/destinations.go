@@ -13,7 +13,7 @@ const destinationColumns = `id, tenant_id, spec, cursor, created_at, updated_at`
 // unknown tenant is an error wrapping ErrNotFound and a taken id one wrapping
 // ErrConflict.
 func (s *SQLite) CreateDestination(ctx context.Context, d Destination) (Destination, error) {
-	d.CreatedAt = now()
+	d.CreatedAt = s.now()
 	d.UpdatedAt = d.CreatedAt
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		if err := tenantExists(ctx, tx, d.TenantID); err != nil {
@@ -79,7 +79,7 @@ func (s *SQLite) UpdateDestination(ctx context.Context, tenantID int64, id strin
 		row := tx.QueryRowContext(ctx, `UPDATE destinations SET spec = ?, updated_at = ?
 			WHERE id = ? AND tenant_id = ?
 			RETURNING `+destinationColumns,
-			nonNil(spec), toMs(now()), id, tenantID)
+			nonNil(spec), toMs(s.now()), id, tenantID)
 		var err error
 		d, err = scanDestination(row)
 		return notFound(err, "destination %q", id)
@@ -193,7 +193,7 @@ func (s *SQLite) PendingPlan(ctx context.Context, destID string) (Plan, error) {
 // wraps ErrNotFound. A zero p.CreatedAt is set to now.
 func (s *SQLite) SavePlan(ctx context.Context, p Plan) error {
 	if p.CreatedAt.IsZero() {
-		p.CreatedAt = now()
+		p.CreatedAt = s.now()
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		if err := destinationExists(ctx, tx, p.DestinationID); err != nil {
@@ -221,7 +221,7 @@ func (s *SQLite) SavePlan(ctx context.Context, p Plan) error {
 // is set to now.
 func (s *SQLite) CommitPlan(ctx context.Context, p Plan, d Delivered) error {
 	if d.At.IsZero() {
-		d.At = now()
+		d.At = s.now()
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM plans

@@ -33,7 +33,7 @@ func (s *SQLite) Append(ctx context.Context, batches []AppendBatch) ([]AppendRes
 	if !hasEvents(batches) {
 		return results, nil
 	}
-	received := toMs(now())
+	received := toMs(s.now())
 
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		ins := tx.StmtContext(ctx, s.insertEvent)
@@ -194,17 +194,23 @@ func groupsQuery(tenantID, from, to int64, eventNames []string) (string, []any) 
 	return b.String(), args
 }
 
+// scanSQL reads one group. Groups of different names interleave in the
+// sequence range, so walking the primary key would read every other group's
+// rows (and bodies) too; the name index visits only this group's rows. Left
+// alone, the planner prefers the primary key, hence INDEXED BY.
+const scanSQL = `SELECT seq, time_ms, body
+	FROM events INDEXED BY events_name_seq
+	WHERE tenant_id = ? AND event_name = ? AND seq >= ? AND seq <= ?
+	  AND time_ms >= ? AND time_ms < ?
+	ORDER BY seq`
+
 // Scan streams the events of group g in sequence order. See Store.Scan.
 //
 // The rows are read in a WAL read transaction, which holds no lock a writer
 // waits for, so a slow fn does not stall ingest.
 func (s *SQLite) Scan(ctx context.Context, tenantID int64, g Group, fn func(ev StoredEvent) error) error {
 	start := floorDiv(g.Day.UnixMilli(), msPerDay) * msPerDay
-	rows, err := s.reader.QueryContext(ctx, `SELECT seq, time_ms, body
-		FROM events
-		WHERE tenant_id = ? AND event_name = ? AND seq >= ? AND seq <= ?
-		  AND time_ms >= ? AND time_ms < ?
-		ORDER BY seq`,
+	rows, err := s.reader.QueryContext(ctx, scanSQL,
 		tenantID, g.EventName, g.FirstSeq, g.LastSeq, start, start+msPerDay)
 	if err != nil {
 		return fmt.Errorf("scan: %w", err)

@@ -46,6 +46,10 @@ CREATE TABLE events (
 -- rows (and filters on the day) without walking the other names' rows.
 CREATE INDEX events_name_seq ON events (tenant_id, event_name, seq, time_ms);
 
+-- LastSeqBefore finds where a window's cutoff falls by ingest time without
+-- reading event bodies; received_ms only grows, so this index is appended to.
+CREATE INDEX events_received ON events (tenant_id, received_ms);
+
 CREATE TABLE destinations (
 	id         TEXT    PRIMARY KEY,
 	tenant_id  INTEGER NOT NULL REFERENCES tenants (id),

@@ -3,25 +3,26 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 )
 
 // LastSeqBefore returns the last sequence number stored before t. See
-// Store.LastSeqBefore.
+// Store.LastSeqBefore. One statement, so the event lookup and the head come
+// from the same snapshot.
 func (s *SQLite) LastSeqBefore(ctx context.Context, tenantID, after int64, t time.Time) (int64, error) {
-	var first int64
-	err := s.reader.QueryRowContext(ctx,
-		`SELECT seq FROM events WHERE tenant_id = ? AND seq > ? AND received_ms >= ? ORDER BY seq LIMIT 1`,
-		tenantID, after, t.UnixMilli()).Scan(&first)
-	if errors.Is(err, sql.ErrNoRows) {
-		return s.Head(ctx, tenantID)
-	}
+	var seq sql.NullInt64
+	err := s.reader.QueryRowContext(ctx, `SELECT COALESCE(
+		(SELECT MIN(seq) - 1 FROM events WHERE tenant_id = ?1 AND received_ms >= ?2 AND seq > ?3),
+		(SELECT head_seq FROM tenants WHERE id = ?1))`,
+		tenantID, t.UnixMilli(), after).Scan(&seq)
 	if err != nil {
-		return 0, fmt.Errorf("backfill start: %w", err)
+		return 0, fmt.Errorf("last sequence before %s: %w", t.Format(time.RFC3339), err)
 	}
-	return first - 1, nil
+	if !seq.Valid {
+		return 0, fmt.Errorf("last sequence before: tenant %d: %w", tenantID, ErrNotFound)
+	}
+	return seq.Int64, nil
 }
 
 // UpdatePlan records p.Objects in the pending plan. See Store.UpdatePlan.

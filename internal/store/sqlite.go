@@ -27,6 +27,8 @@ const busyTimeout = 10 * time.Second
 // in this process queue on the pool instead of failing with SQLITE_BUSY, and
 // writers in other processes wait on the busy timeout. Reads use a separate
 // pool; in WAL mode they see the last commit and never wait for a writer.
+// A third connection checkpoints the WAL in the background (see
+// checkpointer).
 type SQLite struct {
 	writer *sql.DB
 	reader *sql.DB
@@ -36,6 +38,10 @@ type SQLite struct {
 	insertEvent *sql.Stmt
 
 	ckpt *checkpointer
+
+	// clock stamps created, updated and received times; time.Now unless
+	// SetClock replaced it.
+	clock func() time.Time
 }
 
 var _ Store = (*SQLite)(nil)
@@ -43,47 +49,50 @@ var _ Store = (*SQLite)(nil)
 // OpenSQLite opens (creating if needed) the database file at path and brings
 // its schema up to date. The directory must exist.
 func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
+	s, err := openSQLite(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func openSQLite(ctx context.Context, path string) (*SQLite, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err
 	}
-	writer, err := sql.Open("sqlite", dsn(abs, false))
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+	s := &SQLite{}
+	if s.writer, err = sql.Open("sqlite", dsn(abs, false)); err != nil {
+		return nil, err
 	}
-	writer.SetMaxOpenConns(1)
-	writer.SetMaxIdleConns(1)
-	writer.SetConnMaxLifetime(0)
-	writer.SetConnMaxIdleTime(0)
+	s.writer.SetMaxOpenConns(1)
+	s.writer.SetMaxIdleConns(1)
 
 	// The schema is migrated before the reader pool exists, so no reader
 	// can observe a half-built database (and the file is in WAL mode, which
 	// is persistent, before any reader connects).
-	if err := migrate(ctx, writer); err != nil {
-		writer.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-
-	reader, err := sql.Open("sqlite", dsn(abs, true))
-	if err != nil {
-		writer.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	n := max(4, runtime.GOMAXPROCS(0))
-	reader.SetMaxOpenConns(n)
-	reader.SetMaxIdleConns(n)
-
-	s := &SQLite{writer: writer, reader: reader}
-	s.insertEvent, err = writer.PrepareContext(ctx, insertEventSQL)
-	if err != nil {
+	if err := migrate(ctx, s.writer); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err
 	}
+	if s.insertEvent, err = s.writer.PrepareContext(ctx, insertEventSQL); err != nil {
+		s.Close()
+		return nil, err
+	}
+
+	if s.reader, err = sql.Open("sqlite", dsn(abs, true)); err != nil {
+		s.Close()
+		return nil, err
+	}
+	// The reader pool is not capped: Scan holds a connection while its
+	// callback runs, and a callback that reads the store again must not
+	// wait for a connection that only another waiting Scan could free.
+	s.reader.SetMaxIdleConns(max(4, runtime.GOMAXPROCS(0)))
 
 	ckptDB, err := sql.Open("sqlite", dsn(abs, false))
 	if err != nil {
 		s.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err
 	}
 	ckptDB.SetMaxOpenConns(1)
 	s.ckpt = startCheckpointer(ckptDB)
@@ -130,7 +139,9 @@ func (s *SQLite) Close() error {
 	if s.reader != nil {
 		errs = append(errs, s.reader.Close())
 	}
-	errs = append(errs, s.writer.Close())
+	if s.writer != nil {
+		errs = append(errs, s.writer.Close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -188,6 +199,17 @@ func fromMs(ms int64) time.Time {
 
 // now is the current time truncated to what the database keeps, so that
 // values returned by a create equal those read back later.
+// SetClock replaces the clock that stamps times (tests drive it by hand).
+// Call it before the store is used.
+func (s *SQLite) SetClock(now func() time.Time) { s.clock = now }
+
+func (s *SQLite) now() time.Time {
+	if s.clock != nil {
+		return s.clock().UTC().Truncate(time.Millisecond)
+	}
+	return now()
+}
+
 func now() time.Time {
 	return time.Now().UTC().Truncate(time.Millisecond)
 }

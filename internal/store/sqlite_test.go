@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -649,6 +650,124 @@ func TestScanDoesNotBlockWriters(t *testing.T) {
 	}
 }
 
+// The event log grows large; every read of it must be a search on an index
+// prefix, never a scan of the table.
+func TestEventQueriesUseIndexes(t *testing.T) {
+	s := newTestStore(t)
+	groups, groupsArgs := groupsQuery(1, 1, 100, nil)
+	filtered, filteredArgs := groupsQuery(1, 1, 100, []string{"a", "b"})
+	tests := []struct {
+		name  string
+		query string
+		args  []any
+		want  string
+	}{
+		{"groups", groups, groupsArgs, "SEARCH events USING PRIMARY KEY (tenant_id=? AND seq>? AND seq<?)"},
+		{"groups by name", filtered, filteredArgs, "SEARCH events USING COVERING INDEX events_name_seq (tenant_id=? AND event_name=? AND seq>? AND seq<?)"},
+		{"scan", scanSQL, []any{1, "a", 1, 2, 3, 4}, "SEARCH events USING INDEX events_name_seq (tenant_id=? AND event_name=? AND seq>? AND seq<?)"},
+	}
+	for _, tt := range tests {
+		rows, err := s.reader.Query("EXPLAIN QUERY PLAN "+tt.query, tt.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if len(plan) == 0 || plan[0] != tt.want {
+			t.Errorf("%s: plan %q, want it to start with %q", tt.name, plan, tt.want)
+		}
+		if tt.name == "scan" && len(plan) != 1 {
+			t.Errorf("scan: plan %q sorts; the index should give sequence order", plan)
+		}
+	}
+}
+
+// The background checkpointer copies committed pages into the database file
+// long before the WAL reaches the autocheckpoint size.
+func TestCheckpointInBackground(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.db")
+	s := openTest(t, path)
+	a := mustTenant(t, s, "a")
+
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []Event
+	for i := 0; i < 1000; i++ {
+		events = append(events, ev(fmt.Sprint(i), "e", 1))
+	}
+	mustAppend(t, s, AppendBatch{TenantID: a.ID, Events: events})
+
+	// 1000 events are far fewer pages than walAutocheckpoint, so only
+	// the checkpointer can have grown the main file.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > before.Size()+100_000 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("database file still %d bytes (was %d): no checkpoint", fi.Size(), before.Size())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Scans run side by side (one per destination), and a callback may read the
+// store again: that must not wait for a connection held by another Scan.
+func TestConcurrentScansMayReadInCallback(t *testing.T) {
+	const scans = 16
+	s := newTestStore(t)
+	a := mustTenant(t, s, "a")
+	mustAppend(t, s, AppendBatch{TenantID: a.ID, Events: []Event{ev("1", "e", 1), ev("2", "e", 2)}})
+	g := Group{EventName: "e", Day: time.Unix(0, 0), FirstSeq: 1, LastSeq: 2}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var arrived sync.WaitGroup
+	arrived.Add(scans)
+	all := make(chan struct{})
+	go func() { arrived.Wait(); close(all) }()
+
+	errs := make(chan error, scans)
+	for i := 0; i < scans; i++ {
+		go func() {
+			first := true
+			errs <- s.Scan(ctx, a.ID, g, func(StoredEvent) error {
+				if first {
+					// Hold every Scan open at once.
+					first = false
+					arrived.Done()
+					select {
+					case <-all:
+					case <-ctx.Done():
+						return fmt.Errorf("not all scans could run at once: %w", ctx.Err())
+					}
+				}
+				_, err := s.Head(ctx, a.ID)
+				return err
+			})
+		}()
+	}
+	for i := 0; i < scans; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestConcurrentAppend(t *testing.T) {
 	const (
 		writers  = 20
@@ -1027,6 +1146,75 @@ func TestPlans(t *testing.T) {
 	}
 }
 
+func TestUpdatePlan(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	a := mustTenant(t, s, "a")
+	if _, err := s.CreateDestination(ctx, Destination{ID: "d1", TenantID: a.ID, Spec: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	p := Plan{DestinationID: "d1", FromSeq: 1, ToSeq: 9, WindowEnd: time.Unix(600, 0).UTC(), Objects: []byte(`[]`)}
+	if err := s.SavePlan(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+
+	p.Objects = []byte(`[{"key":"k1","parts":[1,5]}]`)
+	if err := s.UpdatePlan(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.PendingPlan(ctx, "d1")
+	if err != nil || string(got.Objects) != string(p.Objects) || got.ToSeq != 9 {
+		t.Errorf("PendingPlan after update = %+v, %v; want objects %s", got, err, p.Objects)
+	}
+
+	other := p
+	other.ToSeq = 5
+	if err := s.UpdatePlan(ctx, other); !errors.Is(err, ErrNotFound) {
+		t.Errorf("UpdatePlan of another plan: err = %v, want ErrNotFound", err)
+	}
+	if err := s.CommitPlan(ctx, p, Delivered{Events: 9}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdatePlan(ctx, p); !errors.Is(err, ErrNotFound) {
+		t.Errorf("UpdatePlan after commit: err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestLastSeqBefore(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	a := mustTenant(t, s, "a")
+
+	if got, err := s.LastSeqBefore(ctx, a.ID, 0, time.Now()); err != nil || got != 0 {
+		t.Errorf("LastSeqBefore on an empty log = %d, %v; want 0", got, err)
+	}
+
+	past := time.Now().Add(-time.Hour)
+	mustAppend(t, s, AppendBatch{TenantID: a.ID, Events: []Event{ev("1", "e", 1), ev("2", "e", 1), ev("3", "e", 1)}})
+	time.Sleep(3 * time.Millisecond)
+	split := time.Now()
+	time.Sleep(3 * time.Millisecond)
+	mustAppend(t, s, AppendBatch{TenantID: a.ID, Events: []Event{ev("4", "e", 1), ev("5", "e", 1)}})
+
+	tests := []struct {
+		name  string
+		after int64
+		at    time.Time
+		want  int64
+	}{
+		{"between the two appends", 0, split, 3},
+		{"scan starts after the split", 4, split, 4},
+		{"before everything", 0, past, 0},
+		{"after everything", 0, time.Now().Add(time.Hour), 5},
+	}
+	for _, tt := range tests {
+		got, err := s.LastSeqBefore(ctx, a.ID, tt.after, tt.at)
+		if err != nil || got != tt.want {
+			t.Errorf("%s: LastSeqBefore = %d, %v; want %d", tt.name, got, err, tt.want)
+		}
+	}
+}
+
 func TestFloorDiv(t *testing.T) {
 	tests := []struct{ a, b, want int64 }{
 		{0, msPerDay, 0},
@@ -1044,30 +1232,46 @@ func TestFloorDiv(t *testing.T) {
 }
 
 // BenchmarkAppend measures the ingest hot path: calls of 1000 events with
-// 400-byte JSON bodies, each call one fsync'd commit.
+// 400-byte JSON bodies, each call one fsync'd commit. Message ids are either
+// random (UUIDv4, each insert lands on a random page of the unique index) or
+// time-ordered (UUIDv7-like, inserts append to the index).
 func BenchmarkAppend(b *testing.B) {
+	b.Run("random-ids", func(b *testing.B) { benchmarkAppend(b, randomID) })
+	b.Run("ordered-ids", func(b *testing.B) { benchmarkAppend(b, orderedID) })
+}
+
+func randomID(r *rand.Rand, n int) string {
+	return fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x",
+		r.Uint32(), r.Uint32()&0xffff, r.Uint32()&0xfff, r.Uint32()&0xfff, r.Uint64()&0xffffffffffff)
+}
+
+func orderedID(r *rand.Rand, n int) string {
+	return fmt.Sprintf("%012x-7%03x-8%03x-%012x",
+		n, r.Uint32()&0xfff, r.Uint32()&0xfff, r.Uint64()&0xffffffffffff)
+}
+
+func benchmarkAppend(b *testing.B, newID func(r *rand.Rand, n int) string) {
 	const perCall = 1000
 	s := newTestStore(b)
 	tn := mustTenant(b, s, "bench")
 	names := []string{"user.login", "user.logout", "document.update", "role.grant"}
+	r := rand.New(rand.NewPCG(1, 2))
 
-	makeBatch := func(call int) AppendBatch {
+	// Build the input outside the timer: only the store is measured.
+	batches := make([]AppendBatch, b.N)
+	for c := range batches {
 		events := make([]Event, perCall)
 		for i := range events {
-			id := fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", call, i, call%4096, i%4096, call*perCall+i)
+			n := c*perCall + i
+			id := newID(r, n)
 			name := names[i%len(names)]
-			ts := int64(1_740_000_000_000 + call*perCall + i)
+			ts := int64(1_740_000_000_000 + n)
 			body := fmt.Sprintf(`{"messageId":%q,"eventName":%q,"timestamp":%d,"actor":{"id":"u-%d","type":"user"},"ip":"203.0.113.7","data":"`,
 				id, name, ts, i%97)
 			body += strings.Repeat("x", 400-len(body)-2) + `"}`
 			events[i] = Event{MessageID: id, EventName: name, TimeMs: ts, Body: []byte(body)}
 		}
-		return AppendBatch{TenantID: tn.ID, Events: events}
-	}
-	// Build the input outside the timer: only the store is measured.
-	batches := make([]AppendBatch, b.N)
-	for i := range batches {
-		batches[i] = makeBatch(i)
+		batches[c] = AppendBatch{TenantID: tn.ID, Events: events}
 	}
 	if n := len(batches[0].Events[0].Body); n != 400 {
 		b.Fatalf("body is %d bytes, want 400", n)

@@ -10,7 +10,7 @@ const tenantColumns = `id, name, external_id, created_at`
 
 // CreateTenant adds a tenant. A taken name is an error wrapping ErrConflict.
 func (s *SQLite) CreateTenant(ctx context.Context, name, externalID string) (Tenant, error) {
-	t := Tenant{Name: name, ExternalID: externalID, CreatedAt: now()}
+	t := Tenant{Name: name, ExternalID: externalID, CreatedAt: s.now()}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
 			`INSERT INTO tenants (name, external_id, created_at) VALUES (?, ?, ?)`,
@@ -94,7 +94,7 @@ func scanTenant(sc scanner) (Tenant, error) {
 // stored is an error wrapping ErrConflict, and an unknown tenant one wrapping
 // ErrNotFound.
 func (s *SQLite) CreateToken(ctx context.Context, t Token) (Token, error) {
-	t.CreatedAt = now()
+	t.CreatedAt = s.now()
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		if t.TenantID != 0 {
 			if err := tenantExists(ctx, tx, t.TenantID); err != nil {

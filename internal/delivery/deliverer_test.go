@@ -1,0 +1,324 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/auditexport/auditexport/internal/api"
+	"github.com/auditexport/auditexport/internal/clock"
+	"github.com/auditexport/auditexport/internal/s3sink"
+	"github.com/auditexport/auditexport/internal/store"
+)
+
+// memSink is an in-memory bucket for unit tests of the schedule; the
+// end-to-end tests prove delivery against a real S3 server.
+type memSink struct {
+	mu      sync.Mutex
+	objects map[string][]byte
+}
+
+func (m *memSink) NewUpload(_ context.Context, key string, _ s3sink.PutMeta, _ int) ObjectWriter {
+	return &memUpload{sink: m, key: key}
+}
+
+func (m *memSink) keys() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var keys []string
+	for k := range m.objects {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// messageIDs returns the messageIds of every delivered event, in key order.
+func (m *memSink) messageIDs(t *testing.T) []string {
+	t.Helper()
+	var ids []string
+	for _, k := range m.keys() {
+		m.mu.Lock()
+		data := m.objects[k]
+		m.mu.Unlock()
+		plain := data
+		if strings.HasSuffix(k, ".gz") {
+			zr, err := gzip.NewReader(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, _ = io.ReadAll(zr)
+		}
+		for line := range strings.Lines(string(plain)) {
+			var ev struct{ MessageID string }
+			if err := json.Unmarshal([]byte(line), &ev); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, ev.MessageID)
+		}
+	}
+	return ids
+}
+
+type memUpload struct {
+	sink *memSink
+	key  string
+	buf  bytes.Buffer
+}
+
+func (u *memUpload) Write(p []byte) (int, error) { return u.buf.Write(p) }
+func (u *memUpload) Written() int64              { return int64(u.buf.Len()) }
+func (u *memUpload) Abort()                      {}
+
+func (u *memUpload) Close() (s3sink.PutResult, error) {
+	u.sink.mu.Lock()
+	defer u.sink.mu.Unlock()
+	if _, ok := u.sink.objects[u.key]; ok {
+		return s3sink.PutResult{AlreadyExists: true}, nil
+	}
+	u.sink.objects[u.key] = bytes.Clone(u.buf.Bytes())
+	return s3sink.PutResult{}, nil
+}
+
+// rig is a real SQLite store, a fake clock and an in-memory bucket.
+type rig struct {
+	t      *testing.T
+	clock  *clock.Fake
+	store  *store.SQLite
+	sink   *memSink
+	d      *Deliverer
+	tenant store.Tenant
+	seq    int
+}
+
+func newRig(t *testing.T, start string) *rig {
+	t.Helper()
+	r := &rig{t: t, clock: clock.NewFake(mustTime(t, start)), sink: &memSink{objects: map[string][]byte{}}}
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	st.SetClock(r.clock.Now)
+	r.store = st
+	if r.tenant, err = st.CreateTenant(context.Background(), "acme", "ext"); err != nil {
+		t.Fatal(err)
+	}
+	r.d = New(st, func(s3sink.Target) Sink { return r.sink }, nil, hclog.NewNullLogger(), Options{
+		Workers: 1, Clock: r.clock, Refresh: 20 * time.Millisecond, RetryInitial: time.Second,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.d.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return r
+}
+
+func (r *rig) destination(spec api.DestinationSpec) store.Destination {
+	r.t.Helper()
+	spec.Bucket, spec.Region, spec.RoleARN, spec.Prefix = "bucket", "us-east-1", "arn:aws:iam::123456789012:role/r", "audit"
+	if err := spec.Normalize(); err != nil {
+		r.t.Fatal(err)
+	}
+	ctx := context.Background()
+	cursor, err := BackfillCursor(ctx, r.store, r.tenant.ID, spec.Backfill, r.clock.Now())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	data, _ := json.Marshal(spec)
+	d, err := r.store.CreateDestination(ctx, store.Destination{ID: "dst_1", TenantID: r.tenant.ID, Spec: data, Cursor: cursor})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.d.Notify()
+	if *spec.Enabled {
+		r.waitAsleep()
+	}
+	return d
+}
+
+// post stores n events stamped with the fake clock's time.
+func (r *rig) post(n int) []string {
+	r.t.Helper()
+	var ids []string
+	var evs []store.Event
+	for range n {
+		r.seq++
+		id := fmt.Sprintf("m%d", r.seq)
+		ids = append(ids, id)
+		body := fmt.Sprintf(`{"timestamp":%d,"eventName":"user.login","messageId":%q}`, r.clock.Now().UnixMilli(), id)
+		evs = append(evs, store.Event{MessageID: id, EventName: "user.login", TimeMs: r.clock.Now().UnixMilli(), Body: []byte(body)})
+	}
+	if _, err := r.store.Append(context.Background(), []store.AppendBatch{{TenantID: r.tenant.ID, Events: evs}}); err != nil {
+		r.t.Fatal(err)
+	}
+	return ids
+}
+
+// waitAsleep waits until the destination loop is waiting on the clock.
+func (r *rig) waitAsleep() {
+	r.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for r.clock.Waiters() == 0 {
+		if time.Now().After(deadline) {
+			r.t.Fatal("the delivery loop never waited on the clock")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// advance moves the clock to at and waits for the loop to go back to sleep.
+func (r *rig) advance(at string) {
+	r.t.Helper()
+	r.clock.Set(mustTime(r.t, at))
+	time.Sleep(20 * time.Millisecond)
+	r.waitAsleep()
+}
+
+func (r *rig) expectDelivered(want []string) {
+	r.t.Helper()
+	got := r.sink.messageIDs(r.t)
+	if !slices.Equal(got, want) {
+		r.t.Fatalf("delivered %v, want %v (keys %v)", got, want, r.sink.keys())
+	}
+}
+
+func TestIntervalWindows(t *testing.T) {
+	for _, interval := range api.Intervals {
+		t.Run(interval, func(t *testing.T) {
+			r := newRig(t, "2026-11-25T00:00:30Z")
+			r.destination(api.DestinationSpec{Interval: interval})
+			d, _ := time.ParseDuration(interval)
+			first := r.post(3)
+			r.advance(mustTime(t, "2026-11-25T00:00:00Z").Add(d - time.Second).Format(time.RFC3339))
+			r.expectDelivered(nil) // not before the window ends
+			end := mustTime(t, "2026-11-25T00:00:00Z").Add(d)
+			r.advance(end.Format(time.RFC3339))
+			r.expectDelivered(first)
+			want := "audit/user.login/2026-11-25/acme/" + end.Format("20060102T150405Z") + "_000000000001-000000000003_0001.ndjson.gz"
+			if keys := r.sink.keys(); len(keys) != 1 || keys[0] != want {
+				t.Fatalf("keys = %v, want [%s]", keys, want)
+			}
+			// Events stored after a window ends go in the next one.
+			second := r.post(2)
+			r.advance(end.Add(d).Format(time.RFC3339))
+			r.expectDelivered(append(first, second...))
+		})
+	}
+}
+
+func TestDailyAtDeliversThePreviousDay(t *testing.T) {
+	r := newRig(t, "2026-11-25T10:00:00Z")
+	r.destination(api.DestinationSpec{DailyAt: "05:00", Backfill: "0"})
+	day1 := r.post(2)
+	r.advance("2026-11-26T01:00:00Z")
+	afterMidnight := r.post(1) // stored on the 26th: waits for the 27th
+	r.advance("2026-11-26T04:59:59Z")
+	r.expectDelivered(nil)
+	r.advance("2026-11-26T05:00:00Z")
+	r.expectDelivered(day1)
+	r.advance("2026-11-27T05:00:00Z")
+	r.expectDelivered(append(day1, afterMidnight...))
+}
+
+func TestBackfill(t *testing.T) {
+	tests := []struct {
+		backfill string
+		want     []string // of events stored at 08:00, 09:30 and 09:59
+	}{
+		{"0", nil},
+		{"1h", []string{"m2", "m3"}},
+		{"24h", []string{"m1", "m2", "m3"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.backfill, func(t *testing.T) {
+			r := newRig(t, "2026-11-25T08:00:00Z")
+			r.post(1)
+			r.clock.Set(mustTime(t, "2026-11-25T09:30:00Z"))
+			r.post(1)
+			r.clock.Set(mustTime(t, "2026-11-25T09:59:00Z"))
+			r.post(1)
+			r.clock.Set(mustTime(t, "2026-11-25T10:00:00Z"))
+			r.destination(api.DestinationSpec{Interval: "1h", Backfill: tt.backfill})
+			r.advance("2026-11-25T11:00:00Z")
+			r.expectDelivered(tt.want)
+		})
+	}
+}
+
+func TestPauseKeepsEventsAndResumeDelivers(t *testing.T) {
+	r := newRig(t, "2026-11-25T10:00:00Z")
+	off := false
+	dest := r.destination(api.DestinationSpec{Interval: "5m", Enabled: &off})
+	ids := r.post(4)
+	r.clock.Set(mustTime(t, "2026-11-25T10:30:00Z"))
+	time.Sleep(50 * time.Millisecond)
+	r.expectDelivered(nil)
+
+	var spec api.DestinationSpec
+	_ = json.Unmarshal(dest.Spec, &spec)
+	on := true
+	spec.Enabled = &on
+	data, _ := json.Marshal(spec)
+	if _, err := r.store.UpdateDestination(context.Background(), r.tenant.ID, dest.ID, data); err != nil {
+		t.Fatal(err)
+	}
+	r.d.Notify()
+	r.waitAsleep()
+	r.advance("2026-11-25T10:35:00Z")
+	r.expectDelivered(ids)
+}
+
+func TestMaxObjectBytesSplitsIntoParts(t *testing.T) {
+	r := newRig(t, "2026-11-25T10:00:00Z")
+	r.destination(api.DestinationSpec{Interval: "1m", Compression: "none", MaxObjectBytes: api.MinObjectBytes})
+	// ~12 MiB of uncompressed events: three objects of at most ~5 MiB.
+	var ids []string
+	for range 12 {
+		ids = append(ids, r.postLarge(16, 64<<10)...)
+	}
+	r.advance("2026-11-25T10:01:00Z")
+	r.expectDelivered(ids)
+	keys := r.sink.keys()
+	if len(keys) != 3 {
+		t.Fatalf("got %d objects, want 3: %v", len(keys), keys)
+	}
+	for i, k := range keys {
+		if !strings.HasSuffix(k, fmt.Sprintf("_%04d.ndjson", i+1)) {
+			t.Errorf("object %d has key %s", i+1, k)
+		}
+		if size := len(r.sink.objects[k]); size > api.MinObjectBytes+64<<10 {
+			t.Errorf("object %s is %d bytes, over max_object_bytes plus one event", k, size)
+		}
+	}
+}
+
+// postLarge stores n events of about size bytes each.
+func (r *rig) postLarge(n, size int) []string {
+	r.t.Helper()
+	var ids []string
+	var evs []store.Event
+	pad := strings.Repeat("x", size)
+	for range n {
+		r.seq++
+		id := fmt.Sprintf("m%d", r.seq)
+		ids = append(ids, id)
+		body := fmt.Sprintf(`{"timestamp":%d,"eventName":"user.login","messageId":%q,"pad":%q}`, r.clock.Now().UnixMilli(), id, pad)
+		evs = append(evs, store.Event{MessageID: id, EventName: "user.login", TimeMs: r.clock.Now().UnixMilli(), Body: []byte(body)})
+	}
+	if _, err := r.store.Append(context.Background(), []store.AppendBatch{{TenantID: r.tenant.ID, Events: evs}}); err != nil {
+		r.t.Fatal(err)
+	}
+	return ids
+}
