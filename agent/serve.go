@@ -78,11 +78,6 @@ func startRuntime(ctx context.Context, cfg *config.Config, log hclog.Logger) (*r
 	if err != nil {
 		return nil, err
 	}
-	spool := filepath.Join(cfg.DataDir, "spool")
-	if err := resetDir(spool); err != nil {
-		st.Close()
-		return nil, err
-	}
 	principal, err := s3sink.NewPrincipal(ctx, principalOptions(cfg))
 	if err != nil {
 		st.Close()
@@ -94,7 +89,7 @@ func startRuntime(ctx context.Context, cfg *config.Config, log hclog.Logger) (*r
 	rt.deliverer = delivery.New(st, func(t s3sink.Target) delivery.Sink { return delivery.SinkFor(principal.Writer(t)) }, rt.metrics, log, delivery.Options{
 		Workers: cfg.Delivery.Workers, Tick: cfg.Delivery.Tick,
 		RetryInitial: cfg.Delivery.RetryInitial, RetryMax: cfg.Delivery.RetryMax,
-		FailingAfter: cfg.Delivery.FailingAfter, SpoolDir: spool,
+		FailingAfter: cfg.Delivery.FailingAfter, Retention: cfg.Delivery.Retention,
 	})
 	rt.api = server.New(st, rt.committer, principal, rt.deliverer, rt.metrics, log, server.Options{
 		Fields: ingest.Fields{
@@ -118,12 +113,6 @@ func principalOptions(cfg *config.Config) s3sink.Options {
 	}
 }
 
-func resetDir(dir string) error {
-	if err := os.RemoveAll(dir); err != nil {
-		return err
-	}
-	return os.MkdirAll(dir, 0o700)
-}
 
 // serve runs the API and delivery until ctx ends, then shuts down in order:
 // stop accepting requests, commit what was accepted, stop delivery between

@@ -30,12 +30,14 @@ type Options struct {
 	RetryMax     time.Duration
 	// FailingAfter is how long a destination fails before its state is "failing".
 	FailingAfter time.Duration
-	// SpoolDir holds objects while they are encoded.
-	SpoolDir string
 	// Refresh is how often the destination list is re-read without a Notify.
 	Refresh time.Duration
 	// Clock drives the schedule; the system clock when nil.
 	Clock clock.Clock
+	// Retention is the least time events are kept; 0 keeps them forever.
+	Retention time.Duration
+	// SweepEvery is how often expired events are deleted.
+	SweepEvery time.Duration
 }
 
 // Deliverer runs one loop per enabled destination.
@@ -76,6 +78,9 @@ func New(s store.Store, sinks func(s3sink.Target) Sink, m *metrics.Metrics, log 
 	if opts.Refresh <= 0 {
 		opts.Refresh = 10 * time.Second
 	}
+	if opts.SweepEvery <= 0 {
+		opts.SweepEvery = time.Minute
+	}
 	return &Deliverer{
 		store: s, sinks: sinks, metrics: m, log: log.Named("delivery"), opts: opts,
 		sem:   make(chan struct{}, opts.Workers),
@@ -100,6 +105,8 @@ func (d *Deliverer) Notify() {
 func (d *Deliverer) Run(ctx context.Context) {
 	t := time.NewTicker(d.opts.Refresh)
 	defer t.Stop()
+	sweep := time.NewTicker(d.opts.SweepEvery)
+	defer sweep.Stop()
 	for {
 		d.reconcile(ctx)
 		select {
@@ -108,6 +115,8 @@ func (d *Deliverer) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-d.wake:
+		case <-sweep.C:
+			d.sweep(ctx)
 		}
 	}
 }

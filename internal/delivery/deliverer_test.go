@@ -15,9 +15,11 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/klauspost/compress/gzip"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/auditexport/auditexport/internal/api"
 	"github.com/auditexport/auditexport/internal/clock"
+	"github.com/auditexport/auditexport/internal/metrics"
 	"github.com/auditexport/auditexport/internal/s3sink"
 	"github.com/auditexport/auditexport/internal/store"
 )
@@ -93,13 +95,14 @@ func (u *memUpload) Close() (s3sink.PutResult, error) {
 
 // rig is a real SQLite store, a fake clock and an in-memory bucket.
 type rig struct {
-	t      *testing.T
-	clock  *clock.Fake
-	store  *store.SQLite
-	sink   *memSink
-	d      *Deliverer
-	tenant store.Tenant
-	seq    int
+	t       *testing.T
+	clock   *clock.Fake
+	store   *store.SQLite
+	sink    *memSink
+	d       *Deliverer
+	metrics *metrics.Metrics
+	tenant  store.Tenant
+	seq     int
 }
 
 func newRig(t *testing.T, start string) *rig {
@@ -115,8 +118,10 @@ func newRig(t *testing.T, start string) *rig {
 	if r.tenant, err = st.CreateTenant(context.Background(), "acme", "ext"); err != nil {
 		t.Fatal(err)
 	}
-	r.d = New(st, func(s3sink.Target) Sink { return r.sink }, nil, hclog.NewNullLogger(), Options{
+	r.metrics = metrics.New()
+	r.d = New(st, func(s3sink.Target) Sink { return r.sink }, r.metrics, hclog.NewNullLogger(), Options{
 		Workers: 1, Clock: r.clock, Refresh: 20 * time.Millisecond, RetryInitial: time.Second,
+		Retention: 7 * 24 * time.Hour,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -321,4 +326,64 @@ func (r *rig) postLarge(n, size int) []string {
 		r.t.Fatal(err)
 	}
 	return ids
+}
+
+// stored counts the tenant's events still in the store.
+func (r *rig) stored() int64 {
+	r.t.Helper()
+	head, err := r.store.Head(context.Background(), r.tenant.ID)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	groups, err := r.store.Groups(context.Background(), r.tenant.ID, 1, head, nil)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var n int64
+	for _, g := range groups {
+		n += g.Count
+	}
+	return n
+}
+
+func TestRetention(t *testing.T) {
+	t.Run("delivered events go after the retention", func(t *testing.T) {
+		r := newRig(t, "2026-11-25T10:00:00Z")
+		r.destination(api.DestinationSpec{Interval: "1h"})
+		r.post(5)
+		r.advance("2026-11-25T11:00:00Z")
+		r.expectDelivered([]string{"m1", "m2", "m3", "m4", "m5"})
+		r.d.sweep(context.Background())
+		if n := r.stored(); n != 5 {
+			t.Fatalf("%d events left before the retention passed, want 5", n)
+		}
+		r.clock.Set(mustTime(t, "2026-12-02T10:00:01Z"))
+		r.d.sweep(context.Background())
+		if n := r.stored(); n != 0 {
+			t.Fatalf("%d events left after the retention, want 0", n)
+		}
+	})
+	t.Run("undelivered events stay for a paused destination", func(t *testing.T) {
+		r := newRig(t, "2026-11-25T10:00:00Z")
+		off := false
+		r.destination(api.DestinationSpec{Interval: "1h", Enabled: &off})
+		r.post(3)
+		r.clock.Set(mustTime(t, "2026-12-25T10:00:00Z"))
+		r.d.sweep(context.Background())
+		if n := r.stored(); n != 3 {
+			t.Fatalf("%d events left, want all 3 kept for the paused destination", n)
+		}
+	})
+	t.Run("a tenant without destinations: expired and counted", func(t *testing.T) {
+		r := newRig(t, "2026-11-25T10:00:00Z")
+		r.post(4)
+		r.clock.Set(mustTime(t, "2026-12-03T10:00:00Z"))
+		r.d.sweep(context.Background())
+		if n := r.stored(); n != 0 {
+			t.Fatalf("%d events left, want 0", n)
+		}
+		if got := testutil.ToFloat64(r.metrics.EventsExpired.WithLabelValues("acme")); got != 4 {
+			t.Fatalf("expired undelivered = %v, want 4", got)
+		}
+	})
 }

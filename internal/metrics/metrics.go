@@ -22,6 +22,7 @@ type Metrics struct {
 	LagEvents        *prometheus.GaugeVec   // tenant, destination
 	LagSeconds       *prometheus.GaugeVec   // tenant, destination
 	Failing          *prometheus.GaugeVec   // tenant, destination
+	EventsExpired    *prometheus.CounterVec // tenant
 }
 
 // New creates the metrics in a fresh registry with the Go and process collectors.
@@ -63,13 +64,16 @@ func New() *Metrics {
 		Failing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "auditexport_destination_failing", Help: "1 while the destination's last attempt failed.",
 		}, dest),
+		EventsExpired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditexport_events_expired_undelivered_total", Help: "Events deleted at the end of the retention without being delivered (the tenant had no destination).",
+		}, []string{"tenant"}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.EventsIngested, m.EventsDuplicate, m.IngestRejected, m.CommitBatches,
 		m.EventsDelivered, m.ObjectsDelivered, m.BytesDelivered, m.DeliveryFailures,
-		m.LagEvents, m.LagSeconds, m.Failing,
+		m.LagEvents, m.LagSeconds, m.Failing, m.EventsExpired,
 	)
 	return m
 }

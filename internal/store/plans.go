@@ -41,3 +41,23 @@ func (s *SQLite) UpdatePlan(ctx context.Context, p Plan) error {
 	}
 	return nil
 }
+
+// DeleteEvents deletes up to limit events of the tenant with seq <= maxSeq
+// that were stored before t, oldest first, and returns how many it deleted.
+func (s *SQLite) DeleteEvents(ctx context.Context, tenantID, maxSeq int64, before time.Time, limit int) (int64, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE tenant_id = ?1 AND seq IN (
+			SELECT seq FROM events WHERE tenant_id = ?1 AND seq <= ?2 AND received_ms < ?3
+			ORDER BY seq LIMIT ?4)`, tenantID, maxSeq, before.UnixMilli(), limit)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("delete events: %w", err)
+	}
+	return n, nil
+}

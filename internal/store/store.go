@@ -150,6 +150,10 @@ type Store interface {
 	// must not load the whole group into memory. fn must not keep ev.Body.
 	Scan(ctx context.Context, tenantID int64, g Group, fn func(ev StoredEvent) error) error
 
+	// DeleteEvents deletes up to limit of the tenant's events with
+	// seq <= maxSeq stored before `before`, oldest first (retention).
+	DeleteEvents(ctx context.Context, tenantID, maxSeq int64, before time.Time, limit int) (int64, error)
+
 	CreateDestination(ctx context.Context, d Destination) (Destination, error)
 	GetDestination(ctx context.Context, tenantID int64, id string) (Destination, error)
 	// ListDestinations lists a tenant's destinations; tenantID 0 lists all.
