@@ -96,7 +96,9 @@ type DestinationSpec struct {
 	StorageClass   string   `json:"storage_class,omitempty"`
 	MaxObjectBytes int64    `json:"max_object_bytes,omitempty"`
 	Backfill       string   `json:"backfill,omitempty"`
-	Enabled        *bool    `json:"enabled,omitempty"`
+	// KeyTemplate lays out object keys under the prefix; see DefaultKeyTemplate.
+	KeyTemplate string `json:"key_template,omitempty"`
+	Enabled     *bool  `json:"enabled,omitempty"`
 }
 
 // Destination is a stored destination as the API returns it.

@@ -44,12 +44,13 @@ func (s writerSink) NewUpload(ctx context.Context, key string, meta s3sink.PutMe
 // recorded before it is completed, so a re-run after a crash rewrites the
 // same events under the same key (and gets 412 if it had landed).
 type planGroup struct {
-	EventName string     `json:"event_name"`
-	Day       time.Time  `json:"day"`
-	FirstSeq  int64      `json:"first_seq"`
-	LastSeq   int64      `json:"last_seq"`
-	Count     int64      `json:"count"`
-	Parts     []planPart `json:"parts,omitempty"`
+	EventName string        `json:"event_name"`
+	Day       time.Time     `json:"day"`
+	Span      time.Duration `json:"span,omitempty"`
+	FirstSeq  int64         `json:"first_seq"`
+	LastSeq   int64         `json:"last_seq"`
+	Count     int64         `json:"count"`
+	Parts     []planPart    `json:"parts,omitempty"`
 }
 
 type planPart struct {
@@ -120,13 +121,13 @@ func (d *Deliverer) newPlan(ctx context.Context, t *target, windowEnd time.Time)
 	if head <= t.dest.Cursor {
 		return store.Plan{}, nil
 	}
-	groups, err := d.store.Groups(ctx, t.tenant.ID, t.dest.Cursor+1, head, t.spec.EventTypes)
+	groups, err := d.store.GroupsBy(ctx, t.tenant.ID, t.dest.Cursor+1, head, t.spec.EventTypes, groupSpan(t.spec.KeyTemplate))
 	if err != nil {
 		return store.Plan{}, fmt.Errorf("planning: %w", err)
 	}
 	pg := make([]planGroup, 0, len(groups))
 	for _, g := range groups {
-		pg = append(pg, planGroup{EventName: g.EventName, Day: g.Day, FirstSeq: g.FirstSeq, LastSeq: g.LastSeq, Count: g.Count})
+		pg = append(pg, planGroup{EventName: g.EventName, Day: g.Day, Span: g.Span, FirstSeq: g.FirstSeq, LastSeq: g.LastSeq, Count: g.Count})
 	}
 	data, err := json.Marshal(pg)
 	if err != nil {
@@ -188,7 +189,7 @@ func (d *Deliverer) newPart(ctx context.Context, a *attemptState, gi int, from i
 	if err != nil {
 		return p, err
 	}
-	scan := store.Group{EventName: g.EventName, Day: g.Day, FirstSeq: from, LastSeq: g.LastSeq}
+	scan := store.Group{EventName: g.EventName, Day: g.Day, Span: g.Span, FirstSeq: from, LastSeq: g.LastSeq}
 	err = d.store.Scan(ctx, t.tenant.ID, scan, func(ev store.StoredEvent) error {
 		if err := obj.enc.Write(ev.Body); err != nil {
 			return err
@@ -218,7 +219,7 @@ func (d *Deliverer) rewritePart(ctx context.Context, a *attemptState, gi, pi int
 		return err
 	}
 	var n int64
-	scan := store.Group{EventName: g.EventName, Day: g.Day, FirstSeq: p.FirstSeq, LastSeq: p.LastSeq}
+	scan := store.Group{EventName: g.EventName, Day: g.Day, Span: g.Span, FirstSeq: p.FirstSeq, LastSeq: p.LastSeq}
 	err = d.store.Scan(ctx, t.tenant.ID, scan, func(ev store.StoredEvent) error {
 		n++
 		return obj.enc.Write(ev.Body)
@@ -300,8 +301,8 @@ func (d *Deliverer) savePlan(ctx context.Context, a *attemptState) error {
 func (d *Deliverer) key(a *attemptState, g *planGroup, part int) string {
 	t := a.t
 	return Key(KeyParts{
-		Prefix: t.spec.Prefix, EventType: g.EventName, Day: g.Day, Tenant: t.tenant.Name,
-		WindowEnd: a.plan.WindowEnd, FirstSeq: g.FirstSeq, LastSeq: g.LastSeq, Part: part,
+		Template: t.spec.KeyTemplate, Prefix: t.spec.Prefix, EventType: g.EventName, Day: g.Day, Tenant: t.tenant.Name,
+		WindowStart: t.sched.Last(a.plan.WindowEnd.Add(-time.Nanosecond)), WindowEnd: a.plan.WindowEnd, FirstSeq: g.FirstSeq, LastSeq: g.LastSeq, Part: part,
 		Ext: encode.Extension(t.spec.Format, t.spec.Compression),
 	})
 }

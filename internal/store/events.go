@@ -18,9 +18,10 @@ const insertEventSQL = `INSERT INTO events
 	VALUES (?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (tenant_id, message_id) DO NOTHING`
 
-// dayExpr is the UTC day number of time_ms, rounded down also for times
-// before 1970 (SQLite's integer division truncates toward zero).
-const dayExpr = `(time_ms / 86400000 - (time_ms < 0 AND time_ms % 86400000 != 0))`
+// slotExpr is the number of the time span (its length in ms bound twice
+// times) holding time_ms, rounded down also for times before 1970 (SQLite's
+// integer division truncates toward zero).
+const slotExpr = `(time_ms / ? - (time_ms < 0 AND time_ms % ? != 0))`
 
 // Append stores the batches in one transaction. See Store.Append.
 //
@@ -151,7 +152,17 @@ func (s *SQLite) OldestAfter(ctx context.Context, tenantID, seq int64) (time.Tim
 
 // Groups lists the (event name, UTC day) groups in from..to. See Store.Groups.
 func (s *SQLite) Groups(ctx context.Context, tenantID, from, to int64, eventNames []string) ([]Group, error) {
-	q, args := groupsQuery(tenantID, from, to, eventNames)
+	return s.GroupsBy(ctx, tenantID, from, to, eventNames, 24*time.Hour)
+}
+
+// GroupsBy lists the (event name, time span) groups in from..to, for spans
+// that divide a day (1h, 24h). See Store.GroupsBy.
+func (s *SQLite) GroupsBy(ctx context.Context, tenantID, from, to int64, eventNames []string, span time.Duration) ([]Group, error) {
+	spanMs := span.Milliseconds()
+	if spanMs <= 0 || msPerDay%spanMs != 0 {
+		return nil, fmt.Errorf("groups: span %s does not divide a day", span)
+	}
+	q, args := groupsQuery(tenantID, from, to, eventNames, spanMs)
 	rows, err := s.reader.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("groups: %w", err)
@@ -161,11 +172,14 @@ func (s *SQLite) Groups(ctx context.Context, tenantID, from, to int64, eventName
 	var gs []Group
 	for rows.Next() {
 		var g Group
-		var day int64
-		if err := rows.Scan(&g.EventName, &day, &g.FirstSeq, &g.LastSeq, &g.Count); err != nil {
+		var slot int64
+		if err := rows.Scan(&g.EventName, &slot, &g.FirstSeq, &g.LastSeq, &g.Count); err != nil {
 			return nil, fmt.Errorf("groups: %w", err)
 		}
-		g.Day = time.UnixMilli(day * msPerDay).UTC()
+		g.Day = time.UnixMilli(slot * spanMs).UTC()
+		if spanMs != msPerDay {
+			g.Span = span // zero means a day
+		}
 		gs = append(gs, g)
 	}
 	if err := rows.Err(); err != nil {
@@ -176,12 +190,12 @@ func (s *SQLite) Groups(ctx context.Context, tenantID, from, to int64, eventName
 
 // groupsQuery builds the Groups query. The range is read through the primary
 // key, in one pass; the tie-break on the name keeps the order stable.
-func groupsQuery(tenantID, from, to int64, eventNames []string) (string, []any) {
+func groupsQuery(tenantID, from, to int64, eventNames []string, spanMs int64) (string, []any) {
 	var b strings.Builder
-	b.WriteString(`SELECT event_name, ` + dayExpr + ` AS day, MIN(seq), MAX(seq), COUNT(*)
+	b.WriteString(`SELECT event_name, ` + slotExpr + ` AS day, MIN(seq), MAX(seq), COUNT(*)
 	FROM events
 	WHERE tenant_id = ? AND seq >= ? AND seq <= ?`)
-	args := []any{tenantID, from, to}
+	args := []any{spanMs, spanMs, tenantID, from, to}
 	if len(eventNames) > 0 {
 		b.WriteString(` AND event_name IN (?` + strings.Repeat(`, ?`, len(eventNames)-1) + `)`)
 		for _, n := range eventNames {
@@ -209,9 +223,13 @@ const scanSQL = `SELECT seq, time_ms, body
 // The rows are read in a WAL read transaction, which holds no lock a writer
 // waits for, so a slow fn does not stall ingest.
 func (s *SQLite) Scan(ctx context.Context, tenantID int64, g Group, fn func(ev StoredEvent) error) error {
-	start := floorDiv(g.Day.UnixMilli(), msPerDay) * msPerDay
+	spanMs := msPerDay
+	if g.Span > 0 {
+		spanMs = g.Span.Milliseconds()
+	}
+	start := floorDiv(g.Day.UnixMilli(), spanMs) * spanMs
 	rows, err := s.reader.QueryContext(ctx, scanSQL,
-		tenantID, g.EventName, g.FirstSeq, g.LastSeq, start, start+msPerDay)
+		tenantID, g.EventName, g.FirstSeq, g.LastSeq, start, start+spanMs)
 	if err != nil {
 		return fmt.Errorf("scan: %w", err)
 	}

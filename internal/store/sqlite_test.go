@@ -654,8 +654,8 @@ func TestScanDoesNotBlockWriters(t *testing.T) {
 // prefix, never a scan of the table.
 func TestEventQueriesUseIndexes(t *testing.T) {
 	s := newTestStore(t)
-	groups, groupsArgs := groupsQuery(1, 1, 100, nil)
-	filtered, filteredArgs := groupsQuery(1, 1, 100, []string{"a", "b"})
+	groups, groupsArgs := groupsQuery(1, 1, 100, nil, msPerDay)
+	filtered, filteredArgs := groupsQuery(1, 1, 100, []string{"a", "b"}, msPerDay)
 	tests := []struct {
 		name  string
 		query string
@@ -1291,4 +1291,39 @@ func benchmarkAppend(b *testing.B, newID func(r *rand.Rand, n int) string) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N*perCall)/b.Elapsed().Seconds(), "events/s")
+}
+
+func TestGroupsByHour(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	tn, err := s.CreateTenant(ctx, "hourly", "ext")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC).UnixMilli()
+	var evs []Event
+	for i, off := range []time.Duration{5 * time.Minute, 59 * time.Minute, 61 * time.Minute, 3 * time.Hour} {
+		evs = append(evs, Event{MessageID: fmt.Sprint(i), EventName: "x", TimeMs: base + off.Milliseconds(), Body: []byte(`{}`)})
+	}
+	if _, err := s.Append(ctx, []AppendBatch{{TenantID: tn.ID, Events: evs}}); err != nil {
+		t.Fatal(err)
+	}
+	groups, err := s.GroupsBy(ctx, tn.ID, 1, 4, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counts []int64
+	for _, g := range groups {
+		counts = append(counts, g.Count)
+		var n int64
+		if err := s.Scan(ctx, tn.ID, g, func(StoredEvent) error { n++; return nil }); err != nil || n != g.Count {
+			t.Fatalf("Scan of %+v read %d events (%v)", g, n, err)
+		}
+	}
+	if fmt.Sprint(counts) != "[2 1 1]" {
+		t.Fatalf("hourly group counts = %v, want [2 1 1]", counts)
+	}
+	if _, err := s.GroupsBy(ctx, tn.ID, 1, 4, nil, 7*time.Hour); err == nil {
+		t.Fatal("a span that does not divide a day was accepted")
+	}
 }

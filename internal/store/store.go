@@ -66,7 +66,8 @@ type StoredEvent struct {
 // range: delivery writes one object (or more parts) per group.
 type Group struct {
 	EventName string
-	Day       time.Time // midnight UTC of the events' day
+	Day       time.Time     // start (UTC) of the events' day, or of their span
+	Span      time.Duration // the group's time span; 0 means a day
 	FirstSeq  int64
 	LastSeq   int64
 	Count     int64
@@ -145,6 +146,8 @@ type Store interface {
 	// Groups lists the (event name, UTC day) groups of events with
 	// from <= seq <= to, ordered by FirstSeq. An empty eventNames means all.
 	Groups(ctx context.Context, tenantID, from, to int64, eventNames []string) ([]Group, error)
+	// GroupsBy is Groups with time spans of span (1h or 24h) instead of days.
+	GroupsBy(ctx context.Context, tenantID, from, to int64, eventNames []string, span time.Duration) ([]Group, error)
 	// Scan calls fn for each event of group g (between g.FirstSeq and
 	// g.LastSeq, same event name, same day) in sequence order, streaming: it
 	// must not load the whole group into memory. fn must not keep ev.Body.
