@@ -55,9 +55,40 @@ func (e *APIError) Error() string {
 
 // IsNotFound reports whether err is a 404 from the agent.
 func IsNotFound(err error) bool {
-	var ae *APIError
-	return errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound
+	return statusOf(err) == http.StatusNotFound
 }
+
+// IsUnauthorized reports whether err is a 401 from the agent: the token is
+// unknown, revoked or malformed.
+func IsUnauthorized(err error) bool {
+	return statusOf(err) == http.StatusUnauthorized
+}
+
+func statusOf(err error) int {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.StatusCode
+	}
+	return 0
+}
+
+// UnreachableError is a request that got no HTTP answer from the agent: a
+// wrong endpoint, a stopped agent, a TLS or network failure.
+type UnreachableError struct {
+	// Endpoint is the agent URL the client was built with.
+	Endpoint string
+	Err      error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the auditexport agent at %s: %v", e.Endpoint, e.Err)
+}
+
+// Unwrap returns the transport error.
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// Endpoint returns the agent URL the client calls.
+func (c *Client) Endpoint() string { return c.endpoint }
 
 // Identity returns the tenant's identity: external id and delivery principal.
 func (c *Client) Identity(ctx context.Context) (Identity, error) {
@@ -146,7 +177,7 @@ func (c *Client) newRequest(ctx context.Context, method, path string, body io.Re
 func (c *Client) send(req *http.Request, out any) error {
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the auditexport agent at %s: %w", c.endpoint, err)
+		return &UnreachableError{Endpoint: c.endpoint, Err: err}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))

@@ -16,10 +16,15 @@ const (
 	DefaultCompression    = "gzip"
 	DefaultEncryption     = "sse-s3"
 	DefaultACL            = "bucket-owner-full-control"
+	DefaultStorageClass   = "STANDARD"
 	DefaultBackfill       = "1h"
 	DefaultMaxObjectBytes = 256 << 20
 	// MinObjectBytes is the smallest max_object_bytes: S3's multipart minimum part.
 	MinObjectBytes = 5 << 20
+	// MaxObjectBytes is the largest max_object_bytes: S3's largest object (5 TiB).
+	MaxObjectBytes = 5 << 40
+	// MaxPrefixBytes is the longest prefix.
+	MaxPrefixBytes = 512
 )
 
 // Allowed values of the enumerated destination fields.
@@ -44,20 +49,32 @@ func fieldErr(field, format string, args ...any) *FieldError {
 	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
+// Patterns of the destination fields. The Terraform provider validates with
+// the same expressions at plan time, so a plan that passes is never refused
+// by the agent for its syntax.
 var (
-	bucketRe    = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
-	regionRe    = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$`)
-	roleARNRe   = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$`)
-	kmsARNRe    = regexp.MustCompile(`^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[\w/+=,.@-]+$`)
-	dailyAtRe   = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
-	accessKeyRe = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
-	prefixRe    = regexp.MustCompile(`^[A-Za-z0-9!_.*'()/=-]*$`)
+	// BucketRe is S3's bucket name syntax; ValidateBucket adds the rules a
+	// regular expression cannot express (no "..", not an IP address).
+	BucketRe = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	// RegionRe matches AWS region names such as "us-east-1".
+	RegionRe = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$`)
+	// RoleARNRe matches IAM role ARNs.
+	RoleARNRe = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$`)
+	// KMSKeyARNRe matches KMS key and alias ARNs.
+	KMSKeyARNRe = regexp.MustCompile(`^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[\w/+=,.@-]+$`)
+	// DailyAtRe matches a UTC time of day "HH:MM".
+	DailyAtRe = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
+	// AccessKeyIDRe matches AWS access key ids.
+	AccessKeyIDRe = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
+	// PrefixRe is the character set of a prefix; ValidatePrefix adds the
+	// rules on "/" and path segments.
+	PrefixRe = regexp.MustCompile(`^[A-Za-z0-9!_.*'()/=-]*$`)
 )
 
 // ValidateBucket checks S3's bucket naming rules.
 func ValidateBucket(name string) error {
 	switch {
-	case !bucketRe.MatchString(name):
+	case !BucketRe.MatchString(name):
 		return fieldErr("bucket", "%q is not a valid S3 bucket name: use 3-63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit", name)
 	case strings.Contains(name, ".."):
 		return fieldErr("bucket", "%q is not a valid S3 bucket name: it must not contain two adjacent dots", name)
@@ -78,15 +95,15 @@ func ValidatePrefix(prefix string) error {
 	if strings.HasPrefix(prefix, "/") {
 		return fieldErr("prefix", "%q must not start with \"/\": write %q", prefix, strings.TrimLeft(prefix, "/"))
 	}
-	if len(prefix) > 512 {
-		return fieldErr("prefix", "must be at most 512 bytes, got %d", len(prefix))
+	if len(prefix) > MaxPrefixBytes {
+		return fieldErr("prefix", "must be at most %d bytes, got %d", MaxPrefixBytes, len(prefix))
 	}
 	for _, seg := range strings.Split(strings.TrimSuffix(prefix, "/"), "/") {
 		if seg == "" || seg == "." || seg == ".." {
 			return fieldErr("prefix", "%q must not contain empty, \".\" or \"..\" path segments", prefix)
 		}
 	}
-	if !prefixRe.MatchString(prefix) {
+	if !PrefixRe.MatchString(prefix) {
 		return fieldErr("prefix", "%q may only contain letters, digits and !_.*'()/=-", prefix)
 	}
 	return nil
@@ -106,6 +123,7 @@ func (s *DestinationSpec) Normalize() error {
 		s.validateEncryption,
 		s.validateSizes,
 		s.validateEventTypes,
+		func() error { return ValidateKeyTemplate(s.KeyTemplate, s.Prefix) },
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {
@@ -124,8 +142,9 @@ func (s *DestinationSpec) applyDefaults() {
 	setDefault(&s.Compression, DefaultCompression)
 	setDefault(&s.Encryption, DefaultEncryption)
 	setDefault(&s.ACL, DefaultACL)
-	setDefault(&s.StorageClass, "STANDARD")
+	setDefault(&s.StorageClass, DefaultStorageClass)
 	setDefault(&s.Backfill, DefaultBackfill)
+	setDefault(&s.KeyTemplate, DefaultKeyTemplate)
 	if s.MaxObjectBytes == 0 {
 		s.MaxObjectBytes = DefaultMaxObjectBytes
 	}
@@ -142,7 +161,7 @@ func setDefault(p *string, v string) {
 }
 
 func (s *DestinationSpec) validateRegion() error {
-	if !regionRe.MatchString(s.Region) {
+	if !RegionRe.MatchString(s.Region) {
 		return fieldErr("region", "%q is not an AWS region name such as \"us-east-1\" or \"eu-west-2\"", s.Region)
 	}
 	return nil
@@ -156,9 +175,9 @@ func (s *DestinationSpec) validateAuth() error {
 		return fieldErr("role_arn", "set either role_arn or access_key_id + secret_access_key, not both")
 	case !hasRole && !hasKeys:
 		return fieldErr("role_arn", "set role_arn (recommended: a role in your account that trusts the delivery principal) or access_key_id + secret_access_key")
-	case hasRole && !roleARNRe.MatchString(s.RoleARN):
+	case hasRole && !RoleARNRe.MatchString(s.RoleARN):
 		return fieldErr("role_arn", "%q is not an IAM role ARN such as \"arn:aws:iam::123456789012:role/auditexport\"", s.RoleARN)
-	case hasKeys && !accessKeyRe.MatchString(s.AccessKeyID):
+	case hasKeys && !AccessKeyIDRe.MatchString(s.AccessKeyID):
 		return fieldErr("access_key_id", "must be an AWS access key id (16-128 uppercase letters and digits)")
 	}
 	return nil
@@ -171,7 +190,7 @@ func (s *DestinationSpec) validateSchedule() error {
 	if s.Interval != "" && !slices.Contains(Intervals, s.Interval) {
 		return fieldErr("interval", "%q is not supported: use one of %s", s.Interval, strings.Join(Intervals, ", "))
 	}
-	if s.DailyAt != "" && !dailyAtRe.MatchString(s.DailyAt) {
+	if s.DailyAt != "" && !DailyAtRe.MatchString(s.DailyAt) {
 		return fieldErr("daily_at", "%q must be a UTC time of day as HH:MM, e.g. \"05:00\"", s.DailyAt)
 	}
 	if _, err := ParseBackfill(s.Backfill); err != nil {
@@ -223,16 +242,15 @@ func (s *DestinationSpec) validateEncryption() error {
 		return fieldErr("kms_key_arn", "is required when encryption is \"sse-kms\"")
 	case s.Encryption != "sse-kms" && s.KMSKeyARN != "":
 		return fieldErr("kms_key_arn", "is only used with encryption = \"sse-kms\"; remove it or set encryption")
-	case s.KMSKeyARN != "" && !kmsARNRe.MatchString(s.KMSKeyARN):
+	case s.KMSKeyARN != "" && !KMSKeyARNRe.MatchString(s.KMSKeyARN):
 		return fieldErr("kms_key_arn", "%q is not a KMS key ARN such as \"arn:aws:kms:us-east-1:123456789012:key/…\"", s.KMSKeyARN)
 	}
 	return nil
 }
 
 func (s *DestinationSpec) validateSizes() error {
-	const maxObject = 5 << 40 // S3's largest object
-	if s.MaxObjectBytes < MinObjectBytes || s.MaxObjectBytes > maxObject {
-		return fieldErr("max_object_bytes", "must be between %d (5 MiB) and %d (5 TiB), got %d", MinObjectBytes, int64(maxObject), s.MaxObjectBytes)
+	if s.MaxObjectBytes < MinObjectBytes || s.MaxObjectBytes > MaxObjectBytes {
+		return fieldErr("max_object_bytes", "must be between %d (5 MiB) and %d (5 TiB), got %d", MinObjectBytes, int64(MaxObjectBytes), s.MaxObjectBytes)
 	}
 	return nil
 }

@@ -2,32 +2,178 @@ package provider
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/hashicorp/terraform-plugin-framework-validators/resourcevalidator"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
-	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/auditexport/auditexport/internal/api"
+)
+
+var (
+	_ resource.Resource                     = (*s3DestinationResource)(nil)
+	_ resource.ResourceWithConfigure        = (*s3DestinationResource)(nil)
+	_ resource.ResourceWithConfigValidators = (*s3DestinationResource)(nil)
+	_ resource.ResourceWithImportState      = (*s3DestinationResource)(nil)
 )
 
 // NewS3DestinationResource returns the auditexport_s3_destination resource.
-// Placeholder: the full implementation replaces this file.
 func NewS3DestinationResource() resource.Resource { return &s3DestinationResource{} }
 
-type s3DestinationResource struct{}
+// s3DestinationResource manages one destination of the token's tenant
+// through the agent's API.
+type s3DestinationResource struct {
+	client *api.Client
+}
 
 func (r *s3DestinationResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
 	resp.TypeName = req.ProviderTypeName + "_s3_destination"
 }
 
-func (r *s3DestinationResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
-	resp.Schema = schema.Schema{Description: "placeholder", Attributes: map[string]schema.Attribute{
-		"id": schema.StringAttribute{Computed: true, Description: "placeholder"},
-	}}
+func (r *s3DestinationResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	if req.ProviderData == nil {
+		// The provider is not configured yet (validation runs first).
+		return
+	}
+	client, ok := req.ProviderData.(*api.Client)
+	if !ok {
+		resp.Diagnostics.AddError("Unexpected provider data",
+			fmt.Sprintf("Expected *api.Client, got %T. This is a bug in the provider.", req.ProviderData))
+		return
+	}
+	r.client = client
 }
 
-func (r *s3DestinationResource) Create(_ context.Context, _ resource.CreateRequest, _ *resource.CreateResponse) {
+// ConfigValidators holds the rules that span several attributes.
+func (r *s3DestinationResource) ConfigValidators(_ context.Context) []resource.ConfigValidator {
+	return []resource.ConfigValidator{
+		resourcevalidator.ExactlyOneOf(path.MatchRoot("role_arn"), path.MatchRoot("access_key_id")),
+		resourcevalidator.RequiredTogether(path.MatchRoot("access_key_id"), path.MatchRoot("secret_access_key_wo")),
+		resourcevalidator.Conflicting(path.MatchRoot("interval"), path.MatchRoot("daily_at")),
+		kmsKeyValidator{},
+	}
 }
-func (r *s3DestinationResource) Read(_ context.Context, _ resource.ReadRequest, _ *resource.ReadResponse) {
+
+// configured reports an error when the provider gave no API client, which
+// happens only when the provider's own configuration failed.
+func (r *s3DestinationResource) configured(diags *diag.Diagnostics) bool {
+	if r.client == nil {
+		diags.AddError("Provider not configured",
+			"The auditexport provider has no agent client: set endpoint and token in the provider block or the "+
+				EnvEndpoint+" and "+EnvToken+" environment variables.")
+	}
+	return r.client != nil
 }
-func (r *s3DestinationResource) Update(_ context.Context, _ resource.UpdateRequest, _ *resource.UpdateResponse) {
+
+func (r *s3DestinationResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	resource.ImportStatePassthroughID(ctx, path.Root("id"), req, resp)
 }
-func (r *s3DestinationResource) Delete(_ context.Context, _ resource.DeleteRequest, _ *resource.DeleteResponse) {
+
+func (r *s3DestinationResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	if !r.configured(&resp.Diagnostics) {
+		return
+	}
+	var plan s3DestinationModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	spec, diags := plan.spec(ctx)
+	resp.Diagnostics.Append(diags...)
+	if !plan.AccessKeyID.IsNull() {
+		spec.SecretAccessKey = writeOnlySecret(ctx, req.Config, &resp.Diagnostics)
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	dest, err := r.client.CreateDestination(ctx, spec)
+	if err != nil {
+		resp.Diagnostics.Append(apiErrorDiag("create the destination", err))
+		return
+	}
+	resp.Diagnostics.Append(warningDiags(dest.Warnings)...)
+	resp.Diagnostics.Append(plan.apply(ctx, dest)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *s3DestinationResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state s3DestinationModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() || !r.configured(&resp.Diagnostics) {
+		return
+	}
+	dest, err := r.client.GetDestination(ctx, state.ID.ValueString())
+	if api.IsNotFound(err) {
+		// Deleted outside Terraform: the next plan creates it again.
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if err != nil {
+		resp.Diagnostics.Append(apiErrorDiag("read destination "+state.ID.ValueString(), err))
+		return
+	}
+	resp.Diagnostics.Append(state.apply(ctx, dest)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+func (r *s3DestinationResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	if !r.configured(&resp.Diagnostics) {
+		return
+	}
+	var plan, state s3DestinationModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	spec, diags := plan.spec(ctx)
+	resp.Diagnostics.Append(diags...)
+	if resendSecret(plan, state) {
+		spec.SecretAccessKey = writeOnlySecret(ctx, req.Config, &resp.Diagnostics)
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	// Without a secret the agent keeps the stored one of the same access key.
+	dest, err := r.client.UpdateDestination(ctx, state.ID.ValueString(), spec)
+	if err != nil {
+		resp.Diagnostics.Append(apiErrorDiag("update destination "+state.ID.ValueString(), err))
+		return
+	}
+	resp.Diagnostics.Append(warningDiags(dest.Warnings)...)
+	resp.Diagnostics.Append(plan.apply(ctx, dest)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *s3DestinationResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state s3DestinationModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() || !r.configured(&resp.Diagnostics) {
+		return
+	}
+	err := r.client.DeleteDestination(ctx, state.ID.ValueString())
+	if err != nil && !api.IsNotFound(err) {
+		resp.Diagnostics.Append(apiErrorDiag("delete destination "+state.ID.ValueString(), err))
+	}
+}
+
+// resendSecret tells whether an update must send secret_access_key_wo: the
+// agent keeps the stored secret of an unchanged access key, so the secret is
+// sent only for a new access key or a new secret version.
+func resendSecret(plan, state s3DestinationModel) bool {
+	if plan.AccessKeyID.IsNull() {
+		return false
+	}
+	return !plan.AccessKeyID.Equal(state.AccessKeyID) ||
+		!plan.SecretAccessKeyWOVersion.Equal(state.SecretAccessKeyWOVersion)
+}
+
+// writeOnlySecret reads secret_access_key_wo from the configuration, the only
+// place a write-only value is available.
+func writeOnlySecret(ctx context.Context, config tfsdk.Config, diags *diag.Diagnostics) string {
+	var secret types.String
+	diags.Append(config.GetAttribute(ctx, path.Root("secret_access_key_wo"), &secret)...)
+	if !diags.HasError() && (secret.IsNull() || secret.IsUnknown() || secret.ValueString() == "") {
+		diags.AddAttributeError(path.Root("secret_access_key_wo"), "Missing secret_access_key_wo",
+			"secret_access_key_wo must be set, and known at apply time, to send the secret of access_key_id to the agent.")
+	}
+	return secret.ValueString()
 }

@@ -64,6 +64,20 @@ func (m *Moto) CreateUser(t testing.TB, name string) (arn, accessKey, secret str
 		aws.ToString(key.AccessKey.SecretAccessKey)
 }
 
+// PutUserPolicy attaches an inline identity policy to a user, such as
+// policy.RolePolicy for a customer's static-key writer.
+func (m *Moto) PutUserPolicy(t testing.TB, user, policyName, policyJSON string) {
+	t.Helper()
+	_, err := m.IAMClient().PutUserPolicy(context.Background(), &iam.PutUserPolicyInput{
+		UserName:       aws.String(user),
+		PolicyName:     aws.String(policyName),
+		PolicyDocument: aws.String(policyJSON),
+	})
+	if err != nil {
+		t.Fatalf("PutUserPolicy %s: %v", user, err)
+	}
+}
+
 // CreateRole creates a role with the given trust policy and, when
 // rolePolicyJSON is not empty, an inline permissions policy. It returns the
 // role's ARN.
