@@ -113,7 +113,6 @@ func principalOptions(cfg *config.Config) s3sink.Options {
 	}
 }
 
-
 // serve runs the API and delivery until ctx ends, then shuts down in order:
 // stop accepting requests, commit what was accepted, stop delivery between
 // objects (a plan in flight stays persisted and is re-run at the next start).

@@ -139,7 +139,7 @@ func (c *chunkedBody) skipTrailers() error {
 	for {
 		line, err := c.line()
 		switch {
-		case err == io.ErrUnexpectedEOF:
+		case errors.Is(err, io.ErrUnexpectedEOF):
 			return nil
 		case err != nil:
 			return err

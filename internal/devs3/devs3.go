@@ -72,7 +72,7 @@ func Start(ctx context.Context, dir, addr string) (*Server, error) {
 		s.root, s.removeDir = tmp, true
 	}
 	if err := s.listen(ctx, addr); err != nil {
-		s.removeRoot()
+		_ = s.removeRoot()
 		return nil, err
 	}
 
@@ -160,8 +160,7 @@ func (s *Server) serve() {
 // is drained as the client sent it.
 func newHandler(backend gofakes3.Backend) http.Handler {
 	fake := gofakes3.New(backend)
-	var h http.Handler = fake.Server()
-	h = newWriteGuard(backend, h)
+	h := http.Handler(newWriteGuard(backend, fake.Server()))
 	h = decodeChunked(h)
 	return withRegion(h)
 }

@@ -160,7 +160,7 @@ func TestParseTimestamp(t *testing.T) {
 			body := `{"eventName":"e","messageId":"m","timestamp":` + tc.ts + `}`
 			got, err := parseAt(body, Fields{}, Limits{})
 			if tc.wantErr != "" {
-				assertLineError(t, err, 1, "timestamp", tc.wantErr)
+				_ = assertLineError(t, err, 1, "timestamp", tc.wantErr)
 				return
 			}
 			if err != nil {

@@ -228,7 +228,6 @@ func (s *Server) connectionTest(w http.ResponseWriter, ctx context.Context, spec
 	return nil, false
 }
 
-
 func (s *Server) writeDestination(w http.ResponseWriter, ctx context.Context, status int, tenant store.Tenant, dest store.Destination, warnings []string) {
 	ad, err := s.apiDestination(ctx, tenant, dest)
 	if err != nil {

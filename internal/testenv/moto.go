@@ -90,7 +90,7 @@ func StartMoto(t testing.TB) *Moto {
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		killProcessGroup(cmd)
-		<-exited
+		<-exited //nolint:errcheck // killed on purpose: its exit error says nothing
 	})
 
 	m.waitReady(t, exited)
