@@ -11,12 +11,13 @@ import (
 
 const msPerDay = int64(24 * time.Hour / time.Millisecond)
 
-// insertEventSQL names the conflict target so that only a repeated message
-// id is skipped; a clash on (tenant_id, seq) would be a bug and must fail.
+// insertEventSQL names the conflict target so that only a repeated event (the
+// same messageId and timestamp) is skipped; a clash on (tenant_id, seq) would
+// be a bug and must fail.
 const insertEventSQL = `INSERT INTO events
 	(tenant_id, seq, message_id, event_name, time_ms, received_ms, body)
 	VALUES (?, ?, ?, ?, ?, ?, ?)
-	ON CONFLICT (tenant_id, message_id) DO NOTHING`
+	ON CONFLICT (tenant_id, time_ms, message_id) DO NOTHING`
 
 // slotExpr is the number of the time span (its length in ms bound twice
 // times) holding time_ms, rounded down also for times before 1970 (SQLite's

@@ -39,7 +39,11 @@ CREATE TABLE events (
 	received_ms INTEGER NOT NULL,
 	body        BLOB    NOT NULL,
 	PRIMARY KEY (tenant_id, seq),
-	UNIQUE (tenant_id, message_id)
+	-- A retry repeats an event's messageId and timestamp. Keying duplicates
+	-- on both keeps inserts near the end of the index (events arrive
+	-- roughly in time order) instead of on a random page per event, which
+	-- is what lets a commit of thousands of events stay cheap.
+	UNIQUE (tenant_id, time_ms, message_id)
 ) WITHOUT ROWID;
 
 -- Scan reads one event name inside a sequence range; this index finds those

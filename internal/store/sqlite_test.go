@@ -1327,3 +1327,21 @@ func TestGroupsByHour(t *testing.T) {
 		t.Fatal("a span that does not divide a day was accepted")
 	}
 }
+
+// A duplicate is a retry: the same messageId and the same timestamp. The same
+// messageId with another timestamp is another event, and is kept.
+func TestDuplicateIsSameMessageIDAndTimestamp(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	tn := mustTenant(t, s, "dups")
+	ev := func(ts int64) Event {
+		return Event{MessageID: "m-1", EventName: "x", TimeMs: ts, Body: []byte(`{}`)}
+	}
+	res, err := s.Append(ctx, []AppendBatch{{TenantID: tn.ID, Events: []Event{ev(1000), ev(1000), ev(2000)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Stored != 2 || res[0].Duplicates != 1 || res[0].LastSeq != 2 {
+		t.Fatalf("result = %+v, want 2 stored (seq 1-2) and 1 duplicate", res[0])
+	}
+}

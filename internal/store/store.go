@@ -130,8 +130,9 @@ type Store interface {
 
 	// Append stores the batches in one durable transaction (group commit):
 	// when it returns nil every new event is fsync'd. Events whose MessageID
-	// is already stored for the tenant (or repeated in the call) are counted
-	// as duplicates and not stored. Each stored event gets the tenant's next
+	// and TimeMs are already stored for the tenant (or repeated in the call)
+	// are counted as duplicates and not stored: a platform's retry resends
+	// both. Duplicates are found while the first copy is retained. Each stored event gets the tenant's next
 	// sequence number, in order.
 	Append(ctx context.Context, batches []AppendBatch) ([]AppendResult, error)
 	// Head is the tenant's last assigned sequence number (0 when none).
