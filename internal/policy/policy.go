@@ -9,6 +9,7 @@ package policy
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 )
 
@@ -20,10 +21,28 @@ const Version = "2012-10-17"
 const (
 	SidAssumeRole                    = "AuditExportAssumeRole"
 	SidPutObjects                    = "AuditExportPutObjects"
+	SidDeleteTestObject              = "AuditExportDeleteConnectionTestObject"
 	SidBucketLocation                = "AuditExportGetBucketLocation"
 	SidKMS                           = "AuditExportKMSEncrypt"
 	SidDenyInsecureTransport         = "AuditExportDenyInsecureTransport"
 	SidRequireBucketOwnerFullControl = "AuditExportRequireBucketOwnerFullControl"
+)
+
+// ConnectionTestPrefix starts the key, below the destination's prefix, of the
+// object that the connection test writes and deletes again. The documents
+// allow s3:DeleteObject on these keys only, so the delivery principal can
+// never delete a delivered object.
+const ConnectionTestPrefix = "_auditexport/connection-test-"
+
+// Actions granted by the documents: exactly the calls the agent makes.
+var (
+	// objectWriteActions write the objects: PutObject also covers
+	// CreateMultipartUpload, UploadPart and CompleteMultipartUpload, and
+	// AbortMultipartUpload cleans up after a failed multipart upload.
+	objectWriteActions = []string{"s3:PutObject", "s3:AbortMultipartUpload"}
+	// kmsActions encrypt objects with SSE-KMS. S3 calls GenerateDataKey for
+	// each object and Decrypt to assemble the parts of a multipart upload.
+	kmsActions = []string{"kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"}
 )
 
 // Document is an IAM policy document.
@@ -71,64 +90,64 @@ func TrustPolicy(principalARN, externalID string) Document {
 	}
 }
 
-// RolePolicy returns the permissions policy of the customer's role: write and
-// delete objects under prefix, read the bucket's region and, when kmsKeyARN is
-// set, encrypt with that key.
+// RolePolicy returns the permissions policy of the customer's role: write
+// objects under prefix, delete the connection test's object, read the
+// bucket's region and, when kmsKeyARN is set, encrypt with that key.
 //
 // s3:DeleteObject is only used by the connection test to remove its test
 // object; without it the test passes with a warning.
 func RolePolicy(bucket, prefix, kmsKeyARN string) Document {
 	doc := Document{
-		Version: Version,
-		Statement: []Statement{
-			{
-				Sid:      SidPutObjects,
-				Effect:   "Allow",
-				Action:   []string{"s3:PutObject", "s3:DeleteObject"},
-				Resource: ObjectARN(bucket, prefix),
-			},
-			{
-				Sid:      SidBucketLocation,
-				Effect:   "Allow",
-				Action:   "s3:GetBucketLocation",
-				Resource: BucketARN(bucket),
-			},
-		},
+		Version:   Version,
+		Statement: s3Statements(bucket, prefix, nil),
 	}
 	if kmsKeyARN != "" {
 		doc.Statement = append(doc.Statement, Statement{
 			Sid:      SidKMS,
 			Effect:   "Allow",
-			Action:   []string{"kms:GenerateDataKey", "kms:Encrypt"},
+			Action:   slices.Clone(kmsActions),
 			Resource: kmsKeyARN,
 		})
 	}
 	return doc
 }
 
-// BucketPolicy returns a bucket policy that lets principalARN write objects
-// under prefix, plus the optional statements selected by opts.
+// s3Statements are the Allow statements that delivery needs on bucket and
+// prefix, granted to principal (nil in an identity policy).
+func s3Statements(bucket, prefix string, principal any) []Statement {
+	return []Statement{
+		{
+			Sid:       SidPutObjects,
+			Effect:    "Allow",
+			Principal: principal,
+			Action:    slices.Clone(objectWriteActions),
+			Resource:  ObjectARN(bucket, prefix),
+		},
+		{
+			Sid:       SidDeleteTestObject,
+			Effect:    "Allow",
+			Principal: principal,
+			Action:    "s3:DeleteObject",
+			Resource:  ConnectionTestObjectARN(bucket, prefix),
+		},
+		{
+			Sid:       SidBucketLocation,
+			Effect:    "Allow",
+			Principal: principal,
+			Action:    "s3:GetBucketLocation",
+			Resource:  BucketARN(bucket),
+		},
+	}
+}
+
+// BucketPolicy returns a bucket policy that grants principalARN what
+// RolePolicy grants (without KMS), plus the optional statements selected by
+// opts.
 func BucketPolicy(bucket, prefix, principalARN string, opts BucketPolicyOptions) Document {
 	principal := map[string]any{"AWS": principalARN}
-	objects := ObjectARN(bucket, prefix)
 	doc := Document{
-		Version: Version,
-		Statement: []Statement{
-			{
-				Sid:       SidPutObjects,
-				Effect:    "Allow",
-				Principal: principal,
-				Action:    []string{"s3:PutObject", "s3:DeleteObject"},
-				Resource:  objects,
-			},
-			{
-				Sid:       SidBucketLocation,
-				Effect:    "Allow",
-				Principal: principal,
-				Action:    "s3:GetBucketLocation",
-				Resource:  BucketARN(bucket),
-			},
-		},
+		Version:   Version,
+		Statement: s3Statements(bucket, prefix, principal),
 	}
 	if opts.RequireBucketOwnerFullControl {
 		doc.Statement = append(doc.Statement, Statement{
@@ -136,7 +155,7 @@ func BucketPolicy(bucket, prefix, principalARN string, opts BucketPolicyOptions)
 			Effect:    "Deny",
 			Principal: principal,
 			Action:    "s3:PutObject",
-			Resource:  objects,
+			Resource:  ObjectARN(bucket, prefix),
 			Condition: map[string]map[string]any{
 				"StringNotEquals": {"s3:x-amz-acl": "bucket-owner-full-control"},
 			},
@@ -160,17 +179,39 @@ func BucketPolicy(bucket, prefix, principalARN string, opts BucketPolicyOptions)
 // JSON returns the document as indented JSON. Field order follows the struct
 // and condition keys are sorted, so equal documents render identically.
 func (d Document) JSON() string {
+	return d.encode("  ")
+}
+
+// MinifiedJSON returns the document as JSON without insignificant
+// whitespace, byte for byte the same for equal documents.
+func (d Document) MinifiedJSON() string {
+	return d.encode("")
+}
+
+func (d Document) encode(indent string) string {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	// Policies are pasted into HCL and the AWS console: keep '&', '<' and
 	// '>' readable instead of \u0026 escapes.
 	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
+	enc.SetIndent("", indent)
 	if err := enc.Encode(d); err != nil {
 		// A Document holds only strings, slices and maps of them.
 		panic("policy: encode document: " + err.Error())
 	}
 	return strings.TrimSuffix(buf.String(), "\n")
+}
+
+// Without returns a copy of d without the statements whose Sid is one of
+// sids, for instance to show what a missing statement breaks.
+func (d Document) Without(sids ...string) Document {
+	out := Document{Version: d.Version}
+	for _, st := range d.Statement {
+		if !slices.Contains(sids, st.Sid) {
+			out.Statement = append(out.Statement, st)
+		}
+	}
+	return out
 }
 
 // BucketARN returns the ARN of bucket.
@@ -186,6 +227,13 @@ func ObjectARN(bucket, prefix string) string {
 		return BucketARN(bucket) + "/" + p + "/*"
 	}
 	return BucketARN(bucket) + "/*"
+}
+
+// ConnectionTestObjectARN returns the ARN pattern of the connection test's
+// objects under prefix in bucket, such as
+// "arn:aws:s3:::bucket/logs/_auditexport/connection-test-*".
+func ConnectionTestObjectARN(bucket, prefix string) string {
+	return strings.TrimSuffix(ObjectARN(bucket, prefix), "*") + ConnectionTestPrefix + "*"
 }
 
 // CleanPrefix returns prefix without leading and trailing slashes, the form

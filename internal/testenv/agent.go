@@ -75,6 +75,30 @@ type Agent struct {
 // runs each tick) and starts the agent. It is killed when the test ends.
 func NewAgent(t testing.TB, m *Moto, tick string) *Agent {
 	t.Helper()
+	return NewAgentWithOptions(t, m, AgentOptions{Tick: tick})
+}
+
+// AgentOptions vary the agent that NewAgentWithOptions configures.
+type AgentOptions struct {
+	// Tick runs every destination's schedule this often, e.g. "1s".
+	Tick string
+	// S3Endpoint is where the agent sends S3 requests, such as a
+	// FaultProxy in front of the Moto server; empty means the Moto server.
+	// STS requests always go to the Moto server.
+	S3Endpoint string
+	// LogLevel is the agent's log level; empty means "debug".
+	LogLevel string
+}
+
+// NewAgentWithOptions is NewAgent with the choices of opts.
+func NewAgentWithOptions(t testing.TB, m *Moto, opts AgentOptions) *Agent {
+	t.Helper()
+	if opts.S3Endpoint == "" {
+		opts.S3Endpoint = m.URL
+	}
+	if opts.LogLevel == "" {
+		opts.LogLevel = "debug"
+	}
 	arn, key, secret := m.CreateUser(t, "auditexport-delivery")
 	dir := t.TempDir()
 	a := &Agent{Moto: m, PrincipalARN: arn, bin: AgentBinary(t), listen: FreeAddr(t)}
@@ -83,7 +107,7 @@ func NewAgent(t testing.TB, m *Moto, tick string) *Agent {
 	cfg := fmt.Sprintf(`
 listen    = %q
 data_dir  = %q
-log_level = "debug"
+log_level = %q
 
 aws {
   region            = "us-east-1"
@@ -101,7 +125,7 @@ delivery {
   retry_initial = "200ms"
   retry_max     = "2s"
 }
-`, a.listen, filepath.Join(dir, "data"), m.URL, m.URL, arn, key, secret, tick)
+`, a.listen, filepath.Join(dir, "data"), opts.LogLevel, opts.S3Endpoint, m.URL, arn, key, secret, opts.Tick)
 	if err := os.WriteFile(a.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
