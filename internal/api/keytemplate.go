@@ -57,6 +57,9 @@ func ValidateKeyTemplate(tmpl, prefix string) error {
 	case size > MaxKeyBytes:
 		return fieldErr("key_template", "keys could reach %d bytes with this template and prefix; S3 allows %d", size, MaxKeyBytes)
 	}
+	if strings.HasPrefix(body, "_auditexport") {
+		return fieldErr("key_template", "%q must not start with _auditexport: that folder is the connection test's", tmpl)
+	}
 	for _, seg := range strings.Split(body, "/") {
 		if seg == "" || seg == "." || seg == ".." {
 			return fieldErr("key_template", "%q must not start or end with \"/\" or contain empty, \".\" or \"..\" segments: keys stay under the prefix", tmpl)

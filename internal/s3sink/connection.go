@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"github.com/auditexport/auditexport/internal/policy"
 	"net/http"
 	"strings"
 	"time"
@@ -40,7 +41,7 @@ func (p *Principal) Test(ctx context.Context, t Target) (TestResult, error) {
 	if err := w.checkRegion(ctx); err != nil {
 		return TestResult{}, err
 	}
-	res := TestResult{Key: w.Key("_auditexport/connection-test-" + randomHex() + ".txt")}
+	res := TestResult{Key: w.Key(policy.ConnectionTestPrefix + randomHex() + ".txt")}
 	put, err := w.Put(ctx, res.Key, strings.NewReader(testBody), int64(len(testBody)),
 		PutMeta{ContentType: "text/plain; charset=utf-8"})
 	if err != nil {

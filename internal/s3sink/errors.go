@@ -125,7 +125,7 @@ func (w *Writer) fix(ctx context.Context, e *Error, status int, err error) strin
 		return w.putDeniedFix()
 	case isDenied(e.Code) && e.Call == "DeleteObject":
 		return fmt.Sprintf("%s should allow s3:DeleteObject on %s (data source %s) so that the connection test can remove its test object",
-			w.identityPolicy(), policy.ObjectARN(w.t.Bucket, w.t.Prefix), rolePolicySource)
+			w.identityPolicy(), policy.ConnectionTestObjectARN(w.t.Bucket, w.t.Prefix), rolePolicySource)
 	}
 	return ""
 }
@@ -169,7 +169,7 @@ func (w *Writer) kmsFix(code string) string {
 	case "KMS.DisabledException", "KMS.KMSInvalidStateException":
 		return fmt.Sprintf("KMS key %s is disabled or pending deletion: enable it or choose another key", key)
 	}
-	return fmt.Sprintf("%s and the key policy of %s must allow kms:GenerateDataKey and kms:Encrypt (data source %s)",
+	return fmt.Sprintf("%s and the key policy of %s must allow kms:GenerateDataKey, kms:Encrypt and kms:Decrypt (data source %s)",
 		w.identityPolicy(), key, rolePolicySource)
 }
 
@@ -178,6 +178,12 @@ func (w *Writer) putDeniedFix() string {
 	if w.t.AccessKeyID == "" && w.t.RoleARN == "" {
 		return fmt.Sprintf("the bucket policy must allow the delivery principal s3:PutObject on %s (data source %s)",
 			objects, bucketPolicySource)
+	}
+	if w.t.AccessKeyID != "" {
+		// Static keys belong to a user of the bucket's account or another:
+		// either way the bucket policy is where the customer grants them.
+		return fmt.Sprintf("the bucket policy must allow access key %s s3:PutObject on %s (data source %s), or the key's IAM policy must",
+			w.t.AccessKeyID, objects, bucketPolicySource)
 	}
 	return fmt.Sprintf("%s must allow s3:PutObject on %s (data source %s) and the bucket policy must not deny it (data source %s)",
 		w.identityPolicy(), objects, rolePolicySource, bucketPolicySource)
