@@ -54,8 +54,9 @@ func (p *auditexportProvider) Schema(_ context.Context, _ provider.SchemaRequest
 		Description: "Declares where a platform's audit events are delivered: S3 destinations validated at apply, and the IAM policy documents they need.",
 		Attributes: map[string]schema.Attribute{
 			"endpoint": schema.StringAttribute{
-				Description: "URL of the platform's auditexport agent, e.g. `https://audit.example.com`. Defaults to the `" + EnvEndpoint + "` environment variable.",
-				Optional:    true,
+				Description: "URL of the platform's auditexport agent, e.g. `https://audit.example.com`. Defaults to the `" + EnvEndpoint + "` environment variable. " +
+					"Needed by `auditexport_s3_destination`, `auditexport_identity` and a `auditexport_trust_policy` that reads its defaults from the agent; the other policy data sources work without it.",
+				Optional: true,
 			},
 			"token": schema.StringAttribute{
 				Description: "Manage token for your tenant, issued by the platform. Defaults to the `" + EnvToken + "` environment variable.",
@@ -78,15 +79,10 @@ func (p *auditexportProvider) Configure(ctx context.Context, req provider.Config
 	}
 	endpoint := stringOrEnv(cfg.Endpoint, EnvEndpoint)
 	token := stringOrEnv(cfg.Token, EnvToken)
-	if endpoint == "" {
-		resp.Diagnostics.AddAttributeError(path.Root("endpoint"), "Missing agent endpoint",
-			"Set endpoint in the provider block or the "+EnvEndpoint+" environment variable to the URL your platform gave you.")
-	}
-	if token == "" {
-		resp.Diagnostics.AddAttributeError(path.Root("token"), "Missing token",
-			"Set token in the provider block or the "+EnvToken+" environment variable to the manage token your platform gave you.")
-	}
-	if resp.Diagnostics.HasError() {
+	if endpoint == "" || token == "" {
+		// The policy data sources need no agent, so a configuration
+		// without one is valid; what needs the agent reports the missing
+		// endpoint or token itself.
 		return
 	}
 	httpClient, err := newHTTPClient(cfg.CACertPEM.ValueString())

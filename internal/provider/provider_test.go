@@ -2,11 +2,14 @@ package provider
 
 import (
 	"context"
+	"os"
+	"regexp"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	acc "github.com/hashicorp/terraform-plugin-testing/helper/resource"
 )
 
 func TestProviderServes(t *testing.T) {
@@ -53,4 +56,31 @@ func TestMetadata(t *testing.T) {
 	if resp.TypeName != "auditexport" || resp.Version != "1.2.3" {
 		t.Fatalf("metadata = %+v", resp)
 	}
+}
+
+// The policy data sources work with no agent configured at all.
+func TestAccProvider_policiesWithoutAgent(t *testing.T) {
+	t.Setenv(EnvEndpoint, "")
+	t.Setenv(EnvToken, "")
+	if os.Getenv("TF_ACC_TEMP_DIR") == "" {
+		t.Setenv("TF_ACC_TEMP_DIR", t.TempDir())
+	}
+	acc.Test(t, acc.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []acc.TestStep{
+			{
+				Config: `
+data "auditexport_role_policy" "p" {
+  bucket = "acme-audit"
+  prefix = "audit"
+}`,
+				Check: acc.TestCheckResourceAttrSet("data.auditexport_role_policy.p", "json"),
+			},
+			{
+				Config: `
+data "auditexport_identity" "i" {}`,
+				ExpectError: regexp.MustCompile(`set endpoint and token`),
+			},
+		},
+	})
 }
