@@ -88,6 +88,10 @@ type AgentOptions struct {
 	S3Endpoint string
 	// LogLevel is the agent's log level; empty means "debug".
 	LogLevel string
+	// Ingest is the body of the config's ingest block, e.g. limits.
+	Ingest string
+	// Delivery is added to the config's delivery block.
+	Delivery string
 }
 
 // NewAgentWithOptions is NewAgent with the choices of opts.
@@ -120,12 +124,17 @@ aws {
   assume_role_retry = "0s"
 }
 
+ingest {
+%s
+}
+
 delivery {
   tick          = %q
   retry_initial = "200ms"
   retry_max     = "2s"
+%s
 }
-`, a.listen, filepath.Join(dir, "data"), opts.LogLevel, opts.S3Endpoint, m.URL, arn, key, secret, opts.Tick)
+`, a.listen, filepath.Join(dir, "data"), opts.LogLevel, opts.S3Endpoint, m.URL, arn, key, secret, opts.Ingest, opts.Tick, opts.Delivery)
 	if err := os.WriteFile(a.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -15,10 +15,10 @@ import (
 	"time"
 )
 
-// selfSignedCert writes a self-signed certificate for 127.0.0.1 and its key
+// SelfSignedCert writes a self-signed certificate for 127.0.0.1 and its key
 // as PEM files in dir. The certificate is its own CA: trusting it (for
 // example through AWS_CA_BUNDLE) is enough to verify the server.
-func selfSignedCert(t testing.TB, dir string) (certFile, keyFile string) {
+func SelfSignedCert(t testing.TB, dir string) (certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -107,7 +107,7 @@ func startVersityGW(t testing.TB, useTLS bool) *VersityGW {
 	}
 	var tlsArgs []string
 	if useTLS {
-		cert, key := selfSignedCert(t, dir)
+		cert, key := SelfSignedCert(t, dir)
 		g.CAFile = cert
 		g.client.Transport = trustingTransport(t, cert)
 		// versitygw resolves relative paths against another directory:
