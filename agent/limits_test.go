@@ -33,7 +33,7 @@ func TestIngestLimits(t *testing.T) {
 	batch := func(prefix string, n int) []byte {
 		var b strings.Builder
 		for i := range n {
-			b.WriteString(fmt.Sprintf(`{"timestamp":%d,"eventName":"x","messageId":"%s-%d"}`+"\n", time.Now().UnixMilli(), prefix, i))
+			fmt.Fprintf(&b, `{"timestamp":%d,"eventName":"x","messageId":"%s-%d"}`+"\n", time.Now().UnixMilli(), prefix, i)
 		}
 		return []byte(b.String())
 	}

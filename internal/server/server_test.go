@@ -27,7 +27,9 @@ type fakeTester struct{ err error }
 func (f fakeTester) Test(context.Context, s3sink.Target) (s3sink.TestResult, error) {
 	return s3sink.TestResult{Warnings: []string{"DeleteObject denied"}}, f.err
 }
-func (f fakeTester) ARN(context.Context) (string, error) { return "arn:aws:iam::123456789012:user/d", nil }
+func (f fakeTester) ARN(context.Context) (string, error) {
+	return "arn:aws:iam::123456789012:user/d", nil
+}
 
 func newTestServer(t *testing.T, tester Tester) (http.Handler, map[string]string) {
 	t.Helper()

@@ -26,11 +26,13 @@ var (
 	buildErr  error
 )
 
-// AgentBinary builds ./agent once per test binary and returns its path.
+// AgentBinary builds ./agent once per test binary and returns its path. The
+// binary outlives single tests, so a package that uses it removes it in its
+// TestMain with RemoveAgentBinary.
 func AgentBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "auditexport-agent-bin-")
+		dir, err := os.MkdirTemp("", "auditexport-agent-bin-") //nolint:usetesting // shared by every test of the package
 		if err != nil {
 			buildErr = err
 			return
@@ -40,13 +42,20 @@ func AgentBinary(t testing.TB) string {
 		cmd.Dir = moduleRoot()
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go build ./agent: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build ./agent: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return agentPath
+}
+
+// RemoveAgentBinary deletes the binary AgentBinary built, if any.
+func RemoveAgentBinary() {
+	if agentPath != "" {
+		_ = os.RemoveAll(filepath.Dir(agentPath))
+	}
 }
 
 // moduleRoot is the repository root, found from this file's location.
