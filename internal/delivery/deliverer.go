@@ -38,6 +38,9 @@ type Options struct {
 	Retention time.Duration
 	// SweepEvery is how often expired events are deleted.
 	SweepEvery time.Duration
+	// ShutdownGrace is how long an attempt in flight may finish after a
+	// stop before it is cancelled.
+	ShutdownGrace time.Duration
 }
 
 // Deliverer runs one loop per enabled destination.
@@ -80,6 +83,9 @@ func New(s store.Store, sinks func(s3sink.Target) Sink, m *metrics.Metrics, log 
 	}
 	if opts.SweepEvery <= 0 {
 		opts.SweepEvery = time.Minute
+	}
+	if opts.ShutdownGrace <= 0 {
+		opts.ShutdownGrace = 10 * time.Second
 	}
 	return &Deliverer{
 		store: s, sinks: sinks, metrics: m, log: log.Named("delivery"), opts: opts,
@@ -237,13 +243,21 @@ func (d *Deliverer) deliverWindow(ctx context.Context, t *target, windowEnd time
 	}
 }
 
-func (d *Deliverer) attempt(ctx context.Context, t *target, windowEnd time.Time) error {
+func (d *Deliverer) attempt(parent context.Context, t *target, windowEnd time.Time) error {
 	select {
 	case d.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	case <-parent.Done():
+		return parent.Err()
 	}
 	defer func() { <-d.sem }()
+	// A stop (SIGTERM, a changed destination) lets the attempt in flight
+	// finish for up to ShutdownGrace, so a shutdown does not cut a batch in
+	// half; past that it is cancelled and its persisted plan is re-run at
+	// the next start.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	defer cancel()
+	stopGrace := context.AfterFunc(parent, func() { time.AfterFunc(d.opts.ShutdownGrace, cancel) })
+	defer stopGrace()
 	dest, err := d.store.GetDestination(ctx, t.tenant.ID, t.dest.ID)
 	if err != nil {
 		return err

@@ -29,9 +29,15 @@ import (
 type memSink struct {
 	mu      sync.Mutex
 	objects map[string][]byte
+	// started, when set, is told of each upload; each Close then waits delay.
+	started chan string
+	delay   time.Duration
 }
 
 func (m *memSink) NewUpload(_ context.Context, key string, _ s3sink.PutMeta, _ int) ObjectWriter {
+	if m.started != nil {
+		m.started <- key
+	}
 	return &memUpload{sink: m, key: key}
 }
 
@@ -84,6 +90,7 @@ func (u *memUpload) Written() int64              { return int64(u.buf.Len()) }
 func (u *memUpload) Abort()                      {}
 
 func (u *memUpload) Close() (s3sink.PutResult, error) {
+	time.Sleep(u.sink.delay)
 	u.sink.mu.Lock()
 	defer u.sink.mu.Unlock()
 	if _, ok := u.sink.objects[u.key]; ok {
@@ -100,6 +107,7 @@ type rig struct {
 	store   *store.SQLite
 	sink    *memSink
 	d       *Deliverer
+	stop    func() // stops the Deliverer and waits for it
 	metrics *metrics.Metrics
 	tenant  store.Tenant
 	seq     int
@@ -126,7 +134,8 @@ func newRig(t *testing.T, start string) *rig {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.d.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	r.stop = func() { cancel(); <-done }
+	t.Cleanup(r.stop)
 	return r
 }
 
@@ -386,4 +395,30 @@ func TestRetention(t *testing.T) {
 			t.Fatalf("expired undelivered = %v, want 4", got)
 		}
 	})
+}
+
+// A stop while an object is being written lets the attempt finish and
+// commit, instead of cutting the batch and leaving it for the next start.
+func TestStopFinishesTheAttemptInFlight(t *testing.T) {
+	r := newRig(t, "2026-11-25T10:00:00Z")
+	r.sink.started, r.sink.delay = make(chan string, 8), 300*time.Millisecond
+	dest := r.destination(api.DestinationSpec{Interval: "1m"})
+	r.post(3)
+	r.clock.Set(mustTime(t, "2026-11-25T10:01:00Z"))
+	select {
+	case <-r.sink.started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no upload started")
+	}
+	r.stop()
+	got, err := r.store.GetDestination(context.Background(), r.tenant.ID, dest.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Cursor != 3 {
+		t.Fatalf("cursor after stop = %d, want 3: the attempt in flight was cut", got.Cursor)
+	}
+	if _, err := r.store.PendingPlan(context.Background(), dest.ID); err == nil {
+		t.Fatal("a plan is still pending after the stop")
+	}
 }
