@@ -208,7 +208,7 @@ func (d *Deliverer) newPart(ctx context.Context, a *attemptState, gi int, from i
 		obj.up.Abort()
 		return p, nil
 	}
-	return p, d.finishPart(ctx, a, gi, obj, p, true)
+	return d.finishPart(ctx, a, gi, obj, p, true)
 }
 
 // rewritePart writes a recorded part again, exactly its recorded range.
@@ -231,7 +231,8 @@ func (d *Deliverer) rewritePart(ctx context.Context, a *attemptState, gi, pi int
 		obj.up.Abort()
 		return fmt.Errorf("reading events: %w", err)
 	}
-	return d.finishPart(ctx, a, gi, obj, p, false)
+	_, err = d.finishPart(ctx, a, gi, obj, p, false)
+	return err
 }
 
 // object is an object being encoded and uploaded.
@@ -257,11 +258,12 @@ func (d *Deliverer) openObject(ctx context.Context, t *target, key string) (*obj
 }
 
 // finishPart flushes the encoder, records the part's boundaries in the plan
-// (when new) before completing the object, then marks it done.
-func (d *Deliverer) finishPart(ctx context.Context, a *attemptState, gi int, o *object, p planPart, isNew bool) error {
+// (when new) before completing the object, then marks it done. It returns
+// the part with its size and checksum.
+func (d *Deliverer) finishPart(ctx context.Context, a *attemptState, gi int, o *object, p planPart, isNew bool) (planPart, error) {
 	if err := o.enc.Close(); err != nil {
 		o.up.Abort()
-		return fmt.Errorf("encoding: %w", err)
+		return p, fmt.Errorf("encoding: %w", err)
 	}
 	p.Bytes, p.SHA256 = o.up.Written(), hex.EncodeToString(o.sum.Sum(nil))
 	g := &a.groups[gi]
@@ -269,12 +271,12 @@ func (d *Deliverer) finishPart(ctx context.Context, a *attemptState, gi int, o *
 		g.Parts = append(g.Parts, p)
 		if err := d.savePlan(ctx, a); err != nil {
 			o.up.Abort()
-			return err
+			return p, err
 		}
 	}
 	res, err := o.up.Close()
 	if err != nil {
-		return err
+		return p, err
 	}
 	d.log.Debug("object written", "destination", a.t.dest.ID, "key", p.Key, "events", p.Count,
 		"bytes", p.Bytes, "sha256", p.SHA256, "already_existed", res.AlreadyExists)
@@ -283,7 +285,7 @@ func (d *Deliverer) finishPart(ctx context.Context, a *attemptState, gi int, o *
 			g.Parts[i].Done, g.Parts[i].Bytes, g.Parts[i].SHA256 = true, p.Bytes, p.SHA256
 		}
 	}
-	return d.savePlan(ctx, a)
+	return p, d.savePlan(ctx, a)
 }
 
 func (d *Deliverer) savePlan(ctx context.Context, a *attemptState) error {

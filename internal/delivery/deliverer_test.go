@@ -308,6 +308,18 @@ func TestMaxObjectBytesSplitsIntoParts(t *testing.T) {
 	if len(keys) != 3 {
 		t.Fatalf("got %d objects, want 3: %v", len(keys), keys)
 	}
+	var size int64
+	for _, k := range keys {
+		size += int64(len(r.sink.objects[k]))
+	}
+	st, err := r.store.GetStatus(context.Background(), "dst_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.BytesDelivered != size || st.ObjectsDelivered != 3 || st.EventsDelivered != int64(len(ids)) {
+		t.Fatalf("status counts %d bytes, %d objects, %d events; want %d, 3, %d",
+			st.BytesDelivered, st.ObjectsDelivered, st.EventsDelivered, size, len(ids))
+	}
 	for i, k := range keys {
 		if !strings.HasSuffix(k, fmt.Sprintf("_%04d.ndjson", i+1)) {
 			t.Errorf("object %d has key %s", i+1, k)
