@@ -190,7 +190,7 @@ func (d *Deliverer) newPart(ctx context.Context, a *attemptState, gi int, from i
 		return p, err
 	}
 	scan := store.Group{EventName: g.EventName, Day: g.Day, Span: g.Span, FirstSeq: from, LastSeq: g.LastSeq}
-	err = d.store.Scan(ctx, t.tenant.ID, scan, func(ev store.StoredEvent) error {
+	err = d.scanAhead(ctx, t.tenant.ID, scan, func(ev store.StoredEvent) error {
 		if err := obj.enc.Write(ev.Body); err != nil {
 			return err
 		}
@@ -220,7 +220,7 @@ func (d *Deliverer) rewritePart(ctx context.Context, a *attemptState, gi, pi int
 	}
 	var n int64
 	scan := store.Group{EventName: g.EventName, Day: g.Day, Span: g.Span, FirstSeq: p.FirstSeq, LastSeq: p.LastSeq}
-	err = d.store.Scan(ctx, t.tenant.ID, scan, func(ev store.StoredEvent) error {
+	err = d.scanAhead(ctx, t.tenant.ID, scan, func(ev store.StoredEvent) error {
 		n++
 		return obj.enc.Write(ev.Body)
 	})

@@ -46,26 +46,28 @@ func NewWriter(w io.Writer, format, compression string) (*Writer, error) {
 	return ew, nil
 }
 
+var (
+	newline    = []byte("\n")
+	arrayOpen  = []byte("[\n")
+	arrayComma = []byte(",\n")
+)
+
 // Write appends one event (a JSON document, without a trailing newline).
 func (w *Writer) Write(event []byte) error {
-	sep := "\n"
-	switch {
-	case w.format == "json" && w.count == 0:
-		sep = "[\n"
-	case w.format == "json":
-		sep = ",\n"
-	}
-	if w.format == "ndjson" {
-		sep = ""
-	}
-	if _, err := io.WriteString(w.out, sep); err != nil {
-		return err
+	if w.format == "json" {
+		sep := arrayComma
+		if w.count == 0 {
+			sep = arrayOpen
+		}
+		if _, err := w.out.Write(sep); err != nil {
+			return err
+		}
 	}
 	if _, err := w.out.Write(event); err != nil {
 		return err
 	}
 	if w.format == "ndjson" {
-		if _, err := io.WriteString(w.out, "\n"); err != nil {
+		if _, err := w.out.Write(newline); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of the CPU times in /proc (100 on every
+// Linux this runs on).
+const clockTicks = 100
+
+// pids are the processes whose CPU use a phase reports.
+type pids struct {
+	agent int // the agent; the bench's own pid when it runs in-process
+	s3    int // the S3 server; 0 when it runs inside the bench
+}
+
+// cpuUse is the CPU a phase used, in cores (CPU seconds per second).
+type cpuUse struct {
+	agent, bench, s3 float64
+	// other is what the rest of the machine used: another job on a shared
+	// machine makes the figures of a run lower than they should be.
+	other float64
+	// steal is the time the hypervisor gave the CPUs to other guests.
+	steal float64
+}
+
+// cpuMeter measures cpuUse from its creation to stop.
+type cpuMeter struct {
+	p                pids
+	start            time.Time
+	agent, bench, s3 time.Duration
+	busy, steal      time.Duration
+	self             bool // the agent runs in the bench process
+}
+
+func startCPU(p pids) *cpuMeter {
+	m := &cpuMeter{p: p, start: time.Now(), self: p.agent == os.Getpid()}
+	m.agent, m.bench, m.s3 = procCPU(p.agent), selfCPU(), procCPU(p.s3)
+	m.busy, m.steal = machineCPU()
+	return m
+}
+
+func (m *cpuMeter) stop() cpuUse {
+	wall := time.Since(m.start).Seconds()
+	busy, steal := machineCPU()
+	u := cpuUse{
+		agent: (procCPU(m.p.agent) - m.agent).Seconds() / wall,
+		bench: (selfCPU() - m.bench).Seconds() / wall,
+		s3:    (procCPU(m.p.s3) - m.s3).Seconds() / wall,
+		steal: (steal - m.steal).Seconds() / wall,
+	}
+	if m.self {
+		u.bench = 0 // counted as the agent's
+	}
+	u.other = max((busy-m.busy).Seconds()/wall-u.agent-u.bench-u.s3, 0)
+	return u
+}
+
+// procCPU returns the user+system CPU time a process has used, 0 when it
+// cannot be read (pid 0 or not Linux).
+func procCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces: fields count from after ")".
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
+// selfCPU is the CPU time the bench process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// machineCPU returns the CPU time all CPUs spent busy (user, nice, system,
+// irq, softirq) and stolen by the hypervisor, from /proc/stat.
+func machineCPU() (busy, steal time.Duration) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0
+	}
+	tick := func(i int) time.Duration {
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		return time.Duration(v) * time.Second / clockTicks
+	}
+	// user nice system idle iowait irq softirq steal
+	return tick(1) + tick(2) + tick(3) + tick(6) + tick(7), tick(8)
+}
+
+// loadAvg is the 1-minute load average, -1 when unknown.
+func loadAvg() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return -1
+	}
+	return v
+}

@@ -1,0 +1,186 @@
+// Command bench measures auditexport-agent on this machine, in one run, with
+// the agent's real binary and a real S3-compatible server on loopback:
+//
+//   - durable ingest: events/s and request latency of concurrent HTTP clients
+//     posting NDJSON batches of ~400-byte audit events (a 2xx means fsync'd);
+//   - delivery: events/s and MB/s of NDJSON from the store to the bucket, end
+//     to end, as the agent's scheduler runs it;
+//   - the limits of that pipeline on the same events: reading them out of
+//     the store alone, compressing them alone and PUTting the compressed
+//     objects alone, the delivery rate as a ratio to the slowest of the
+//     three, and a bench-only prototype that overlaps the stages;
+//   - the agent's peak RSS (VmHWM) while it delivers a large window (2 GiB).
+//
+// Usage, from the module root (`make bench` runs the defaults):
+//
+//	go run ./bench [-events 500000] [-clients 8] [-batch 1000] [-window-gb 2]
+//	               [-window-event-bytes 0] [-s3 versitygw|devs3] [-keep] [-timeout 20m]
+//	go run ./bench -profile DIR   # CPU profiles and execution traces, agent in-process
+//
+// The agent is built from ./agent and runs as a subprocess, started again
+// for each phase (its peak RSS is read from a process that only delivered).
+// Each phase also reports the CPU the agent, the bench and the rest of the
+// machine used: figures from a phase that other work disturbed are flagged.
+// Every server listens on 127.0.0.1, every loop is bounded, and the run
+// stops by itself; -timeout caps it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// options are the command-line flags.
+type options struct {
+	events           int64
+	batch            int
+	clients          int
+	windowGB         float64
+	windowEventBytes int
+	s3               string
+	keep             bool
+	timeout          time.Duration
+	profile          string // directory for profiles; runs the agent in-process
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.Int64Var(&o.events, "events", 500_000, "events ingested and delivered for the rates and the stage limits")
+	fs.IntVar(&o.batch, "batch", 1000, "events per ingest request (NDJSON lines)")
+	fs.IntVar(&o.clients, "clients", 8, "concurrent ingest clients")
+	fs.Float64Var(&o.windowGB, "window-gb", 2, "size in GiB of NDJSON of the window delivered for the peak RSS figure; 0 skips it")
+	fs.IntVar(&o.windowEventBytes, "window-event-bytes", 0, "size of the window's events in bytes (0: the same ~400-byte events as the rest)")
+	fs.StringVar(&o.s3, "s3", "versitygw", "S3 server: versitygw (a real S3 gateway, must be installed) or devs3 (the agent's in-process dev server)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (agent data, bucket, logs)")
+	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "upper bound on the whole run")
+	fs.StringVar(&o.profile, "profile", "", "profiling run: wire the agent's parts inside the bench process (as agent/serve.go does) and write CPU profiles and execution traces of ingest and delivery to this directory; its figures include the clients' work and skip the window")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	case o.events < 1000:
+		return o, errors.New("-events: at least 1000")
+	case o.batch < 1 || o.batch > 10_000:
+		return o, errors.New("-batch: between 1 and 10000")
+	case o.clients < 1 || o.clients > 256:
+		return o, errors.New("-clients: between 1 and 256")
+	case o.windowGB < 0 || o.windowGB > 64:
+		return o, errors.New("-window-gb: between 0 and 64")
+	case o.windowEventBytes != 0 && (o.windowEventBytes < 400 || o.windowEventBytes > 64<<10):
+		return o, errors.New("-window-event-bytes: 0, or between 400 and 65536")
+	case o.s3 != "versitygw" && o.s3 != "devs3":
+		return o, fmt.Errorf("-s3 %q: use versitygw or devs3", o.s3)
+	case o.timeout <= 0:
+		return o, errors.New("-timeout: must be positive")
+	}
+	if o.profile != "" {
+		// The peak RSS of the bench process would say nothing of the agent's.
+		o.windowGB = 0
+	}
+	return o, nil
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	if err := run(ctx, o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		cancel()
+		stop()
+		os.Exit(1)
+	}
+}
+
+// progress prints a progress line on stderr; the results go to stdout.
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// run is the whole benchmark. Each phase adds its figures to the report,
+// which is printed at the end.
+func run(ctx context.Context, o options, out io.Writer) (err error) {
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return err
+	}
+	var s3bin string
+	if o.s3 == "versitygw" {
+		// Fail before any work when the server is missing.
+		if s3bin, err = findVersityGW(); err != nil {
+			return err
+		}
+	}
+	tmp, err := os.MkdirTemp("", "auditexport-bench-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if o.keep {
+			progress("kept %s", tmp)
+			return
+		}
+		if rerr := os.RemoveAll(tmp); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+
+	rep := &report{opts: o, machine: probeMachine(tmp)}
+
+	progress("building the agent")
+	agentBin, err := buildAgent(ctx, root, tmp)
+	if err != nil {
+		return err
+	}
+	progress("starting %s", o.s3)
+	s3, err := startS3(ctx, o.s3, s3bin, tmp)
+	if err != nil {
+		return err
+	}
+	defer s3.stop()
+	rep.s3 = s3.desc
+
+	if o.profile != "" {
+		if err := os.MkdirAll(o.profile, 0o755); err != nil {
+			return err
+		}
+	}
+	w, err := newWorld(ctx, agentBin, tmp, s3, o.profile != "")
+	if err != nil {
+		return err
+	}
+	defer w.agent.stop()
+
+	if err := w.measureIngestAndDelivery(ctx, o, rep); err != nil {
+		return err
+	}
+	if err := w.measureStages(ctx, rep); err != nil {
+		return err
+	}
+	if o.windowGB > 0 {
+		if err := w.measureWindow(ctx, o, rep); err != nil {
+			return err
+		}
+	}
+	rep.print(out)
+	return nil
+}
