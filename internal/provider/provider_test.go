@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"regexp"
 	"testing"
@@ -10,6 +11,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	acc "github.com/hashicorp/terraform-plugin-testing/helper/resource"
+
+	"github.com/auditexport/auditexport/internal/testenv"
 )
 
 func TestProviderServes(t *testing.T) {
@@ -81,6 +84,41 @@ data "auditexport_role_policy" "p" {
 data "auditexport_identity" "i" {}`,
 				ExpectError: regexp.MustCompile(`set endpoint and token`),
 			},
+		},
+	})
+}
+
+// An agent serving TLS with a private CA: ca_cert_pem makes it trusted, and
+// without it the failure says why.
+func TestAccProvider_caCertPEM(t *testing.T) {
+	if os.Getenv("TF_ACC") == "" {
+		t.Skip("acceptance tests need TF_ACC=1 (make test sets it)")
+	}
+	t.Setenv("TF_ACC_TEMP_DIR", t.TempDir())
+	agent := testenv.NewAgentWithOptions(t, testenv.StartMoto(t), testenv.AgentOptions{Tick: "1h", TLS: true})
+	extID, token := agent.Tenant(t, "acme")
+	t.Setenv(EnvEndpoint, "")
+	t.Setenv(EnvToken, "")
+	config := func(withCA bool) string {
+		ca := ""
+		if withCA {
+			ca = fmt.Sprintf("ca_cert_pem = %q", agent.CACertPEM)
+		}
+		return fmt.Sprintf(`
+provider "auditexport" {
+  endpoint = %q
+  token    = %q
+  %s
+}
+
+data "auditexport_identity" "this" {}
+`, agent.Endpoint, token, ca)
+	}
+	acc.Test(t, acc.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []acc.TestStep{
+			{Config: config(false), ExpectError: regexp.MustCompile(`(?s)cannot reach the auditexport agent.*certificate`)},
+			{Config: config(true), Check: acc.TestCheckResourceAttr("data.auditexport_identity.this", "external_id", extID)},
 		},
 	})
 }

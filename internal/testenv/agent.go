@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -74,10 +76,13 @@ type Agent struct {
 	Endpoint string
 	// Config is the path of the agent's HCL file.
 	Config string
+	// CACertPEM is the agent's self-signed certificate when it serves TLS.
+	CACertPEM string
 
 	bin    string
 	listen string
 	proc   *AgentProcess
+	http   *http.Client
 }
 
 // NewAgent writes an agent config that delivers through m (every schedule
@@ -101,6 +106,8 @@ type AgentOptions struct {
 	Ingest string
 	// Delivery is added to the config's delivery block.
 	Delivery string
+	// TLS serves the API over HTTPS with a self-signed certificate.
+	TLS bool
 }
 
 // NewAgentWithOptions is NewAgent with the choices of opts.
@@ -114,9 +121,13 @@ func NewAgentWithOptions(t testing.TB, m *Moto, opts AgentOptions) *Agent {
 	}
 	arn, key, secret := m.CreateUser(t, "auditexport-delivery")
 	dir := t.TempDir()
-	a := &Agent{Moto: m, PrincipalARN: arn, bin: AgentBinary(t), listen: FreeAddr(t)}
+	a := &Agent{Moto: m, PrincipalARN: arn, bin: AgentBinary(t), listen: FreeAddr(t), http: http.DefaultClient}
 	a.Endpoint = "http://" + a.listen
 	a.Config = filepath.Join(dir, "agent.hcl")
+	tlsBlock := ""
+	if opts.TLS {
+		tlsBlock = a.useTLS(t, dir)
+	}
 	cfg := fmt.Sprintf(`
 listen    = %q
 data_dir  = %q
@@ -143,12 +154,31 @@ delivery {
   retry_max     = "2s"
 %s
 }
-`, a.listen, filepath.Join(dir, "data"), opts.LogLevel, opts.S3Endpoint, m.URL, arn, key, secret, opts.Ingest, opts.Tick, opts.Delivery)
+%s
+`, a.listen, filepath.Join(dir, "data"), opts.LogLevel, opts.S3Endpoint, m.URL, arn, key, secret, opts.Ingest, opts.Tick, opts.Delivery, tlsBlock)
 	if err := os.WriteFile(a.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	a.Start(t)
 	return a
+}
+
+// useTLS makes a certificate for the agent and returns the config's tls block.
+func (a *Agent) useTLS(t testing.TB, dir string) string {
+	t.Helper()
+	cert, key := SelfSignedCert(t, dir)
+	pem, err := os.ReadFile(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	a.CACertPEM = string(pem)
+	a.Endpoint = "https://" + a.listen
+	a.http = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+	}}
+	return fmt.Sprintf("tls {\n  cert_file = %q\n  key_file  = %q\n}\n", cert, key)
 }
 
 // FreeAddr returns a free 127.0.0.1 host:port.
@@ -193,7 +223,11 @@ func (a *Agent) IngestToken(t testing.TB) string {
 // Client returns an API client with token.
 func (a *Agent) Client(t testing.TB, token string) *api.Client {
 	t.Helper()
-	c, err := api.NewClient(a.Endpoint, token, nil)
+	var hc *http.Client
+	if a.CACertPEM != "" {
+		hc = a.http
+	}
+	c, err := api.NewClient(a.Endpoint, token, hc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +289,7 @@ func (a *Agent) Start(t testing.TB) *AgentProcess {
 	a.proc = p
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		if resp, err := http.Get(a.Endpoint + "/healthz"); err == nil {
+		if resp, err := a.http.Get(a.Endpoint + "/healthz"); err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return p
