@@ -10,6 +10,7 @@ import (
 
 	"github.com/auditexport/auditexport/internal/api"
 	"github.com/auditexport/auditexport/internal/config"
+	"github.com/auditexport/auditexport/internal/daemon"
 	"github.com/auditexport/auditexport/internal/store"
 	"github.com/auditexport/auditexport/internal/tokens"
 )
@@ -40,7 +41,7 @@ func (a adminFlags) open(ctx context.Context) (*store.SQLite, error) {
 	if *a.dataDir != "" {
 		cfg.DataDir = *a.dataDir
 	}
-	return openStore(ctx, cfg)
+	return daemon.OpenStore(ctx, cfg)
 }
 
 func runTenant(ctx context.Context, args []string, out io.Writer) error {

@@ -12,7 +12,9 @@ import (
 
 	"github.com/auditexport/auditexport/internal/api"
 	"github.com/auditexport/auditexport/internal/config"
+	"github.com/auditexport/auditexport/internal/daemon"
 	"github.com/auditexport/auditexport/internal/devs3"
+	"github.com/auditexport/auditexport/internal/store"
 )
 
 const (
@@ -50,19 +52,19 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	cfg := devConfig(root, *listen, s3srv.URL(), *tick)
-	rt, err := startRuntime(ctx, cfg, newLogger(cfg))
+	d, err := daemon.Start(ctx, cfg, newLogger(cfg), version)
 	if err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		rt.close()
+		d.Close()
 		return fmt.Errorf("listen on %s (another agent running? use -listen): %w", cfg.Listen, err)
 	}
 	served := make(chan error, 1)
-	go func() { served <- rt.serve(ctx, ln) }()
+	go func() { served <- d.Serve(ctx, ln) }()
 
-	info, err := setupDev(ctx, rt, "http://"+ln.Addr().String())
+	info, err := setupDev(ctx, d.Store, "http://"+ln.Addr().String())
 	if err != nil {
 		return err
 	}
@@ -104,19 +106,19 @@ type devInfo struct {
 
 // setupDev creates the tenant, both tokens and a destination through the
 // public API, exactly as an operator and a customer would.
-func setupDev(ctx context.Context, rt *runtime, endpoint string) (devInfo, error) {
+func setupDev(ctx context.Context, st store.Store, endpoint string) (devInfo, error) {
 	info := devInfo{endpoint: endpoint, tenant: devTenant}
-	t, err := rt.store.TenantByName(ctx, devTenant)
+	t, err := st.TenantByName(ctx, devTenant)
 	if err != nil {
-		if t, err = createTenant(ctx, rt.store, devTenant); err != nil {
+		if t, err = createTenant(ctx, st, devTenant); err != nil {
 			return info, err
 		}
 	}
 	info.externalID = t.ExternalID
-	if info.ingestToken, err = createToken(ctx, rt.store, api.ScopeIngest, ""); err != nil {
+	if info.ingestToken, err = createToken(ctx, st, api.ScopeIngest, ""); err != nil {
 		return info, err
 	}
-	if info.manageToken, err = createToken(ctx, rt.store, api.ScopeManage, devTenant); err != nil {
+	if info.manageToken, err = createToken(ctx, st, api.ScopeManage, devTenant); err != nil {
 		return info, err
 	}
 	client, err := api.NewClient(endpoint, info.manageToken, nil)

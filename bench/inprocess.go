@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -15,12 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/auditexport/auditexport/internal/config"
-	"github.com/auditexport/auditexport/internal/delivery"
-	"github.com/auditexport/auditexport/internal/ingest"
-	"github.com/auditexport/auditexport/internal/metrics"
-	"github.com/auditexport/auditexport/internal/s3sink"
-	"github.com/auditexport/auditexport/internal/server"
-	"github.com/auditexport/auditexport/internal/store"
+	"github.com/auditexport/auditexport/internal/daemon"
 )
 
 // inProcessAgent runs the agent's parts inside the bench process, wired from
@@ -35,7 +29,7 @@ type inProcessAgent struct {
 func (a *inProcessAgent) pid() int        { return os.Getpid() }
 func (a *inProcessAgent) logTail() string { return tail(a.files.logPath, 20) }
 
-func (a *inProcessAgent) start(ctx context.Context) (err error) {
+func (a *inProcessAgent) start(ctx context.Context) error {
 	if a.close != nil {
 		return errors.New("the agent is already running")
 	}
@@ -47,80 +41,32 @@ func (a *inProcessAgent) start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	var closers []func()
-	defer func() {
-		if err != nil {
-			for i := len(closers) - 1; i >= 0; i-- {
-				closers[i]()
-			}
-		}
-	}()
-	closers = append(closers, func() { logf.Close() })
 	log := hclog.New(&hclog.LoggerOptions{Name: "auditexport", Level: hclog.LevelFromString(cfg.LogLevel), Output: logf})
-
-	st, err := store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "auditexport.db"))
+	d, err := daemon.Start(ctx, cfg, log, "bench")
 	if err != nil {
+		logf.Close()
 		return err
 	}
-	closers = append(closers, func() { st.Close() })
-	principal, err := s3sink.NewPrincipal(ctx, s3sink.Options{
-		Region: cfg.AWS.Region, S3Endpoint: cfg.AWS.S3Endpoint, STSEndpoint: cfg.AWS.STSEndpoint,
-		UsePathStyle: cfg.AWS.S3UsePathStyle, PrincipalARN: cfg.AWS.PrincipalARN,
-		AccessKeyID: cfg.AWS.AccessKeyID, SecretAccessKey: cfg.AWS.SecretAccessKey,
-		AssumeRoleRetry: cfg.AWS.AssumeRoleRetry,
-	})
-	if err != nil {
-		return err
-	}
-	m := metrics.New()
-	committer := ingest.NewCommitter(st, ingest.CommitterOptions{}, log.Named("ingest"))
-	committer.Start()
-	closers = append(closers, committer.Close)
-	deliverer := delivery.New(st, func(t s3sink.Target) delivery.Sink { return delivery.SinkFor(principal.Writer(t)) }, m, log, delivery.Options{
-		Workers: cfg.Delivery.Workers, Tick: cfg.Delivery.Tick,
-		RetryInitial: cfg.Delivery.RetryInitial, RetryMax: cfg.Delivery.RetryMax,
-		FailingAfter: cfg.Delivery.FailingAfter, Retention: cfg.Delivery.Retention,
-	})
-	api := server.New(st, committer, principal, deliverer, m, log, server.Options{
-		Fields: ingest.Fields{
-			Timestamp: cfg.Ingest.TimestampField, EventName: cfg.Ingest.EventNameField, MessageID: cfg.Ingest.MessageIDField,
-		},
-		Limits:          ingest.Limits{MaxEventBytes: int(cfg.Ingest.MaxEventBytes)},
-		MaxRequestBytes: cfg.Ingest.MaxRequestBytes,
-		TenantRate:      float64(cfg.Ingest.TenantRatePerSecond),
-		TenantBurst:     cfg.Ingest.TenantRateBurst,
-		FailingAfter:    cfg.Delivery.FailingAfter,
-	})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		d.Close()
+		logf.Close()
 		return err
 	}
-	dctx, stopDelivery := context.WithCancel(context.Background())
-	delivered := make(chan struct{})
-	go func() {
-		defer close(delivered)
-		deliverer.Run(dctx)
-	}()
-	closers = append(closers, func() { stopDelivery(); <-delivered })
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	sctx, stopServing := context.WithCancel(context.Background())
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		_ = srv.Serve(ln)
+		_ = d.Serve(sctx, ln)
 	}()
-	closers = append(closers, func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-		<-served
-	})
-	if err := waitHTTP(ctx, a.files.endpoint+"/healthz", served, 30*time.Second); err != nil {
-		return fmt.Errorf("in-process agent did not start: %w", err)
-	}
 	a.close = func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
+		stopServing()
+		<-served
+		logf.Close()
+	}
+	if err := waitHTTP(ctx, a.files.endpoint+"/healthz", served, 30*time.Second); err != nil {
+		a.stop()
+		return fmt.Errorf("in-process agent did not start: %w", err)
 	}
 	return nil
 }

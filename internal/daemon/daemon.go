@@ -1,0 +1,153 @@
+// Package daemon wires the agent's parts together from its configuration:
+// the store, group commit, the delivery loop and the HTTP API. The
+// auditexport-agent command and the bench run the agent through it.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/auditexport/auditexport/internal/config"
+	"github.com/auditexport/auditexport/internal/delivery"
+	"github.com/auditexport/auditexport/internal/ingest"
+	"github.com/auditexport/auditexport/internal/metrics"
+	"github.com/auditexport/auditexport/internal/s3sink"
+	"github.com/auditexport/auditexport/internal/server"
+	"github.com/auditexport/auditexport/internal/store"
+)
+
+// shutdownTimeout bounds how long requests in flight may finish at a stop.
+const shutdownTimeout = 15 * time.Second
+
+// Daemon is a started agent: store, group commit, delivery and the API.
+type Daemon struct {
+	Store *store.SQLite
+
+	cfg       *config.Config
+	log       hclog.Logger
+	version   string
+	committer *ingest.Committer
+	deliverer *delivery.Deliverer
+	api       *server.Server
+}
+
+// OpenStore opens the SQLite store in the config's data directory, creating
+// the directory when needed. The operator commands use it directly.
+func OpenStore(ctx context.Context, cfg *config.Config) (*store.SQLite, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	return store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "auditexport.db"))
+}
+
+// Start opens the store and builds the agent's parts; Serve runs them.
+func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, version string) (*Daemon, error) {
+	st, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	principal, err := s3sink.NewPrincipal(ctx, principalOptions(cfg))
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("aws: %w", err)
+	}
+	m := metrics.New()
+	d := &Daemon{Store: st, cfg: cfg, log: log, version: version}
+	d.committer = ingest.NewCommitter(st, ingest.CommitterOptions{}, log.Named("ingest"))
+	d.committer.Start()
+	sinks := func(t s3sink.Target) delivery.Sink { return delivery.SinkFor(principal.Writer(t)) }
+	d.deliverer = delivery.New(st, sinks, m, log, deliveryOptions(cfg))
+	d.api = server.New(st, d.committer, principal, d.deliverer, m, log, serverOptions(cfg))
+	return d, nil
+}
+
+func principalOptions(cfg *config.Config) s3sink.Options {
+	return s3sink.Options{
+		Region: cfg.AWS.Region, S3Endpoint: cfg.AWS.S3Endpoint, STSEndpoint: cfg.AWS.STSEndpoint,
+		UsePathStyle: cfg.AWS.S3UsePathStyle, PrincipalARN: cfg.AWS.PrincipalARN,
+		AccessKeyID: cfg.AWS.AccessKeyID, SecretAccessKey: cfg.AWS.SecretAccessKey,
+		AssumeRoleRetry: cfg.AWS.AssumeRoleRetry,
+	}
+}
+
+func deliveryOptions(cfg *config.Config) delivery.Options {
+	return delivery.Options{
+		Workers: cfg.Delivery.Workers, Tick: cfg.Delivery.Tick,
+		RetryInitial: cfg.Delivery.RetryInitial, RetryMax: cfg.Delivery.RetryMax,
+		FailingAfter: cfg.Delivery.FailingAfter, Retention: cfg.Delivery.Retention,
+	}
+}
+
+func serverOptions(cfg *config.Config) server.Options {
+	return server.Options{
+		Fields: ingest.Fields{
+			Timestamp: cfg.Ingest.TimestampField, EventName: cfg.Ingest.EventNameField, MessageID: cfg.Ingest.MessageIDField,
+		},
+		Limits:          ingest.Limits{MaxEventBytes: int(cfg.Ingest.MaxEventBytes)},
+		MaxRequestBytes: cfg.Ingest.MaxRequestBytes,
+		TenantRate:      float64(cfg.Ingest.TenantRatePerSecond),
+		TenantBurst:     cfg.Ingest.TenantRateBurst,
+		FailingAfter:    cfg.Delivery.FailingAfter,
+	}
+}
+
+// Serve runs the API on ln and delivery until ctx ends, then shuts down in
+// order: stop accepting requests, commit what was accepted, let the delivery
+// attempt in flight finish (or persist its plan), close the store.
+func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
+	dctx, stopDelivery := context.WithCancel(context.Background())
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		d.deliverer.Run(dctx)
+	}()
+	srv := &http.Server{
+		Handler:           d.api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          d.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+	served := make(chan error, 1)
+	go func() { served <- d.listen(srv, ln) }()
+	d.log.Info("agent started", "version", d.version, "listen", ln.Addr().String(), "data_dir", d.cfg.DataDir, "tls", d.cfg.TLS != nil)
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-served:
+	}
+	d.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	stopDelivery()
+	<-delivered
+	d.Close()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (d *Daemon) listen(srv *http.Server, ln net.Listener) error {
+	if d.cfg.TLS != nil {
+		return srv.ServeTLS(ln, d.cfg.TLS.CertFile, d.cfg.TLS.KeyFile)
+	}
+	return srv.Serve(ln)
+}
+
+// Close commits what is queued and closes the store. Serve calls it; call it
+// only for a Daemon that is not served.
+func (d *Daemon) Close() {
+	d.committer.Close()
+	if err := d.Store.Close(); err != nil {
+		d.log.Error("closing store", "error", err)
+	}
+}
