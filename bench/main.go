@@ -35,6 +35,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/auditexport/auditexport/internal/testenv"
 )
 
 // options are the command-line flags.
@@ -126,8 +128,8 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	var s3bin string
 	if o.s3 == "versitygw" {
 		// Fail before any work when the server is missing.
-		if s3bin, err = findVersityGW(); err != nil {
-			return err
+		if s3bin, err = testenv.FindVersityGW(); err != nil {
+			return fmt.Errorf("%w\nor run with -s3 devs3", err)
 		}
 	}
 	tmp, err := os.MkdirTemp("", "auditexport-bench-")

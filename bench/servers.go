@@ -3,11 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"debug/buildinfo"
 	"errors"
 	"fmt"
-	"go/build"
 	"net"
 	"net/http"
 	"os"
@@ -23,10 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/auditexport/auditexport/internal/devs3"
+	"github.com/auditexport/auditexport/internal/testenv"
 )
-
-// versityGWInstall is how to install the S3 server the bench expects.
-const versityGWInstall = "GOTOOLCHAIN=local go install github.com/versity/versitygw/cmd/versitygw@v1.8.0"
 
 // region is the region of the bucket and of every signed request.
 const region = "us-east-1"
@@ -42,21 +38,6 @@ func moduleRoot(ctx context.Context) (string, error) {
 		return "", errors.New("run the bench from inside the auditexport module (go run ./bench)")
 	}
 	return filepath.Dir(gomod), nil
-}
-
-// findVersityGW returns the path of versitygw, from PATH or from
-// $(go env GOPATH)/bin.
-func findVersityGW() (string, error) {
-	if bin, err := exec.LookPath("versitygw"); err == nil {
-		return bin, nil
-	}
-	for _, dir := range filepath.SplitList(build.Default.GOPATH) {
-		bin := filepath.Join(dir, "bin", "versitygw")
-		if _, err := os.Stat(bin); err == nil {
-			return bin, nil
-		}
-	}
-	return "", fmt.Errorf("versitygw not found on PATH or in $(go env GOPATH)/bin: install it with\n\t%s\nor run with -s3 devs3", versityGWInstall)
 }
 
 // buildAgent builds ./agent into dir as the release build does (CGO off).
@@ -79,17 +60,6 @@ func freeAddr() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
-}
-
-// randomKey returns n random characters of the AWS access key id alphabet.
-func randomKey(n int) string {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // never fails, see crypto/rand.Read
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
 }
 
 // s3Server is the S3-compatible server the agent delivers to, with one
@@ -129,7 +99,7 @@ func startDevS3(ctx context.Context, dir string) (*s3Server, error) {
 	}
 	s := &s3Server{
 		desc: "devs3 (gofakes3, in the bench process)", url: srv.URL(), bucket: "auditexport-bench",
-		accessKey: "AKIABENCH" + randomKey(11), secret: randomKey(40),
+		accessKey: "AKIABENCH" + testenv.RandomKey(11), secret: testenv.RandomKey(40),
 		stop: func() { _ = srv.Close() },
 	}
 	if err := srv.CreateBucket(s.bucket); err != nil {
@@ -143,7 +113,7 @@ func startDevS3(ctx context.Context, dir string) (*s3Server, error) {
 // ports, creates a user with the "user" role and a bucket it owns: the
 // destination writes with that user's static keys, as a customer's would.
 func startVersityGW(ctx context.Context, bin, dir string) (*s3Server, error) {
-	rootKey, rootSecret := "VGWROOT"+randomKey(13), randomKey(40)
+	rootKey, rootSecret := "VGWROOT"+testenv.RandomKey(13), testenv.RandomKey(40)
 	iamDir, dataDir := filepath.Join(dir, "vgw", "iam"), filepath.Join(dir, "vgw", "data")
 	for _, d := range []string{iamDir, dataDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -181,7 +151,7 @@ func startVersityGW(ctx context.Context, bin, dir string) (*s3Server, error) {
 		s := &s3Server{
 			desc: "versitygw " + moduleVersion(bin) + " (posix backend, " + bin + ")",
 			url:  url, bucket: "auditexport-bench",
-			accessKey: "VGWUSER" + randomKey(13), secret: randomKey(40),
+			accessKey: "VGWUSER" + testenv.RandomKey(13), secret: testenv.RandomKey(40),
 			pid:  p.cmd.Process.Pid,
 			stop: func() { p.stop(10 * time.Second) },
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/auditexport/auditexport/internal/encode"
 	"github.com/auditexport/auditexport/internal/s3sink"
 	"github.com/auditexport/auditexport/internal/store"
+	"github.com/auditexport/auditexport/internal/testenv"
 )
 
 // stageReps is how many times each stage runs; the fastest run is its limit.
@@ -272,7 +273,7 @@ func putStage(ctx context.Context, writer *s3sink.Writer, sizes []int64, meta s3
 	var r stageResult
 	payload := make([]byte, 1<<20)
 	_, _ = rand.Read(payload) // never fails, see crypto/rand.Read
-	run := randomKey(8)
+	run := testenv.RandomKey(8)
 	start := time.Now()
 	for i, size := range sizes {
 		key := fmt.Sprintf("bench-put/%s/%04d.ndjson.gz", run, i)
@@ -342,7 +343,7 @@ func overlappedStages(ctx context.Context, st store.Store, tenantID, from, to in
 		readErr <- readBatches(ctx, st, tenantID, groups, free, full)
 	}()
 
-	run := randomKey(8)
+	run := testenv.RandomKey(8)
 	var up *s3sink.Upload
 	var enc *encode.Writer
 	sum := sha256.New()

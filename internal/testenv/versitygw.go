@@ -54,22 +54,30 @@ type VersityGW struct {
 	log      *SyncBuffer
 }
 
-// VersityGWBinary returns the path of versitygw, from PATH or from
-// $(go env GOPATH)/bin. It fails the test, never skips it, when versitygw
-// is missing.
+// VersityGWBinary returns the path of versitygw. It fails the test, never
+// skips it, when versitygw is missing.
 func VersityGWBinary(t testing.TB) string {
 	t.Helper()
+	bin, err := FindVersityGW()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// FindVersityGW returns the path of versitygw, from PATH or from
+// $(go env GOPATH)/bin, or an error that says how to install it.
+func FindVersityGW() (string, error) {
 	if bin, err := exec.LookPath("versitygw"); err == nil {
-		return bin
+		return bin, nil
 	}
 	for _, dir := range filepath.SplitList(goPath()) {
 		bin := filepath.Join(dir, "bin", "versitygw")
 		if _, err := os.Stat(bin); err == nil {
-			return bin
+			return bin, nil
 		}
 	}
-	t.Fatalf("versitygw not found on PATH or in $(go env GOPATH)/bin: install it with\n\t%s", VersityGWInstall)
-	return ""
+	return "", fmt.Errorf("versitygw not found on PATH or in $(go env GOPATH)/bin: install it with\n\t%s", VersityGWInstall)
 }
 
 // goPath is what `go env GOPATH` prints, which also honours `go env -w`.
@@ -100,8 +108,8 @@ func startVersityGW(t testing.TB, useTLS bool) *VersityGW {
 	dir := t.TempDir()
 	g := &VersityGW{
 		Region:     "us-east-1",
-		RootKey:    "VGWROOT" + randomKey(13),
-		RootSecret: randomKey(40),
+		RootKey:    "VGWROOT" + RandomKey(13),
+		RootSecret: RandomKey(40),
 		bin:        VersityGWBinary(t),
 		client:     &http.Client{Timeout: 30 * time.Second},
 	}
@@ -204,7 +212,7 @@ func dialable(addr string) bool {
 // credentials. The access key id is what bucket policies name as principal.
 func (g *VersityGW) CreateUser(t testing.TB) (accessKey, secret string) {
 	t.Helper()
-	accessKey, secret = "VGWUSER"+randomKey(13), randomKey(40)
+	accessKey, secret = "VGWUSER"+RandomKey(13), RandomKey(40)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, g.bin, "admin",
@@ -310,9 +318,9 @@ func trustingTransport(t testing.TB, caFile string) *http.Transport {
 	return transport
 }
 
-// randomKey returns n random uppercase letters and digits, the alphabet of
+// RandomKey returns n random uppercase letters and digits, the alphabet of
 // AWS access key ids.
-func randomKey(n int) string {
+func RandomKey(n int) string {
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // never fails, see crypto/rand.Read
