@@ -164,6 +164,7 @@ func TestEndToEndDelivery(t *testing.T) {
 	metrics := w.get(t, "/metrics")
 	for _, want := range []string{
 		`auditexport_events_ingested_total{tenant="acme"} 10000`,
+		`auditexport_ingest_commit_events_sum 10000`,
 		fmt.Sprintf(`auditexport_events_delivered_total{destination=%q,tenant="acme"} 10000`, dest.ID),
 		fmt.Sprintf(`auditexport_objects_delivered_total{destination=%q,tenant="acme"} %d`, dest.ID, len(keys)),
 	} {

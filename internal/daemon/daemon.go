@@ -61,7 +61,9 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, version st
 	}
 	m := metrics.New()
 	d := &Daemon{Store: st, cfg: cfg, log: log, version: version}
-	d.committer = ingest.NewCommitter(st, ingest.CommitterOptions{}, log.Named("ingest"))
+	d.committer = ingest.NewCommitter(st, ingest.CommitterOptions{
+		Committed: func(events int) { m.CommitBatches.Observe(float64(events)) },
+	}, log.Named("ingest"))
 	d.committer.Start()
 	sinks := func(t s3sink.Target) delivery.Sink { return delivery.SinkFor(principal.Writer(t)) }
 	d.deliverer = delivery.New(st, sinks, m, log, deliveryOptions(cfg))

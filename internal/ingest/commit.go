@@ -28,6 +28,9 @@ type CommitterOptions struct {
 	// commit ends. Under load requests pile up while a commit runs, so zero
 	// still groups well, without adding latency when the agent is idle.
 	MaxWait time.Duration
+	// Committed, when set, is told the number of events of each successful
+	// commit (the agent exports it as a histogram of group commit sizes).
+	Committed func(events int)
 }
 
 // Committer makes ingest requests durable with group commit: one goroutine
@@ -246,6 +249,9 @@ func (c *Committer) commit(group []*request) {
 		return
 	}
 	c.log.Debug("committed", "requests", len(group), "events", events, "duration", time.Since(start))
+	if c.opts.Committed != nil {
+		c.opts.Committed(events)
+	}
 	for i, r := range group {
 		r.reply <- reply{res: results[i]}
 	}

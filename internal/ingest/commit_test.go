@@ -236,7 +236,13 @@ func TestCommitterGroups(t *testing.T) {
 func TestCommitterBatchLimit(t *testing.T) {
 	fs := newFakeStore()
 	release := fs.holdFirst()
-	c := NewCommitter(fs, CommitterOptions{MaxBatchEvents: 7}, nil)
+	var mu sync.Mutex
+	var committed []int
+	c := NewCommitter(fs, CommitterOptions{MaxBatchEvents: 7, Committed: func(n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		committed = append(committed, n)
+	}}, nil)
 	c.Start()
 	defer c.Close()
 
@@ -261,6 +267,12 @@ func TestCommitterBatchLimit(t *testing.T) {
 	want := "[[1] [3 3] [3] [10] [1]]"
 	if got != want {
 		t.Errorf("Append calls %s, want %s", got, want)
+	}
+	c.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(committed) != "[1 6 3 10 1]" {
+		t.Errorf("Committed saw %v, want [1 6 3 10 1]", committed)
 	}
 }
 
