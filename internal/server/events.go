@@ -111,7 +111,7 @@ func (s *Server) allow(w http.ResponseWriter, tenant store.Tenant, n int) bool {
 	}
 	lim := s.limiter(tenant.ID)
 	if n > lim.Burst() {
-		s.metrics.IngestRejected.WithLabelValues(tenant.Name, "rate_limited").Inc()
+		s.metrics.IngestRejected.WithLabelValues(tenant.Name, "too_many_events").Inc()
 		writeError(w, http.StatusRequestEntityTooLarge, api.Error{Code: "too_many_events", Message: fmt.Sprintf("the request has %d events, more than the per-tenant burst of %d: split it", n, lim.Burst())})
 		return false
 	}
