@@ -9,13 +9,17 @@ import (
 // window and sequence range in the name so keys sort by time and never repeat.
 const DefaultKeyTemplate = "{event_type}/{yyyy}-{mm}-{dd}/{tenant}/{window_end}_{seq_from}-{seq_to}_{part}"
 
-// KeyVariables are the variables a key template may use, with the longest
-// value each can take (for the 1024-byte key limit).
-var KeyVariables = map[string]int{
-	"prefix": 0, "tenant": 63, "event_type": 200,
-	"yyyy": 4, "mm": 2, "dd": 2, "hh": 2,
-	"window_start": 16, "window_end": 16,
-	"seq_from": 20, "seq_to": 20, "part": 5,
+// keyVariables are the variables a key template may use, with the longest
+// value each can take (for the 1024-byte key limit). {prefix} is not among
+// them: the prefix is always prepended.
+var keyVariables = []struct {
+	name    string
+	maxSize int
+}{
+	{"tenant", 63}, {"event_type", 200},
+	{"yyyy", 4}, {"mm", 2}, {"dd", 2}, {"hh", 2},
+	{"window_start", 16}, {"window_end", 16},
+	{"seq_from", 20}, {"seq_to", 20}, {"part", 5},
 }
 
 // MaxKeyBytes is S3's limit on a key.
@@ -38,8 +42,8 @@ func ValidateKeyTemplate(tmpl, prefix string) error {
 	used := map[string]bool{}
 	size := len(prefix) + 1 + longestExt
 	for _, m := range keyVarRe.FindAllStringSubmatch(body, -1) {
-		n, ok := KeyVariables[m[1]]
-		if !ok || m[1] == "prefix" {
+		n, ok := keyVariableSize(m[1])
+		if !ok {
 			return fieldErr("key_template", "unknown variable {%s}: use %s", m[1], variableList())
 		}
 		used[m[1]] = true
@@ -68,6 +72,19 @@ func ValidateKeyTemplate(tmpl, prefix string) error {
 	return nil
 }
 
+func keyVariableSize(name string) (int, bool) {
+	for _, v := range keyVariables {
+		if v.name == name {
+			return v.maxSize, true
+		}
+	}
+	return 0, false
+}
+
 func variableList() string {
-	return "{tenant} {event_type} {yyyy} {mm} {dd} {hh} {window_start} {window_end} {seq_from} {seq_to} {part}"
+	names := make([]string, len(keyVariables))
+	for i, v := range keyVariables {
+		names[i] = "{" + v.name + "}"
+	}
+	return strings.Join(names, " ")
 }
