@@ -155,9 +155,7 @@ func (d *Deliverer) writeGroup(ctx context.Context, a *attemptState, gi int) err
 				return err
 			}
 		}
-		a.done.Events += p.Count
-		a.done.Objects++
-		a.done.Bytes += p.Bytes
+		a.count(*p)
 		next, part = p.LastSeq+1, p.Part+1
 	}
 	for next <= g.LastSeq {
@@ -168,12 +166,17 @@ func (d *Deliverer) writeGroup(ctx context.Context, a *attemptState, gi int) err
 		if p.Count == 0 {
 			break // the rest of the range holds no event of this group
 		}
-		a.done.Events += p.Count
-		a.done.Objects++
-		a.done.Bytes += p.Bytes
+		a.count(p)
 		next, part = p.LastSeq+1, p.Part+1
 	}
 	return nil
+}
+
+// count adds a written object to what the plan's commit records.
+func (a *attemptState) count(p planPart) {
+	a.done.Events += p.Count
+	a.done.Objects++
+	a.done.Bytes += p.Bytes
 }
 
 // errPartFull stops a scan when the object reached max_object_bytes.
