@@ -88,13 +88,19 @@ func (r *s3DestinationResource) Create(ctx context.Context, req resource.CreateR
 		return
 	}
 	dest, err := r.client.CreateDestination(ctx, spec)
+	saveResult(ctx, "create the destination", dest, err, &plan, &resp.State, &resp.Diagnostics)
+}
+
+// saveResult records the agent's answer to a create or update: the error,
+// or the connection test's warnings and the destination in state.
+func saveResult(ctx context.Context, what string, dest api.Destination, err error, plan *s3DestinationModel, state *tfsdk.State, diags *diag.Diagnostics) {
 	if err != nil {
-		resp.Diagnostics.Append(apiErrorDiag("create the destination", err))
+		diags.Append(apiErrorDiag(what, err))
 		return
 	}
-	resp.Diagnostics.Append(warningDiags(dest.Warnings)...)
-	resp.Diagnostics.Append(plan.apply(ctx, dest)...)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	diags.Append(warningDiags(dest.Warnings)...)
+	diags.Append(plan.apply(ctx, dest)...)
+	diags.Append(state.Set(ctx, plan)...)
 }
 
 func (r *s3DestinationResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -134,13 +140,7 @@ func (r *s3DestinationResource) Update(ctx context.Context, req resource.UpdateR
 	}
 	// Without a secret the agent keeps the stored one of the same access key.
 	dest, err := r.client.UpdateDestination(ctx, state.ID.ValueString(), spec)
-	if err != nil {
-		resp.Diagnostics.Append(apiErrorDiag("update destination "+state.ID.ValueString(), err))
-		return
-	}
-	resp.Diagnostics.Append(warningDiags(dest.Warnings)...)
-	resp.Diagnostics.Append(plan.apply(ctx, dest)...)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	saveResult(ctx, "update destination "+state.ID.ValueString(), dest, err, &plan, &resp.State, &resp.Diagnostics)
 }
 
 func (r *s3DestinationResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
