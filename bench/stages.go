@@ -152,7 +152,7 @@ func best(f func() (stageResult, error)) (stageResult, error) {
 func readStage(ctx context.Context, st store.Store, tenantID, from, to int64) (stageResult, error) {
 	var r stageResult
 	start := time.Now()
-	groups, err := st.Groups(ctx, tenantID, from, to, nil)
+	groups, err := st.GroupsBy(ctx, tenantID, from, to, nil, 24*time.Hour)
 	if err != nil {
 		return r, err
 	}
@@ -182,7 +182,7 @@ const compressChunk = 16 << 20
 // read from the store in chunks outside the timed sections.
 func compressStage(ctx context.Context, st store.Store, tenantID, from, to int64, spec api.DestinationSpec) (stageResult, []int64, error) {
 	var r stageResult
-	groups, err := st.Groups(ctx, tenantID, from, to, nil)
+	groups, err := st.GroupsBy(ctx, tenantID, from, to, nil, 24*time.Hour)
 	if err != nil {
 		return r, nil, err
 	}
@@ -329,7 +329,7 @@ func overlappedStages(ctx context.Context, st store.Store, tenantID, from, to in
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	start := time.Now()
-	groups, err := st.Groups(ctx, tenantID, from, to, nil)
+	groups, err := st.GroupsBy(ctx, tenantID, from, to, nil, 24*time.Hour)
 	if err != nil {
 		return r, err
 	}

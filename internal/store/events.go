@@ -151,7 +151,8 @@ func (s *SQLite) OldestAfter(ctx context.Context, tenantID, seq int64) (time.Tim
 	return time.UnixMilli(received).UTC(), nil
 }
 
-// Groups lists the (event name, UTC day) groups in from..to. See Store.Groups.
+// Groups lists the (event name, UTC day) groups in from..to: GroupsBy with a
+// span of a day.
 func (s *SQLite) Groups(ctx context.Context, tenantID, from, to int64, eventNames []string) ([]Group, error) {
 	return s.GroupsBy(ctx, tenantID, from, to, eventNames, 24*time.Hour)
 }

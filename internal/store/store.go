@@ -144,13 +144,12 @@ type Store interface {
 	// t: the one just before the first event after `after` stored at or
 	// after t, or the head when there is none. It scans from `after`.
 	LastSeqBefore(ctx context.Context, tenantID, after int64, t time.Time) (int64, error)
-	// Groups lists the (event name, UTC day) groups of events with
-	// from <= seq <= to, ordered by FirstSeq. An empty eventNames means all.
-	Groups(ctx context.Context, tenantID, from, to int64, eventNames []string) ([]Group, error)
-	// GroupsBy is Groups with time spans of span (1h or 24h) instead of days.
+	// GroupsBy lists the (event name, time span) groups of events with
+	// from <= seq <= to, ordered by FirstSeq, for a span of 1h or 24h. An
+	// empty eventNames means all.
 	GroupsBy(ctx context.Context, tenantID, from, to int64, eventNames []string, span time.Duration) ([]Group, error)
 	// Scan calls fn for each event of group g (between g.FirstSeq and
-	// g.LastSeq, same event name, same day) in sequence order, streaming: it
+	// g.LastSeq, same event name, same day or span) in sequence order, streaming: it
 	// must not load the whole group into memory. fn must not keep ev.Body.
 	Scan(ctx context.Context, tenantID int64, g Group, fn func(ev StoredEvent) error) error
 
