@@ -51,6 +51,23 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "audit" {
   }
 }
 
+# An upload in flight when the agent is killed is never completed: it is
+# invisible to readers and this rule removes its parts.
+resource "aws_s3_bucket_lifecycle_configuration" "audit" {
+  bucket = aws_s3_bucket.audit.id
+
+  rule {
+    id     = "abort-incomplete-uploads"
+    status = "Enabled"
+
+    filter {}
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+}
+
 data "auditexport_bucket_policy" "this" {
   bucket        = aws_s3_bucket.audit.id
   prefix        = var.prefix

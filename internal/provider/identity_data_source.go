@@ -25,7 +25,7 @@ type identityDataSource struct {
 // identityModel is the state of auditexport_identity.
 //
 // The public half of the agent's digest-signing key (DESIGN.md,
-// "Integrity") is published here, as signing_public_key, once the agent's
+// "Integrity digests") will be published here, as signing_public_key, once the agent's
 // GET /v1/identity returns it.
 type identityModel struct {
 	Tenant       types.String `tfsdk:"tenant"`
