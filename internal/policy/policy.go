@@ -22,7 +22,6 @@ const (
 	SidAssumeRole                    = "AuditExportAssumeRole"
 	SidPutObjects                    = "AuditExportPutObjects"
 	SidDeleteTestObject              = "AuditExportDeleteConnectionTestObject"
-	SidBucketLocation                = "AuditExportGetBucketLocation"
 	SidKMS                           = "AuditExportKMSEncrypt"
 	SidDenyInsecureTransport         = "AuditExportDenyInsecureTransport"
 	SidRequireBucketOwnerFullControl = "AuditExportRequireBucketOwnerFullControl"
@@ -40,10 +39,24 @@ var (
 	// CreateMultipartUpload, UploadPart and CompleteMultipartUpload, and
 	// AbortMultipartUpload cleans up after a failed multipart upload.
 	objectWriteActions = []string{"s3:PutObject", "s3:AbortMultipartUpload"}
-	// kmsActions encrypt objects with SSE-KMS. S3 calls GenerateDataKey for
-	// each object and Decrypt to assemble the parts of a multipart upload.
-	kmsActions = []string{"kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"}
+	// kmsActions encrypt objects with SSE-KMS. AWS documents exactly two
+	// KMS permissions for SSE-KMS writes: kms:GenerateDataKey for PutObject
+	// and CreateMultipartUpload, and kms:Decrypt for UploadPart, because S3
+	// reads the encrypted parts back to assemble the object; kms:Encrypt
+	// is never used. See "Multipart upload API and permissions",
+	// https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpuoverview.html#mpuAndPermissions,
+	// and https://repost.aws/knowledge-center/s3-large-file-encryption-kms-key.
+	// Neither moto nor versitygw enforces KMS permissions, so the policy
+	// proofs cannot remove these actions one at a time: this documentation
+	// is their proof.
+	kmsActions = []string{"kms:GenerateDataKey", "kms:Decrypt"}
 )
+
+// ObjectWriteActions returns the actions of statement SidPutObjects.
+func ObjectWriteActions() []string { return slices.Clone(objectWriteActions) }
+
+// KMSActions returns the actions of statement SidKMS.
+func KMSActions() []string { return slices.Clone(kmsActions) }
 
 // Document is an IAM policy document.
 type Document struct {
@@ -91,8 +104,8 @@ func TrustPolicy(principalARN, externalID string) Document {
 }
 
 // RolePolicy returns the permissions policy of the customer's role: write
-// objects under prefix, delete the connection test's object, read the
-// bucket's region and, when kmsKeyARN is set, encrypt with that key.
+// objects under prefix, delete the connection test's object and, when
+// kmsKeyARN is set, encrypt with that key.
 //
 // s3:DeleteObject is only used by the connection test to remove its test
 // object; without it the test passes with a warning.
@@ -114,6 +127,11 @@ func RolePolicy(bucket, prefix, kmsKeyARN string) Document {
 
 // s3Statements are the Allow statements that delivery needs on bucket and
 // prefix, granted to principal (nil in an identity policy).
+//
+// There is no s3:GetBucketLocation: the connection test learns the bucket's
+// region from HeadBucket, whose 301 and 403 answers carry
+// x-amz-bucket-region whatever the caller may do, and a write to the wrong
+// region fails with an error that names the bucket's region.
 func s3Statements(bucket, prefix string, principal any) []Statement {
 	return []Statement{
 		{
@@ -129,13 +147,6 @@ func s3Statements(bucket, prefix string, principal any) []Statement {
 			Principal: principal,
 			Action:    "s3:DeleteObject",
 			Resource:  ConnectionTestObjectARN(bucket, prefix),
-		},
-		{
-			Sid:       SidBucketLocation,
-			Effect:    "Allow",
-			Principal: principal,
-			Action:    "s3:GetBucketLocation",
-			Resource:  BucketARN(bucket),
 		},
 	}
 }
@@ -212,6 +223,46 @@ func (d Document) Without(sids ...string) Document {
 		}
 	}
 	return out
+}
+
+// WithoutAction returns a copy of d in which no statement grants action;
+// a statement left with no action is dropped. It shows what a missing
+// action breaks.
+func (d Document) WithoutAction(action string) Document {
+	out := Document{Version: d.Version}
+	for _, st := range d.Statement {
+		actions := slices.DeleteFunc(st.Actions(), func(a string) bool { return a == action })
+		switch {
+		case len(actions) == 0:
+			continue
+		case len(actions) == 1:
+			st.Action = actions[0]
+		default:
+			st.Action = actions
+		}
+		out.Statement = append(out.Statement, st)
+	}
+	return out
+}
+
+// Actions returns the statement's actions, whether Action holds one
+// string or a list (as parsed from JSON, a []any).
+func (st Statement) Actions() []string {
+	switch a := st.Action.(type) {
+	case string:
+		return []string{a}
+	case []string:
+		return slices.Clone(a)
+	case []any:
+		var out []string
+		for _, v := range a {
+			if s, ok := v.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
 }
 
 // BucketARN returns the ARN of bucket.

@@ -59,12 +59,6 @@ func TestDocuments(t *testing.T) {
       "Effect": "Allow",
       "Action": "s3:DeleteObject",
       "Resource": "arn:aws:s3:::audit/_auditexport/connection-test-*"
-    },
-    {
-      "Sid": "AuditExportGetBucketLocation",
-      "Effect": "Allow",
-      "Action": "s3:GetBucketLocation",
-      "Resource": "arn:aws:s3:::audit"
     }
   ]
 }`,
@@ -91,17 +85,10 @@ func TestDocuments(t *testing.T) {
       "Resource": "arn:aws:s3:::audit/logs/_auditexport/connection-test-*"
     },
     {
-      "Sid": "AuditExportGetBucketLocation",
-      "Effect": "Allow",
-      "Action": "s3:GetBucketLocation",
-      "Resource": "arn:aws:s3:::audit"
-    },
-    {
       "Sid": "AuditExportKMSEncrypt",
       "Effect": "Allow",
       "Action": [
         "kms:GenerateDataKey",
-        "kms:Encrypt",
         "kms:Decrypt"
       ],
       "Resource": "arn:aws:kms:eu-west-1:444455556666:key/k1"
@@ -135,15 +122,6 @@ func TestDocuments(t *testing.T) {
       },
       "Action": "s3:DeleteObject",
       "Resource": "arn:aws:s3:::audit/logs/_auditexport/connection-test-*"
-    },
-    {
-      "Sid": "AuditExportGetBucketLocation",
-      "Effect": "Allow",
-      "Principal": {
-        "AWS": "arn:aws:iam::111122223333:user/auditexport-delivery"
-      },
-      "Action": "s3:GetBucketLocation",
-      "Resource": "arn:aws:s3:::audit"
     }
   ]
 }`,
@@ -177,15 +155,6 @@ func TestDocuments(t *testing.T) {
       },
       "Action": "s3:DeleteObject",
       "Resource": "arn:aws:s3:::audit/_auditexport/connection-test-*"
-    },
-    {
-      "Sid": "AuditExportGetBucketLocation",
-      "Effect": "Allow",
-      "Principal": {
-        "AWS": "arn:aws:iam::111122223333:user/auditexport-delivery"
-      },
-      "Action": "s3:GetBucketLocation",
-      "Resource": "arn:aws:s3:::audit"
     },
     {
       "Sid": "AuditExportRequireBucketOwnerFullControl",
@@ -342,12 +311,11 @@ func TestSids(t *testing.T) {
 		SidAssumeRole:                    "AuditExportAssumeRole",
 		SidPutObjects:                    "AuditExportPutObjects",
 		SidDeleteTestObject:              "AuditExportDeleteConnectionTestObject",
-		SidBucketLocation:                "AuditExportGetBucketLocation",
 		SidKMS:                           "AuditExportKMSEncrypt",
 		SidDenyInsecureTransport:         "AuditExportDenyInsecureTransport",
 		SidRequireBucketOwnerFullControl: "AuditExportRequireBucketOwnerFullControl",
 	}
-	if len(pinned) != 7 {
+	if len(pinned) != 6 {
 		t.Fatalf("two Sid constants share a value: %v", pinned)
 	}
 	for got, want := range pinned {
@@ -357,10 +325,10 @@ func TestSids(t *testing.T) {
 	}
 	want := map[string][]string{
 		"trust":           {SidAssumeRole},
-		"role":            {SidPutObjects, SidDeleteTestObject, SidBucketLocation},
-		"role prefix kms": {SidPutObjects, SidDeleteTestObject, SidBucketLocation, SidKMS},
+		"role":            {SidPutObjects, SidDeleteTestObject},
+		"role prefix kms": {SidPutObjects, SidDeleteTestObject, SidKMS},
 		"bucket deny_insecure_transport=true require_bucket_owner_full_control=true": {
-			SidPutObjects, SidDeleteTestObject, SidBucketLocation,
+			SidPutObjects, SidDeleteTestObject,
 			SidRequireBucketOwnerFullControl, SidDenyInsecureTransport,
 		},
 	}
@@ -417,7 +385,7 @@ func TestDeterministic(t *testing.T) {
 func TestDocumentsShareNothing(t *testing.T) {
 	doc := RolePolicy("audit", "", kmsKey)
 	doc.Statement[0].Action.([]string)[0] = "s3:GetObject"
-	doc.Statement[3].Action.([]string)[0] = "kms:Sign"
+	doc.Statement[2].Action.([]string)[0] = "kms:Sign"
 	if got := RolePolicy("audit", "", kmsKey).JSON(); strings.Contains(got, "s3:GetObject") || strings.Contains(got, "kms:Sign") {
 		t.Fatalf("a new document carries another document's change:\n%s", got)
 	}
@@ -426,10 +394,10 @@ func TestDocumentsShareNothing(t *testing.T) {
 func TestWithout(t *testing.T) {
 	doc := RolePolicy("audit", "logs", kmsKey)
 	got := doc.Without(SidPutObjects, SidKMS)
-	if want := []string{SidDeleteTestObject, SidBucketLocation}; !slices.Equal(sidsOf(got), want) {
+	if want := []string{SidDeleteTestObject}; !slices.Equal(sidsOf(got), want) {
 		t.Errorf("Sids = %v, want %v", sidsOf(got), want)
 	}
-	if len(doc.Statement) != 4 {
+	if len(doc.Statement) != 3 {
 		t.Errorf("Without changed the original: %v", sidsOf(doc))
 	}
 	// A document parsed back from JSON renders the same, so a statement can
