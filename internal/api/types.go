@@ -81,6 +81,10 @@ type DestinationSpec struct {
 	// write-only: it is never returned by the API.
 	AccessKeyID     string `json:"access_key_id,omitempty"`
 	SecretAccessKey string `json:"secret_access_key,omitempty"`
+	// ExpectedBucketOwner is the account id that must own the bucket. Every
+	// S3 request carries it, so that S3 refuses a bucket of another account.
+	// Defaults to the account of RoleARN, which it must equal if set.
+	ExpectedBucketOwner string `json:"expected_bucket_owner,omitempty"`
 
 	// Interval is one of 1m, 5m, 15m, 1h, 2h, 4h, 6h, 12h, 24h.
 	Interval string `json:"interval,omitempty"`

@@ -64,6 +64,8 @@ var (
 	KMSKeyARNRe = regexp.MustCompile(`^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[\w/+=,.@-]+$`)
 	// DailyAtRe matches a UTC time of day "HH:MM".
 	DailyAtRe = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
+	// AccountIDRe matches AWS account ids.
+	AccountIDRe = regexp.MustCompile(`^[0-9]{12}$`)
 	// AccessKeyIDRe matches AWS access key ids.
 	AccessKeyIDRe = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
 	// PrefixRe is the character set of a prefix; ValidatePrefix adds the
@@ -118,6 +120,7 @@ func (s *DestinationSpec) Normalize() error {
 		s.validateRegion,
 		func() error { return ValidatePrefix(s.Prefix) },
 		s.validateAuth,
+		s.validateBucketOwner,
 		s.validateSchedule,
 		s.validateEnums,
 		s.validateEncryption,
@@ -179,6 +182,23 @@ func (s *DestinationSpec) validateAuth() error {
 		return fieldErr("role_arn", "%q is not an IAM role ARN such as \"arn:aws:iam::123456789012:role/auditexport\"", s.RoleARN)
 	case hasKeys && !AccessKeyIDRe.MatchString(s.AccessKeyID):
 		return fieldErr("access_key_id", "must be an AWS access key id (16-128 uppercase letters and digits)")
+	}
+	return nil
+}
+
+// validateBucketOwner checks expected_bucket_owner: an account id, and
+// with a role the role's own account (the account the role writes in).
+func (s *DestinationSpec) validateBucketOwner() error {
+	if s.ExpectedBucketOwner == "" {
+		return nil
+	}
+	if !AccountIDRe.MatchString(s.ExpectedBucketOwner) {
+		return fieldErr("expected_bucket_owner", "%q must be an AWS account id: 12 digits, such as \"123456789012\"", s.ExpectedBucketOwner)
+	}
+	// role_arn passed RoleARNRe: arn:PARTITION:iam::ACCOUNT:role/NAME.
+	if parts := strings.SplitN(s.RoleARN, ":", 6); len(parts) == 6 && parts[4] != s.ExpectedBucketOwner {
+		return fieldErr("expected_bucket_owner", "%q is not the account of role_arn (%s): the role must own the bucket; remove expected_bucket_owner or correct it",
+			s.ExpectedBucketOwner, parts[4])
 	}
 	return nil
 }

@@ -49,6 +49,9 @@ func TestNormalizeRejects(t *testing.T) {
 		{"no auth", func(s *DestinationSpec) { s.RoleARN = "" }, "role_arn", "set role_arn"},
 		{"both auth", func(s *DestinationSpec) { s.AccessKeyID = "AKIAEXAMPLE1234567" }, "role_arn", "not both"},
 		{"bad role", func(s *DestinationSpec) { s.RoleARN = "arn:aws:iam::1:user/x" }, "role_arn", "IAM role ARN"},
+		{"owner not an account", func(s *DestinationSpec) { s.ExpectedBucketOwner = "12345" }, "expected_bucket_owner", "12 digits"},
+		{"owner letters", func(s *DestinationSpec) { s.ExpectedBucketOwner = "12345678901a" }, "expected_bucket_owner", "12 digits"},
+		{"owner not the role's", func(s *DestinationSpec) { s.ExpectedBucketOwner = "111122223333" }, "expected_bucket_owner", "account of role_arn (123456789012)"},
 		{"interval", func(s *DestinationSpec) { s.Interval = "3m" }, "interval", "1m, 5m"},
 		{"both schedules", func(s *DestinationSpec) { s.Interval, s.DailyAt = "1h", "05:00" }, "daily_at", "not both"},
 		{"daily_at", func(s *DestinationSpec) { s.DailyAt = "25:00" }, "daily_at", "HH:MM"},
@@ -85,5 +88,28 @@ func TestParseBackfill(t *testing.T) {
 		if _, err := ParseBackfill(in); err == nil {
 			t.Errorf("ParseBackfill(%q) accepted", in)
 		}
+	}
+}
+
+func TestNormalizeAcceptsBucketOwner(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*DestinationSpec)
+	}{
+		{"the role's account", func(s *DestinationSpec) { s.ExpectedBucketOwner = "123456789012" }},
+		{"static keys, any account", func(s *DestinationSpec) {
+			s.RoleARN, s.AccessKeyID, s.SecretAccessKey = "", "AKIAEXAMPLE1234567", "secret"
+			s.ExpectedBucketOwner = "111122223333"
+		}},
+		{"unset", func(*DestinationSpec) {}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := validSpec()
+			tt.change(&s)
+			if err := s.Normalize(); err != nil {
+				t.Fatalf("Normalize: %v", err)
+			}
+		})
 	}
 }

@@ -54,7 +54,9 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, version st
 	if err != nil {
 		return nil, err
 	}
-	principal, err := s3sink.NewPrincipal(ctx, principalOptions(cfg))
+	popts := principalOptions(cfg)
+	popts.Logger = log.Named("s3")
+	principal, err := s3sink.NewPrincipal(ctx, popts)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("aws: %w", err)

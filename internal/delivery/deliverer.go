@@ -202,7 +202,7 @@ func (d *Deliverer) runLoop(ctx context.Context, dest store.Destination, spec ap
 		d.log.Error("destination tenant", "destination", dest.ID, "error", err)
 		return
 	}
-	t := &target{dest: dest, spec: spec, tenant: tenant, sched: sched, sink: d.sinks(TargetFor(spec, tenant.ExternalID))}
+	t := &target{dest: dest, spec: spec, tenant: tenant, sched: sched, sink: d.sinks(destinationTarget(dest.ID, spec, tenant.ExternalID))}
 	windowEnd := sched.Last(d.now())
 	if _, err := d.store.PendingPlan(ctx, dest.ID); err != nil {
 		// No plan in flight: wait for the next window end.
@@ -284,6 +284,13 @@ func (d *Deliverer) sleepUntil(ctx context.Context, at time.Time) bool {
 	}
 }
 
+// destinationTarget is TargetFor, named after the destination in log lines.
+func destinationTarget(id string, spec api.DestinationSpec, externalID string) s3sink.Target {
+	t := TargetFor(spec, externalID)
+	t.Destination = id
+	return t
+}
+
 // TargetFor maps a destination spec to the S3 writer's target.
 func TargetFor(spec api.DestinationSpec, externalID string) s3sink.Target {
 	return s3sink.Target{
@@ -292,5 +299,6 @@ func TargetFor(spec api.DestinationSpec, externalID string) s3sink.Target {
 		AccessKeyID: spec.AccessKeyID, SecretAccessKey: spec.SecretAccessKey,
 		Encryption: spec.Encryption, KMSKeyARN: spec.KMSKeyARN,
 		ACL: spec.ACL, StorageClass: spec.StorageClass,
+		ExpectedBucketOwner: spec.ExpectedBucketOwner,
 	}
 }

@@ -46,10 +46,9 @@ func (d *bucketPolicyDataSource) Schema(_ context.Context, _ datasource.SchemaRe
 	attrs["bucket"] = bucketAttribute()
 	attrs["prefix"] = prefixAttribute()
 	attrs["principal_arn"] = schema.StringAttribute{
-		Description: "ARN of the principal that writes into the bucket: the delivery role that " +
-			"`auditexport_s3_destination.role_arn` names, or the delivery principal itself " +
-			"(`data.auditexport_identity.principal_arn`) when it writes without a role. An IAM role, IAM user " +
-			"or account root ARN.",
+		Description: "ARN of the principal that writes into the bucket: the IAM user whose access key the " +
+			"`auditexport_s3_destination` uses (`access_key_id`), or the delivery role that its `role_arn` names. " +
+			"An IAM role, IAM user or account root ARN.",
 		Required: true,
 		Validators: []validator.String{
 			stringvalidator.RegexMatches(api.PrincipalARNRe, `must be an IAM role, user or account root ARN such as "arn:aws:iam::123456789012:role/auditexport-delivery"`),
@@ -72,10 +71,9 @@ func (d *bucketPolicyDataSource) Schema(_ context.Context, _ datasource.SchemaRe
 	}
 	resp.Schema = schema.Schema{
 		Description: "Builds a bucket policy for the audit bucket. It grants `principal_arn` what " +
-			"`auditexport_role_policy` grants the role (write objects under `prefix`, delete the connection " +
-			"test's own objects, read the bucket's region; statements `" + policy.SidPutObjects + "`, `" +
-			policy.SidDeleteTestObject + "` and `" + policy.SidBucketLocation + "`) and adds the deny " +
-			"statements selected by the options. The document is computed from the inputs alone, without " +
+			"`auditexport_role_policy` grants the role (" + grantsText() + ") and adds the deny " +
+			"statements selected by the options. With static keys (`access_key_id`), this is the policy that " +
+			"lets the key's user write. The document is computed from the inputs alone, without " +
 			"calling the agent, and is byte for byte the same for the same inputs. A bucket has one policy: to " +
 			"keep statements of your own, merge both documents, for example with `source_policy_documents` of " +
 			"`aws_iam_policy_document`.",

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
@@ -40,9 +41,9 @@ func (d *rolePolicyDataSource) Schema(_ context.Context, _ datasource.SchemaRequ
 	attrs["prefix"] = prefixAttribute()
 	attrs["kms_key_arn"] = schema.StringAttribute{
 		Description: "ARN of the KMS key of a destination with `encryption = \"sse-kms\"`. When set, the policy " +
-			"also allows `kms:GenerateDataKey`, `kms:Encrypt` and `kms:Decrypt` on this key (statement " +
-			"`" + policy.SidKMS + "`): S3 needs `kms:Decrypt` to assemble the parts of a multipart upload. " +
-			"The key's own policy must allow the role as well. Leave it unset for SSE-S3.",
+			"also allows " + codeAnd(policy.KMSActions()) + " on this key (statement `" + policy.SidKMS + "`): S3 " +
+			"calls `kms:GenerateDataKey` to write an object and `kms:Decrypt` to assemble the parts of a " +
+			"multipart upload. The key's own policy must allow the role as well. Leave it unset for SSE-S3.",
 		Optional: true,
 		Validators: []validator.String{
 			stringvalidator.RegexMatches(api.KMSKeyARNRe, `must be a KMS key or alias ARN such as "arn:aws:kms:us-east-1:123456789012:key/..."`),
@@ -50,13 +51,9 @@ func (d *rolePolicyDataSource) Schema(_ context.Context, _ datasource.SchemaRequ
 	}
 	resp.Schema = schema.Schema{
 		Description: "Builds the permissions policy of the role that the delivery principal assumes: exactly what " +
-			"delivery needs, nothing more. It allows `s3:PutObject` and `s3:AbortMultipartUpload` on the objects " +
-			"under `prefix` (statement `" + policy.SidPutObjects + "`), `s3:DeleteObject` on the connection test's " +
-			"own objects only, so delivered objects can never be deleted (`" + policy.SidDeleteTestObject + "`; " +
-			"without it, creating a destination succeeds with a warning), `s3:GetBucketLocation` on the bucket " +
-			"(`" + policy.SidBucketLocation + "`) and, with `kms_key_arn`, the use of that key. " +
-			"The document is computed from the inputs alone, without calling the agent, and is byte for byte " +
-			"the same for the same inputs.",
+			"delivery needs, nothing more. It allows " + grantsText() + " and, with `kms_key_arn`, the use of " +
+			"that key. The document is computed from the inputs alone, without calling the agent, and is byte " +
+			"for byte the same for the same inputs.",
 		Attributes: attrs,
 	}
 }
@@ -70,6 +67,27 @@ func (d *rolePolicyDataSource) Read(ctx context.Context, req datasource.ReadRequ
 	doc := policy.RolePolicy(m.Bucket.ValueString(), m.Prefix.ValueString(), m.KMSKeyARN.ValueString())
 	m.JSON, m.MinifiedJSON = documentValues(doc)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+// grantsText describes the S3 statements that the role and bucket policies
+// share, from the actions the policy package grants.
+func grantsText() string {
+	return codeAnd(policy.ObjectWriteActions()) + " on the objects under `prefix` (statement `" +
+		policy.SidPutObjects + "`) and `s3:DeleteObject` on the connection test's own objects only, so " +
+		"delivered objects can never be deleted (`" + policy.SidDeleteTestObject + "`; without it, or " +
+		"without `s3:AbortMultipartUpload`, creating a destination succeeds with a warning)"
+}
+
+// codeAnd renders ["a", "b", "c"] as "`a`, `b` and `c`".
+func codeAnd(items []string) string {
+	quoted := make([]string, len(items))
+	for i, s := range items {
+		quoted[i] = "`" + s + "`"
+	}
+	if len(quoted) < 2 {
+		return strings.Join(quoted, "")
+	}
+	return strings.Join(quoted[:len(quoted)-1], ", ") + " and " + quoted[len(quoted)-1]
 }
 
 // documentAttributes returns the outputs of a policy data source; usage

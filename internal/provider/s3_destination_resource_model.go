@@ -23,6 +23,7 @@ type s3DestinationModel struct {
 
 	RoleARN                  types.String `tfsdk:"role_arn"`
 	AccessKeyID              types.String `tfsdk:"access_key_id"`
+	ExpectedBucketOwner      types.String `tfsdk:"expected_bucket_owner"`
 	SecretAccessKeyWO        types.String `tfsdk:"secret_access_key_wo"`
 	SecretAccessKeyWOVersion types.Int64  `tfsdk:"secret_access_key_wo_version"`
 
@@ -79,23 +80,24 @@ var statusAttrTypes = map[string]attr.Type{
 func (m *s3DestinationModel) spec(ctx context.Context) (api.DestinationSpec, diag.Diagnostics) {
 	enabled := m.Enabled.ValueBool()
 	spec := api.DestinationSpec{
-		Bucket:         m.Bucket.ValueString(),
-		Region:         m.Region.ValueString(),
-		Prefix:         m.Prefix.ValueString(),
-		RoleARN:        m.RoleARN.ValueString(),
-		AccessKeyID:    m.AccessKeyID.ValueString(),
-		Interval:       m.Interval.ValueString(),
-		DailyAt:        m.DailyAt.ValueString(),
-		Format:         m.Format.ValueString(),
-		Compression:    m.Compression.ValueString(),
-		Encryption:     m.Encryption.ValueString(),
-		KMSKeyARN:      m.KMSKeyARN.ValueString(),
-		ACL:            m.ACL.ValueString(),
-		StorageClass:   m.StorageClass.ValueString(),
-		MaxObjectBytes: m.MaxObjectBytes.ValueInt64(),
-		Backfill:       m.Backfill.ValueString(),
-		KeyTemplate:    m.KeyTemplate.ValueString(),
-		Enabled:        &enabled,
+		Bucket:              m.Bucket.ValueString(),
+		Region:              m.Region.ValueString(),
+		Prefix:              m.Prefix.ValueString(),
+		RoleARN:             m.RoleARN.ValueString(),
+		AccessKeyID:         m.AccessKeyID.ValueString(),
+		ExpectedBucketOwner: m.ExpectedBucketOwner.ValueString(),
+		Interval:            m.Interval.ValueString(),
+		DailyAt:             m.DailyAt.ValueString(),
+		Format:              m.Format.ValueString(),
+		Compression:         m.Compression.ValueString(),
+		Encryption:          m.Encryption.ValueString(),
+		KMSKeyARN:           m.KMSKeyARN.ValueString(),
+		ACL:                 m.ACL.ValueString(),
+		StorageClass:        m.StorageClass.ValueString(),
+		MaxObjectBytes:      m.MaxObjectBytes.ValueInt64(),
+		Backfill:            m.Backfill.ValueString(),
+		KeyTemplate:         m.KeyTemplate.ValueString(),
+		Enabled:             &enabled,
 	}
 	var diags diag.Diagnostics
 	if !m.EventTypes.IsNull() && !m.EventTypes.IsUnknown() {
@@ -117,6 +119,7 @@ func (m *s3DestinationModel) apply(ctx context.Context, d api.Destination) diag.
 	}
 	m.RoleARN = optionalString(d.RoleARN)
 	m.AccessKeyID = optionalString(d.AccessKeyID)
+	m.ExpectedBucketOwner = optionalString(d.ExpectedBucketOwner)
 	m.SecretAccessKeyWO = types.StringNull()
 	m.Interval = optionalString(d.Interval)
 	m.DailyAt = optionalString(d.DailyAt)

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/auditexport/auditexport/internal/api"
+	"github.com/auditexport/auditexport/internal/policy"
 )
 
 // Schema describes auditexport_s3_destination. Every rule the agent
@@ -111,6 +112,17 @@ func authAttributes() map[string]schema.Attribute {
 			Optional: true,
 			Validators: []validator.String{
 				stringvalidator.RegexMatches(api.RoleARNRe, `must be an IAM role ARN such as "arn:aws:iam::123456789012:role/auditexport"`),
+			},
+		},
+		"expected_bucket_owner": schema.StringAttribute{
+			Description: "Account id (12 digits) that must own `bucket`. Every S3 request of the agent carries it " +
+				"(`x-amz-expected-bucket-owner`), so S3 refuses to write into a bucket of another account, such as " +
+				"one deleted and re-created under the same name by someone else. With `role_arn` it defaults to the " +
+				"role's account and, if set, must equal it. Recommended with `access_key_id`, where nothing is " +
+				"checked without it.",
+			Optional: true,
+			Validators: []validator.String{
+				stringvalidator.RegexMatches(api.AccountIDRe, `must be an AWS account id: 12 digits such as "123456789012"`),
 			},
 		},
 		"access_key_id": schema.StringAttribute{
@@ -214,8 +226,10 @@ func objectAttributes() map[string]schema.Attribute {
 		"storage_class": enumAttribute("S3 storage class of the objects: "+codeList(api.StorageClasses)+".", api.StorageClasses, api.DefaultStorageClass),
 		"kms_key_arn": schema.StringAttribute{
 			Description: "ARN of the KMS key (or alias) that encrypts the objects. Required when `encryption` is " +
-				"`sse-kms`, not allowed otherwise. The role or user needs `kms:GenerateDataKey` and `kms:Encrypt` on " +
-				"it (see the `auditexport_role_policy` data source).",
+				"`sse-kms`, not allowed otherwise. The role or user, and the key's policy, must allow " +
+				codeAnd(policy.KMSActions()) + " on it: S3 calls `kms:GenerateDataKey` to write an object and " +
+				"`kms:Decrypt` for the parts of a multipart upload, which every object larger than one part is " +
+				"(see the `auditexport_role_policy` data source).",
 			Optional: true,
 			Validators: []validator.String{
 				stringvalidator.RegexMatches(api.KMSKeyARNRe, `must be a KMS key ARN such as "arn:aws:kms:us-east-1:123456789012:key/…"`),

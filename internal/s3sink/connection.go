@@ -4,16 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"github.com/auditexport/auditexport/internal/policy"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/smithy-go"
+
+	"github.com/auditexport/auditexport/internal/policy"
 )
 
 // testBody is the content of the connection test object.
@@ -30,9 +28,10 @@ type TestResult struct {
 
 // Test checks that t can receive objects, as a destination is created or
 // updated: it assumes the role, checks the bucket's region, writes a test
-// object under the prefix with the configured encryption and ACL, and
-// deletes it again. A failure is an *Error that names the failing call and
-// the fix.
+// object under the prefix with the configured encryption and ACL, starts
+// and aborts a multipart upload, and deletes the test object again. A
+// failure is an *Error that names the failing call and the fix; a denied
+// abort or delete, which do not stop delivery, are warnings.
 func (p *Principal) Test(ctx context.Context, t Target) (TestResult, error) {
 	w := p.Writer(t)
 	if err := w.assumeRole(ctx, p.opts.AssumeRoleRetry); err != nil {
@@ -47,6 +46,13 @@ func (p *Principal) Test(ctx context.Context, t Target) (TestResult, error) {
 	if err != nil {
 		return res, err
 	}
+	warning, err := w.testAbort(ctx, res.Key+".multipart")
+	if err != nil {
+		return res, err
+	}
+	if warning != "" {
+		res.Warnings = append(res.Warnings, warning)
+	}
 	if put.AlreadyExists {
 		// Someone else's object under a random key: the write path works,
 		// and the object is not ours to delete.
@@ -56,6 +62,22 @@ func (p *Principal) Test(ctx context.Context, t Target) (TestResult, error) {
 		res.Warnings = append(res.Warnings, err.Error()+"; delete "+res.Key+" by hand")
 	}
 	return res, nil
+}
+
+// testAbort starts a multipart upload of key, with the settings of every
+// delivered object, and aborts it: delivery aborts the upload of an object
+// that failed, and without s3:AbortMultipartUpload its parts would stay
+// behind, unseen and billed. A denied abort is returned as a warning; a
+// failed start is an error, since delivery writes large objects this way.
+func (w *Writer) testAbort(ctx context.Context, key string) (warning string, err error) {
+	u := w.NewUpload(ctx, key, PutMeta{ContentType: "text/plain; charset=utf-8"}, 0)
+	if err := u.create(); err != nil {
+		return "", err
+	}
+	if err := u.abort(); err != nil {
+		return err.Error(), nil
+	}
+	return "", nil
 }
 
 // assumeRole resolves the target's credentials. A denied AssumeRole is
@@ -89,13 +111,13 @@ func (w *Writer) assumeRole(ctx context.Context, budget time.Duration) error {
 // the target's. A bucket whose region cannot be read passes: the test write
 // that follows still catches real problems.
 func (w *Writer) checkRegion(ctx context.Context) error {
-	region, call, err := w.bucketRegion(ctx)
+	region, err := w.bucketRegion(ctx)
 	if err != nil {
 		return err
 	}
 	if region != "" && region != w.region {
 		return &Error{
-			Call:    call,
+			Call:    "HeadBucket",
 			Code:    CodeWrongRegion,
 			Message: "bucket is in " + region,
 			Fix:     w.regionFix(region),
@@ -104,69 +126,24 @@ func (w *Writer) checkRegion(ctx context.Context) error {
 	return nil
 }
 
-// bucketRegion returns the bucket's region and the call that told it, or
-// "" when neither HeadBucket nor GetBucketLocation may say.
-func (w *Writer) bucketRegion(ctx context.Context) (region, call string, err error) {
-	bucket := aws.String(w.t.Bucket)
-	out, err := w.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: bucket})
-	if err == nil && aws.ToString(out.BucketRegion) != "" {
-		return aws.ToString(out.BucketRegion), "HeadBucket", nil
+// bucketRegion returns the bucket's region as HeadBucket tells it, or ""
+// when it does not. S3 sends x-amz-bucket-region with the 200, and with the
+// 301 and 403 answers too: HeadBucket needs s3:ListBucket, which the
+// policies do not grant, so a 403 carrying the region is the usual answer
+// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html).
+// s3:GetBucketLocation is not needed for this, and is not granted.
+func (w *Writer) bucketRegion(ctx context.Context) (string, error) {
+	out, err := w.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(w.t.Bucket)})
+	if err == nil {
+		return aws.ToString(out.BucketRegion), nil
 	}
-	if err != nil {
-		// AWS sends x-amz-bucket-region with 301 and 403 answers too, and
-		// HeadBucket needs s3:ListBucket, which the role policy lacks.
-		if r := regionFromError(err); r != "" {
-			return r, "HeadBucket", nil
-		}
-		if httpStatus(err) == http.StatusNotFound {
-			return "", "", w.fail(ctx, "HeadBucket", err)
-		}
+	if r := regionFromError(err); r != "" {
+		return r, nil
 	}
-
-	loc, err := w.client.GetBucketLocation(ctx, &s3.GetBucketLocationInput{Bucket: bucket})
-	if err != nil {
-		if r := regionFromError(err); r != "" {
-			return r, "GetBucketLocation", nil
-		}
-		if regionUnknowable(err) {
-			return "", "", nil
-		}
-		return "", "", w.fail(ctx, "GetBucketLocation", err)
+	if fromAssumeRole(err) || httpStatus(err) == http.StatusNotFound {
+		return "", w.fail(ctx, "HeadBucket", err)
 	}
-	if loc.LocationConstraint == "" && w.p.opts.S3Endpoint != "" {
-		// An empty constraint means us-east-1 on AWS, but S3-compatible
-		// servers answer it for every bucket: treat it as unknown.
-		return "", "", nil
-	}
-	return locationRegion(loc.LocationConstraint), "GetBucketLocation", nil
-}
-
-// regionUnknowable tells whether a GetBucketLocation error only means that
-// the region cannot be read, not that the bucket is unusable.
-func regionUnknowable(err error) bool {
-	if fromAssumeRole(err) {
-		return false
-	}
-	var apiErr smithy.APIError
-	if !errors.As(err, &apiErr) {
-		return false
-	}
-	switch apiErr.ErrorCode() {
-	case "AccessDenied", "Forbidden", "AllAccessDisabled", "NotImplemented", "MethodNotAllowed":
-		return true
-	}
-	return false
-}
-
-// locationRegion maps a LocationConstraint to a region name.
-func locationRegion(c types.BucketLocationConstraint) string {
-	switch c {
-	case "":
-		return "us-east-1"
-	case types.BucketLocationConstraintEu:
-		return "eu-west-1"
-	}
-	return string(c)
+	return "", nil
 }
 
 func randomHex() string {

@@ -16,8 +16,8 @@ import (
 
 // Codes set by this package where AWS gives none or an unhelpful one.
 const (
-	// CodeWrongRegion: the bucket's region, found by HeadBucket or
-	// GetBucketLocation, differs from the destination's region.
+	// CodeWrongRegion: the bucket's region, found by HeadBucket, differs
+	// from the destination's region.
 	CodeWrongRegion = "WrongRegion"
 	// CodeNoSuchBucket replaces the bare "NotFound" of a HeadBucket 404.
 	CodeNoSuchBucket = "NoSuchBucket"
@@ -25,15 +25,16 @@ const (
 
 // Names of the data sources that publish the documents of package policy.
 const (
-	trustPolicySource  = "auditexport_trust_policy"
-	rolePolicySource   = "auditexport_role_policy"
-	bucketPolicySource = "auditexport_bucket_policy"
+	trustPolicySource  = policy.TrustPolicySource
+	rolePolicySource   = policy.RolePolicySource
+	bucketPolicySource = policy.BucketPolicySource
 )
 
 // Error is a failed AWS call with a hint for the customer.
 type Error struct {
-	// Call is the failing AWS operation: AssumeRole, HeadBucket,
-	// GetBucketLocation, PutObject or DeleteObject.
+	// Call is the failing AWS operation: AssumeRole, HeadBucket, PutObject,
+	// CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
+	// AbortMultipartUpload or DeleteObject.
 	Call string
 	// Code is the AWS error code, such as AccessDenied or NoSuchBucket, or
 	// one of the Code constants of this package.
@@ -121,13 +122,25 @@ func (w *Writer) fix(ctx context.Context, e *Error, status int, err error) strin
 			w.t.Bucket, ACLBucketOwnerFullControl, ACLNone)
 	case e.Code == "InvalidStorageClass":
 		return fmt.Sprintf("storage class %q is not valid for this bucket", w.t.StorageClass)
-	case isDenied(e.Code) && e.Call == "PutObject":
+	case isDenied(e.Code) && isObjectWrite(e.Call):
 		return w.putDeniedFix()
+	case isDenied(e.Code) && e.Call == "AbortMultipartUpload":
+		return w.grantFix("s3:AbortMultipartUpload", policy.ObjectARN(w.t.Bucket, w.t.Prefix),
+			"so that a failed multipart upload is not left behind")
 	case isDenied(e.Code) && e.Call == "DeleteObject":
-		return fmt.Sprintf("%s should allow s3:DeleteObject on %s (data source %s) so that the connection test can remove its test object",
-			w.identityPolicy(), policy.ConnectionTestObjectARN(w.t.Bucket, w.t.Prefix), rolePolicySource)
+		return w.grantFix("s3:DeleteObject", policy.ConnectionTestObjectARN(w.t.Bucket, w.t.Prefix),
+			"so that the connection test can remove its test object")
 	}
 	return ""
+}
+
+// isObjectWrite tells whether call needs s3:PutObject.
+func isObjectWrite(call string) bool {
+	switch call {
+	case "PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload":
+		return true
+	}
+	return false
 }
 
 func (w *Writer) assumeRoleFix(ctx context.Context, code string) string {
@@ -169,24 +182,71 @@ func (w *Writer) kmsFix(code string) string {
 	case "KMS.DisabledException", "KMS.KMSInvalidStateException":
 		return fmt.Sprintf("KMS key %s is disabled or pending deletion: enable it or choose another key", key)
 	}
-	return fmt.Sprintf("%s and the key policy of %s must allow kms:GenerateDataKey, kms:Encrypt and kms:Decrypt (data source %s)",
-		w.identityPolicy(), key, rolePolicySource)
+	return fmt.Sprintf("%s and the key policy of %s must allow %s (data source %s)",
+		w.identityPolicy(), key, strings.Join(policy.KMSActions(), " and "), rolePolicySource)
 }
 
+// putDeniedFix explains a denied object write. The permission may be
+// missing, the destination may not send the ACL that the bucket policy
+// requires, or the bucket may belong to another account than expected.
 func (w *Writer) putDeniedFix() string {
 	objects := policy.ObjectARN(w.t.Bucket, w.t.Prefix)
-	if w.t.AccessKeyID == "" && w.t.RoleARN == "" {
-		return fmt.Sprintf("the bucket policy must allow the delivery principal s3:PutObject on %s (data source %s)",
-			objects, bucketPolicySource)
+	var fix string
+	if w.t.AccessKeyID == "" && w.t.RoleARN != "" {
+		fix = fmt.Sprintf("%s must allow s3:PutObject on %s (data source %s) and the bucket policy must not deny it (data source %s)",
+			w.identityPolicy(), objects, rolePolicySource, bucketPolicySource)
+	} else {
+		fix = w.grantFix("s3:PutObject", objects, "")
 	}
-	if w.t.AccessKeyID != "" {
+	if w.t.ACL == "" || w.t.ACL == ACLNone || w.t.ACL == "private" {
+		// The grant is there but its Deny of writes without the ACL
+		// matches: the destination's setting is what must change.
+		acl := w.t.ACL
+		if acl == "" {
+			acl = ACLNone
+		}
+		fix = fmt.Sprintf("acl is %q, so the write carries no bucket-owner-full-control ACL: if the bucket policy requires it "+
+			"(statement %s, require_bucket_owner_full_control of data source %s), set acl = %q; otherwise %s",
+			acl, policy.SidRequireBucketOwnerFullControl, bucketPolicySource, ACLBucketOwnerFullControl, fix)
+	}
+	return fix + w.ownerHint()
+}
+
+// grantFix names the policy that must grant action on resource, and the
+// data source that writes it: the role policy for a role, the bucket policy
+// for static keys (the grant that auditexport_bucket_policy makes).
+func (w *Writer) grantFix(action, resource, why string) string {
+	if why != "" {
+		why = " " + why
+	}
+	switch {
+	case w.t.AccessKeyID != "":
 		// Static keys belong to a user of the bucket's account or another:
 		// either way the bucket policy is where the customer grants them.
-		return fmt.Sprintf("the bucket policy must allow access key %s s3:PutObject on %s (data source %s), or the key's IAM policy must",
-			w.t.AccessKeyID, objects, bucketPolicySource)
+		return fmt.Sprintf("the bucket policy must allow access key %s %s on %s (data source %s), or the key's IAM policy must%s",
+			w.t.AccessKeyID, action, resource, bucketPolicySource, why)
+	case w.t.RoleARN != "":
+		return fmt.Sprintf("%s must allow %s on %s (data source %s)%s",
+			w.identityPolicy(), action, resource, rolePolicySource, why)
 	}
-	return fmt.Sprintf("%s must allow s3:PutObject on %s (data source %s) and the bucket policy must not deny it (data source %s)",
-		w.identityPolicy(), objects, rolePolicySource, bucketPolicySource)
+	return fmt.Sprintf("the bucket policy must allow the delivery principal %s on %s (data source %s)%s",
+		action, resource, bucketPolicySource, why)
+}
+
+// ownerHint is the other cause of a denied S3 call when the requests carry
+// x-amz-expected-bucket-owner: S3 answers 403 AccessDenied to every request
+// for a bucket that another account owns, the same answer as a missing
+// permission.
+func (w *Writer) ownerHint() string {
+	switch {
+	case w.owner == "":
+		return ""
+	case w.t.ExpectedBucketOwner != "":
+		return fmt.Sprintf("; or bucket %q is not owned by account %s (expected_bucket_owner): check that the bucket is yours, or correct expected_bucket_owner",
+			w.t.Bucket, w.owner)
+	}
+	return fmt.Sprintf("; or bucket %q is not owned by account %s, the account of role_arn (expected_bucket_owner): check that the bucket is yours",
+		w.t.Bucket, w.owner)
 }
 
 // identityPolicy names the IAM policy that grants the writer's permissions.

@@ -17,6 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/hashicorp/go-hclog"
 )
 
 // RoleSessionName is the session name of every assumed role session, so that
@@ -53,6 +56,9 @@ type Options struct {
 	// denied, because a role created moments ago in the same terraform apply
 	// takes a few seconds to become assumable. Zero means no retry.
 	AssumeRoleRetry time.Duration
+	// Logger gets what a caller cannot be told, such as a multipart upload
+	// that could not be aborted. Nil means no logging.
+	Logger hclog.Logger
 }
 
 // Principal is the delivery principal: it assumes customers' roles and
@@ -88,6 +94,9 @@ func NewPrincipal(ctx context.Context, opts Options) (*Principal, error) {
 	}
 	if cfg.Region == "" {
 		cfg.Region = defaultRegion
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
 	}
 	p := &Principal{opts: opts, cfg: cfg, arn: opts.PrincipalARN}
 	p.sts = sts.NewFromConfig(cfg, func(o *sts.Options) {
@@ -140,11 +149,37 @@ func (p *Principal) Writer(t Target) *Writer {
 	// jitter and retries 5xx, SlowDown and throttling errors. The default
 	// request checksum (CRC32, sent as a header over plain HTTP) is kept
 	// too: moto accepts it and AWS verifies it.
+	owner := t.BucketOwner()
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		o.UsePathStyle = p.opts.UsePathStyle
 		if p.opts.S3Endpoint != "" {
 			o.BaseEndpoint = aws.String(p.opts.S3Endpoint)
 		}
+		if owner != "" {
+			o.APIOptions = append(o.APIOptions, expectBucketOwner(owner))
+		}
 	})
-	return &Writer{p: p, t: t, region: cfg.Region, creds: cfg.Credentials, client: client}
+	log := p.opts.Logger.With("bucket", t.Bucket)
+	if t.Destination != "" {
+		log = log.With("destination", t.Destination)
+	}
+	return &Writer{p: p, t: t, region: cfg.Region, owner: owner, creds: cfg.Credentials, client: client, log: log}
+}
+
+// expectBucketOwner adds x-amz-expected-bucket-owner to every request of
+// the client, so that S3 refuses (403) any call on a bucket that another
+// account owns: a bucket deleted and re-created under the same name by
+// someone else never receives a tenant's events. One middleware for the
+// client rather than a field per call, so that no call can be left out.
+// It runs in the build step, before the request is signed.
+func expectBucketOwner(account string) func(*middleware.Stack) error {
+	return func(stack *middleware.Stack) error {
+		return stack.Build.Add(middleware.BuildMiddlewareFunc("AuditExportExpectedBucketOwner",
+			func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
+				if req, ok := in.Request.(*smithyhttp.Request); ok {
+					req.Header.Set("X-Amz-Expected-Bucket-Owner", account)
+				}
+				return next.HandleBuild(ctx, in)
+			}), middleware.After)
+	}
 }

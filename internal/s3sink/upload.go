@@ -76,33 +76,72 @@ func (u *Upload) Write(p []byte) (int, error) {
 // Close sends what is buffered and completes the object.
 func (u *Upload) Close() (PutResult, error) {
 	if u.err != nil {
-		u.Abort()
-		return PutResult{}, u.err
+		return PutResult{}, u.failed(u.err)
 	}
 	if u.uploadID == nil {
 		return u.w.Put(u.ctx, u.key, bytes.NewReader(u.buf.Bytes()), int64(u.buf.Len()), u.meta)
 	}
 	if u.buf.Len() > 0 {
 		if err := u.sendPart(); err != nil {
-			u.Abort()
-			return PutResult{}, err
+			return PutResult{}, u.failed(err)
 		}
 	}
 	return u.complete()
 }
 
-// Abort abandons a multipart upload so its parts are not billed. It is best
-// effort: a lifecycle rule for incomplete uploads catches what it misses.
+// Abort abandons a multipart upload so its parts are not billed. An abort
+// that fails is logged with the upload's key and id, since the caller has
+// an error of its own to report; a lifecycle rule for incomplete uploads
+// catches what is left.
 func (u *Upload) Abort() {
-	if u.uploadID == nil {
-		return
-	}
-	ctx := context.WithoutCancel(u.ctx)
-	_, _ = u.w.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
-		Bucket: aws.String(u.w.t.Bucket), Key: aws.String(u.key), UploadId: u.uploadID,
-	})
-	u.uploadID = nil
+	_ = u.abort()
 }
+
+// failed aborts the upload after err and returns err, joined with the
+// abort's failure if the upload is left behind: the caller reports both.
+func (u *Upload) failed(err error) error {
+	if abortErr := u.abort(); abortErr != nil {
+		return &AbandonedError{Err: err, Abort: abortErr}
+	}
+	return err
+}
+
+// abort aborts the multipart upload, if one was started. A failure is
+// logged and returned as an *Error naming AbortMultipartUpload.
+func (u *Upload) abort() error {
+	if u.uploadID == nil {
+		return nil
+	}
+	id := u.uploadID
+	u.uploadID = nil
+	ctx := context.WithoutCancel(u.ctx)
+	_, err := u.w.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+		Bucket: aws.String(u.w.t.Bucket), Key: aws.String(u.key), UploadId: id,
+	})
+	if err == nil {
+		return nil
+	}
+	e := u.w.fail(ctx, "AbortMultipartUpload", err)
+	u.w.log.Warn("multipart upload left behind: abort failed", "key", u.key, "upload_id", aws.ToString(id), "error", e)
+	return e
+}
+
+// AbandonedError is a failed upload whose multipart upload could not be
+// aborted either: its parts stay in the bucket until a lifecycle rule for
+// incomplete uploads removes them.
+type AbandonedError struct {
+	// Err is why the upload failed.
+	Err error
+	// Abort is why the abort failed, an *Error.
+	Abort error
+}
+
+func (e *AbandonedError) Error() string {
+	return e.Err.Error() + "; the incomplete multipart upload is left behind: " + e.Abort.Error()
+}
+
+// Unwrap returns the upload's failure, so that errors.As finds its *Error.
+func (e *AbandonedError) Unwrap() error { return e.Err }
 
 func (u *Upload) sendPart() error {
 	if u.uploadID == nil {
@@ -157,6 +196,7 @@ func (u *Upload) complete() (PutResult, error) {
 	}
 	if preconditionFailed(err) {
 		// The object landed in an earlier attempt; this upload is redundant.
+		// A failed abort is logged; the object itself is there.
 		u.Abort()
 		return PutResult{AlreadyExists: true}, nil
 	}
@@ -165,8 +205,7 @@ func (u *Upload) complete() (PutResult, error) {
 		// 409: a concurrent write of the same key; the caller retries.
 		e.Retryable = true
 	}
-	u.Abort()
-	return PutResult{}, e
+	return PutResult{}, u.failed(e)
 }
 
 func conflict(err error) bool { return httpStatus(err) == 409 }

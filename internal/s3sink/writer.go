@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/auditexport/auditexport/internal/policy"
 )
@@ -52,6 +54,36 @@ type Target struct {
 	ACL string
 	// StorageClass is an S3 storage class; empty means the bucket default.
 	StorageClass string
+
+	// ExpectedBucketOwner is the account id that must own the bucket. Empty
+	// means the account of RoleARN; with static keys and no
+	// ExpectedBucketOwner, the owner is not checked.
+	ExpectedBucketOwner string
+	// Destination names the destination in log lines.
+	Destination string
+}
+
+// BucketOwner is the account id sent as x-amz-expected-bucket-owner with
+// every request, or "" for none.
+func (t Target) BucketOwner() string {
+	if t.ExpectedBucketOwner != "" {
+		return t.ExpectedBucketOwner
+	}
+	if t.AccessKeyID == "" {
+		return RoleAccount(t.RoleARN)
+	}
+	return ""
+}
+
+// RoleAccount returns the account id of an IAM role ARN
+// ("arn:aws:iam::123456789012:role/name"), or "" when arn is not one.
+func RoleAccount(arn string) string {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "iam" || len(parts[4]) != 12 ||
+		!strings.HasPrefix(parts[5], "role/") {
+		return ""
+	}
+	return parts[4]
 }
 
 // Writer writes objects into one Target.
@@ -59,8 +91,10 @@ type Writer struct {
 	p      *Principal
 	t      Target
 	region string
+	owner  string
 	creds  aws.CredentialsProvider
 	client *s3.Client
+	log    hclog.Logger
 }
 
 // PutMeta is the metadata of an object.
