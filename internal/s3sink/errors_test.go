@@ -46,7 +46,11 @@ func TestClassify(t *testing.T) {
 	}
 	role := Target{Bucket: "audit", Region: "us-east-1", Prefix: "logs", RoleARN: "arn:aws:iam::444455556666:role/export",
 		ExternalID: "ext-1", Encryption: EncryptionSSEKMS, KMSKeyARN: "arn:aws:kms:us-east-1:444455556666:key/k1"}
-	keys := Target{Bucket: "audit", Region: "us-east-1", AccessKeyID: "AKIACUSTOMER", SecretAccessKey: "x"}
+	keys := Target{Bucket: "audit", Region: "us-east-1", AccessKeyID: "AKIACUSTOMER", SecretAccessKey: "x", ACL: ACLBucketOwnerFullControl}
+	keysNoACL := keys
+	keysNoACL.ACL = ACLNone
+	keysOwner := keys
+	keysOwner.ExpectedBucketOwner = "777788889999"
 
 	cases := []struct {
 		name      string
@@ -56,6 +60,7 @@ func TestClassify(t *testing.T) {
 		wantCall  string
 		wantCode  string
 		contains  []string
+		lacks     []string
 		retryable bool
 	}{
 		{
@@ -124,7 +129,8 @@ func TestClassify(t *testing.T) {
 			call:     "PutObject",
 			err:      awsError("S3", "PutObject", 403, "AccessDenied", "User: arn:aws:sts::444455556666:assumed-role/export/auditexport is not authorized to perform: kms:GenerateDataKey on resource: arn:aws:kms:us-east-1:444455556666:key/k1", nil),
 			wantCode: "AccessDenied",
-			contains: []string{"kms:GenerateDataKey, kms:Encrypt and kms:Decrypt", rolePolicySource},
+			contains: []string{"must allow kms:GenerateDataKey and kms:Decrypt (data source auditexport_role_policy)", rolePolicySource},
+			lacks:    []string{"kms:Encrypt"},
 		},
 		{
 			name:     "PutObject denied with static keys",
@@ -133,6 +139,72 @@ func TestClassify(t *testing.T) {
 			err:      awsError("S3", "PutObject", 403, "AccessDenied", "Access Denied", nil),
 			wantCode: "AccessDenied",
 			contains: []string{"must allow access key AKIACUSTOMER s3:PutObject on arn:aws:s3:::audit/*", bucketPolicySource},
+		},
+		{
+			name:     "PutObject denied with static keys and acl none",
+			target:   keysNoACL,
+			call:     "PutObject",
+			err:      awsError("S3", "PutObject", 403, "AccessDenied", "Access Denied", nil),
+			wantCode: "AccessDenied",
+			contains: []string{`acl is "none"`, "AuditExportRequireBucketOwnerFullControl", bucketPolicySource,
+				`set acl = "bucket-owner-full-control"`, "otherwise the bucket policy must allow access key AKIACUSTOMER s3:PutObject"},
+		},
+		{
+			name:     "PutObject denied with a role names the role's account as owner",
+			target:   role,
+			call:     "PutObject",
+			err:      awsError("S3", "PutObject", 403, "AccessDenied", "Access Denied", nil),
+			wantCode: "AccessDenied",
+			contains: []string{`bucket "audit" is not owned by account 444455556666, the account of role_arn (expected_bucket_owner)`},
+		},
+		{
+			name:     "UploadPart denied with expected_bucket_owner",
+			target:   keysOwner,
+			call:     "UploadPart",
+			err:      awsError("S3", "UploadPart", 403, "AccessDenied", "Access Denied", nil),
+			wantCode: "AccessDenied",
+			contains: []string{"s3:PutObject on arn:aws:s3:::audit/*", `bucket "audit" is not owned by account 777788889999 (expected_bucket_owner)`},
+		},
+		{
+			name:     "PutObject denied with static keys and no owner says nothing of ownership",
+			target:   keys,
+			call:     "PutObject",
+			err:      awsError("S3", "PutObject", 403, "AccessDenied", "Access Denied", nil),
+			wantCode: "AccessDenied",
+			lacks:    []string{"not owned", "acl is"},
+		},
+		{
+			name:     "DeleteObject denied with static keys names the bucket policy",
+			target:   keys,
+			call:     "DeleteObject",
+			err:      awsError("S3", "DeleteObject", 403, "AccessDenied", "Access Denied", nil),
+			wantCode: "AccessDenied",
+			contains: []string{"the bucket policy must allow access key AKIACUSTOMER s3:DeleteObject on arn:aws:s3:::audit/_auditexport/connection-test-*", bucketPolicySource},
+			lacks:    []string{rolePolicySource, "the IAM policy of access key"},
+		},
+		{
+			name:     "DeleteObject denied with a role names the role policy",
+			target:   role,
+			call:     "DeleteObject",
+			err:      awsError("S3", "DeleteObject", 403, "AccessDenied", "Access Denied", nil),
+			wantCode: "AccessDenied",
+			contains: []string{"the role policy of arn:aws:iam::444455556666:role/export must allow s3:DeleteObject", rolePolicySource},
+		},
+		{
+			name:     "AbortMultipartUpload denied",
+			target:   role,
+			call:     "AbortMultipartUpload",
+			err:      awsError("S3", "AbortMultipartUpload", 403, "AccessDenied", "Access Denied", nil),
+			wantCode: "AccessDenied",
+			contains: []string{"AbortMultipartUpload denied (AccessDenied)", "must allow s3:AbortMultipartUpload on arn:aws:s3:::audit/logs/*", rolePolicySource},
+		},
+		{
+			name:     "AbortMultipartUpload denied with static keys",
+			target:   keys,
+			call:     "AbortMultipartUpload",
+			err:      awsError("S3", "AbortMultipartUpload", 403, "AccessDenied", "Access Denied", nil),
+			wantCode: "AccessDenied",
+			contains: []string{"access key AKIACUSTOMER s3:AbortMultipartUpload", bucketPolicySource},
 		},
 		{
 			name:     "ACLs disabled",
@@ -190,6 +262,11 @@ func TestClassify(t *testing.T) {
 					t.Errorf("message lacks %q: %s", s, got.Error())
 				}
 			}
+			for _, s := range tc.lacks {
+				if strings.Contains(got.Error(), s) {
+					t.Errorf("message has %q: %s", s, got.Error())
+				}
+			}
 			if got.Retryable != tc.retryable {
 				t.Errorf("Retryable = %v, want %v", got.Retryable, tc.retryable)
 			}
@@ -197,6 +274,26 @@ func TestClassify(t *testing.T) {
 				t.Errorf("the SDK error is not wrapped")
 			}
 		})
+	}
+}
+
+func TestBucketOwner(t *testing.T) {
+	cases := []struct {
+		name   string
+		target Target
+		want   string
+	}{
+		{"role", Target{RoleARN: "arn:aws:iam::444455556666:role/export"}, "444455556666"},
+		{"role in another partition", Target{RoleARN: "arn:aws-us-gov:iam::444455556666:role/a/b"}, "444455556666"},
+		{"role and owner", Target{RoleARN: "arn:aws:iam::444455556666:role/export", ExpectedBucketOwner: "444455556666"}, "444455556666"},
+		{"keys", Target{AccessKeyID: "AKIACUSTOMER"}, ""},
+		{"keys and owner", Target{AccessKeyID: "AKIACUSTOMER", ExpectedBucketOwner: "111122223333"}, "111122223333"},
+		{"not a role", Target{RoleARN: "arn:aws:iam::444455556666:user/export"}, ""},
+	}
+	for _, tc := range cases {
+		if got := tc.target.BucketOwner(); got != tc.want {
+			t.Errorf("%s: BucketOwner() = %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }
 

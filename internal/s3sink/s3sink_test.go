@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +35,7 @@ func newEnv(t *testing.T) *env {
 	arn, key, secret := m.CreateUser(t, "auditexport-delivery")
 	p, err := NewPrincipal(context.Background(), Options{
 		Region:          m.Region,
-		S3Endpoint:      m.URL,
+		S3Endpoint:      m.S3URL,
 		STSEndpoint:     m.URL,
 		UsePathStyle:    true,
 		AccessKeyID:     key,
@@ -81,16 +82,13 @@ func TestConnectionTest(t *testing.T) {
 	e.moto.CreateBucket(t, "audit-us", "us-east-1")
 	e.moto.CreateBucket(t, "audit-eu", "eu-west-1")
 
-	putOnly := policy.Document{Version: policy.Version, Statement: []policy.Statement{
-		{Sid: "Put", Effect: "Allow", Action: "s3:PutObject", Resource: "arn:aws:s3:::audit-us/nodelete/*"},
-		{Sid: "Location", Effect: "Allow", Action: "s3:GetBucketLocation", Resource: "arn:aws:s3:::audit-us"},
-	}}
 	roles := map[string]string{
 		"ok":        e.role(t, "ok", policy.RolePolicy("audit-us", "logs", "")),
 		"missing":   e.role(t, "missing", policy.RolePolicy("no-such-bucket", "logs", "")),
 		"eu":        e.role(t, "eu", policy.RolePolicy("audit-eu", "logs", "")),
 		"otherpfx":  e.role(t, "otherpfx", policy.RolePolicy("audit-us", "other", "")),
-		"nodelete":  e.role(t, "nodelete", putOnly),
+		"nodelete":  e.role(t, "nodelete", policy.RolePolicy("audit-us", "nodelete", "").WithoutAction("s3:DeleteObject")),
+		"noabort":   e.role(t, "noabort", policy.RolePolicy("audit-us", "noabort", "").WithoutAction("s3:AbortMultipartUpload")),
 		"kms":       e.role(t, "kms", policy.RolePolicy("audit-us", "kms", "arn:aws:kms:us-east-1:123456789012:key/k1")),
 		"untrusted": e.moto.CreateRole(t, "untrusted", policy.TrustPolicy("arn:aws:iam::123456789012:user/someone-else", externalID).JSON(), policy.RolePolicy("audit-us", "logs", "").JSON()),
 	}
@@ -101,9 +99,10 @@ func TestConnectionTest(t *testing.T) {
 	cases := []struct {
 		name   string
 		target Target
-		// For a passing test: the number of warnings. For a failing one:
-		// the calls that may fail, the code and substrings of the message.
-		warnings int
+		// For a passing test: the denied call of each warning. For a
+		// failing one: the calls that may fail, the code and substrings of
+		// the message.
+		warnings []string
 		calls    []string
 		code     string
 		contains []string
@@ -137,14 +136,14 @@ func TestConnectionTest(t *testing.T) {
 		{
 			name:     "bucket does not exist",
 			target:   target("missing", "no-such-bucket", "us-east-1", "logs"),
-			calls:    []string{"HeadBucket", "GetBucketLocation", "PutObject"},
+			calls:    []string{"HeadBucket", "PutObject"},
 			code:     "NoSuchBucket",
 			contains: []string{`bucket "no-such-bucket" does not exist`},
 		},
 		{
 			name:     "wrong region",
 			target:   target("eu", "audit-eu", "us-east-1", "logs"),
-			calls:    []string{"HeadBucket", "GetBucketLocation"},
+			calls:    []string{"HeadBucket"},
 			code:     CodeWrongRegion,
 			contains: []string{"eu-west-1", "us-east-1", `set region = "eu-west-1"`},
 		},
@@ -158,7 +157,12 @@ func TestConnectionTest(t *testing.T) {
 		{
 			name:     "role policy lacks s3:DeleteObject",
 			target:   target("nodelete", "audit-us", "us-east-1", "nodelete"),
-			warnings: 1,
+			warnings: []string{"DeleteObject"},
+		},
+		{
+			name:     "role policy lacks s3:AbortMultipartUpload",
+			target:   target("noabort", "audit-us", "us-east-1", "noabort"),
+			warnings: []string{"AbortMultipartUpload"},
 		},
 	}
 	for _, tc := range cases {
@@ -194,29 +198,57 @@ func TestConnectionTest(t *testing.T) {
 	}
 }
 
-func checkPassed(t *testing.T, m *testenv.Moto, tg Target, res TestResult, warnings int) {
+func checkPassed(t *testing.T, m *testenv.Moto, tg Target, res TestResult, warnings []string) {
 	t.Helper()
 	prefix := policy.CleanPrefix(tg.Prefix) + "/_auditexport/connection-test-"
 	if !strings.HasPrefix(res.Key, prefix) {
 		t.Errorf("test key %q does not start with %q", res.Key, prefix)
 	}
-	if len(res.Warnings) != warnings {
-		t.Fatalf("warnings = %q, want %d", res.Warnings, warnings)
+	if len(res.Warnings) != len(warnings) {
+		t.Fatalf("warnings = %q, want %d", res.Warnings, len(warnings))
+	}
+	// Each warning names the denied call, the permission and the data
+	// source that grants it.
+	for i, call := range warnings {
+		w := res.Warnings[i]
+		if !strings.Contains(w, call+" denied (AccessDenied)") || !strings.Contains(w, "s3:"+call) || !strings.Contains(w, rolePolicySource) {
+			t.Errorf("warning = %q, want it to name %s, s3:%s and %s", w, call, call, rolePolicySource)
+		}
 	}
 	left := m.ListKeys(t, tg.Bucket, prefix)
-	if warnings == 0 {
-		if len(left) != 0 {
-			t.Errorf("test object not deleted: %q", left)
+	if slices.Contains(warnings, "DeleteObject") {
+		if len(left) != 1 || left[0] != res.Key {
+			t.Errorf("keys left = %q, want the test object %q", left, res.Key)
 		}
-		return
+	} else if len(left) != 0 {
+		t.Errorf("test object not deleted: %q", left)
 	}
-	// The only warning case: the delete was denied and the object stays.
-	if w := res.Warnings[0]; !strings.Contains(w, "DeleteObject denied (AccessDenied)") || !strings.Contains(w, rolePolicySource) {
-		t.Errorf("warning = %q", w)
+	// The connection test's multipart upload is aborted, or reported.
+	uploads := multipartUploads(t, m, tg.Bucket, prefix)
+	if slices.Contains(warnings, "AbortMultipartUpload") {
+		if len(uploads) != 1 {
+			t.Errorf("incomplete uploads = %q, want the connection test's, left behind as the warning says", uploads)
+		}
+	} else if len(uploads) != 0 {
+		t.Errorf("incomplete uploads left behind: %q", uploads)
 	}
-	if len(left) != 1 || left[0] != res.Key {
-		t.Errorf("keys left = %q, want the test object %q", left, res.Key)
+}
+
+// multipartUploads lists the keys of incomplete multipart uploads under
+// prefix, as the admin.
+func multipartUploads(t *testing.T, m *testenv.Moto, bucket, prefix string) []string {
+	t.Helper()
+	out, err := m.S3Client().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	if err != nil {
+		t.Fatalf("ListMultipartUploads %s: %v", bucket, err)
 	}
+	var keys []string
+	for _, u := range out.Uploads {
+		if key := aws.ToString(u.Key); strings.HasPrefix(key, prefix) {
+			keys = append(keys, key)
+		}
+	}
+	return keys
 }
 
 func withKMS(t Target, key string) Target {
@@ -286,7 +318,7 @@ func TestConnectionTestStaticKeys(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Test: %v", err)
 	}
-	checkPassed(t, e.moto, target, res, 0)
+	checkPassed(t, e.moto, target, res, nil)
 
 	target.SecretAccessKey = "wrong"
 	_, err = e.p.Test(context.Background(), target)

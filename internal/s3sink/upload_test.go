@@ -34,7 +34,7 @@ func TestUpload(t *testing.T) {
 			write := func(data []byte) PutResult {
 				u := w.NewUpload(ctx, key, meta, MinPartSize)
 				// Odd-sized writes cross part boundaries.
-				for chunk := range slices(data, 100003) {
+				for chunk := range chunks(data, 100003) {
 					if _, err := u.Write(chunk); err != nil {
 						t.Fatal(err)
 					}
@@ -65,8 +65,8 @@ func TestUpload(t *testing.T) {
 	}
 }
 
-// slices yields data in chunks of n bytes.
-func slices(data []byte, n int) func(func([]byte) bool) {
+// chunks yields data in chunks of n bytes.
+func chunks(data []byte, n int) func(func([]byte) bool) {
 	return func(yield func([]byte) bool) {
 		for len(data) > 0 {
 			c := min(n, len(data))

@@ -97,7 +97,8 @@ type AgentOptions struct {
 	// Tick runs every destination's schedule this often, e.g. "1s".
 	Tick string
 	// S3Endpoint is where the agent sends S3 requests, such as a
-	// FaultProxy in front of the Moto server; empty means the Moto server.
+	// FaultProxy in front of the Moto server; empty means the Moto server
+	// (through Moto.S3URL).
 	// STS requests always go to the Moto server.
 	S3Endpoint string
 	// LogLevel is the agent's log level; empty means "debug".
@@ -114,7 +115,7 @@ type AgentOptions struct {
 func NewAgentWithOptions(t testing.TB, m *Moto, opts AgentOptions) *Agent {
 	t.Helper()
 	if opts.S3Endpoint == "" {
-		opts.S3Endpoint = m.URL
+		opts.S3Endpoint = m.S3URL
 	}
 	if opts.LogLevel == "" {
 		opts.LogLevel = "debug"

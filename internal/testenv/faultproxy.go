@@ -52,6 +52,21 @@ type FaultOptions struct {
 	SlowDown      float64
 	Reset         float64
 	ResponseLost  float64
+	// BucketOwner, when set, is the account that owns every bucket behind
+	// the proxy: a request whose x-amz-expected-bucket-owner names another
+	// account is answered 403 AccessDenied without forwarding, as S3
+	// answers it. Neither moto nor versitygw checks the header.
+	BucketOwner string
+}
+
+// ProxiedRequest is one request the proxy received, of any kind.
+type ProxiedRequest struct {
+	// Method and Path are the request's; Query is its raw query.
+	Method, Path, Query string
+	// ExpectedBucketOwner is its x-amz-expected-bucket-owner header.
+	ExpectedBucketOwner string
+	// Refused tells that the proxy answered 403 for a wrong owner.
+	Refused bool
 }
 
 // FaultProxy is an HTTP proxy placed between an S3 client and a path-style
@@ -94,6 +109,8 @@ type FaultProxy struct {
 	reacked       int                 // retried completions answered 200 again
 	history       map[string][]string // per key, what happened to each write
 	started       time.Time
+	requests      []ProxiedRequest
+	bucketOwner   string
 }
 
 // StartFaultProxy starts a FaultProxy in front of upstream (e.g. a Moto URL)
@@ -127,6 +144,7 @@ func StartFaultProxy(t testing.TB, upstream string, opts FaultOptions) *FaultPro
 		},
 	}
 	p.enabled.Store(true)
+	p.bucketOwner = opts.BucketOwner
 	p.pass = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
@@ -238,8 +256,39 @@ func clone(m map[string]int) map[string]int {
 	return out
 }
 
+// SetBucketOwner changes the account that owns the buckets (see
+// FaultOptions.BucketOwner); "" stops checking.
+func (p *FaultProxy) SetBucketOwner(account string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.bucketOwner = account
+}
+
+// Requests lists every request received so far, in order.
+func (p *FaultProxy) Requests() []ProxiedRequest {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]ProxiedRequest(nil), p.requests...)
+}
+
+// refuseOwner records r and tells whether its expected bucket owner is not
+// the buckets' owner, which S3 answers with 403 AccessDenied.
+func (p *FaultProxy) refuseOwner(r *http.Request) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	req := ProxiedRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
+		ExpectedBucketOwner: r.Header.Get("X-Amz-Expected-Bucket-Owner")}
+	req.Refused = p.bucketOwner != "" && req.ExpectedBucketOwner != "" && req.ExpectedBucketOwner != p.bucketOwner
+	p.requests = append(p.requests, req)
+	return req.Refused
+}
+
 // ServeHTTP injects faults into object writes and passes the rest through.
 func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.refuseOwner(r) {
+		writeS3Error(w, http.StatusForbidden, "AccessDenied", "Access Denied", strings.TrimPrefix(r.URL.Path, "/"))
+		return
+	}
 	op, key := objectWrite(r)
 	if op == "" {
 		p.pass.ServeHTTP(w, r)

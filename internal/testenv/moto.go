@@ -47,6 +47,10 @@ const (
 type Moto struct {
 	// URL is the endpoint of every service, e.g. "http://127.0.0.1:40123".
 	URL string
+	// S3URL is an S3 endpoint in front of URL that answers a denied
+	// HeadBucket with the bucket's region, as AWS does (see startS3Front).
+	// Agents started by this package use it.
+	S3URL string
 	// Region is the region of the admin clients ("us-east-1").
 	Region string
 	// AdminKey and AdminSecret belong to an IAM user allowed to do anything.
@@ -97,6 +101,7 @@ func StartMoto(t testing.TB) *Moto {
 
 	m.waitReady(t, exited)
 	m.bootstrapAdmin(t)
+	m.startS3Front(t)
 	return m
 }
 
