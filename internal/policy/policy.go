@@ -216,7 +216,8 @@ func (d Document) encode(indent string) string {
 // Without returns a copy of d without the statements whose Sid is one of
 // sids, for instance to show what a missing statement breaks.
 func (d Document) Without(sids ...string) Document {
-	out := Document{Version: d.Version}
+	// An empty list, not null, if nothing is left: IAM's grammar.
+	out := Document{Version: d.Version, Statement: []Statement{}}
 	for _, st := range d.Statement {
 		if !slices.Contains(sids, st.Sid) {
 			out.Statement = append(out.Statement, st)
@@ -229,7 +230,7 @@ func (d Document) Without(sids ...string) Document {
 // a statement left with no action is dropped. It shows what a missing
 // action breaks.
 func (d Document) WithoutAction(action string) Document {
-	out := Document{Version: d.Version}
+	out := Document{Version: d.Version, Statement: []Statement{}}
 	for _, st := range d.Statement {
 		actions := slices.DeleteFunc(st.Actions(), func(a string) bool { return a == action })
 		switch {
