@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
-	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	acc "github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
@@ -79,8 +81,8 @@ func expectString(addr, attr, want string) statecheck.StateCheck {
 
 // captureAttr returns a check that stores the attribute's value in *dst,
 // so that a test can use what terraform produced after resource.Test.
-func captureAttr(addr, attr string, dst *string) resource.TestCheckFunc {
-	return resource.TestCheckResourceAttrWith(addr, attr, func(v string) error {
+func captureAttr(addr, attr string, dst *string) acc.TestCheckFunc {
+	return acc.TestCheckResourceAttrWith(addr, attr, func(v string) error {
 		*dst = v
 		return nil
 	})
@@ -110,5 +112,49 @@ func TestPolicyDataSourceSchemas(t *testing.T) {
 				t.Errorf("%T.%s must be computed only", ds, name)
 			}
 		}
+	}
+}
+
+// TestPermissionDescriptions: the descriptions that become the docs list
+// the actions the documents grant, from the policy package, and none that
+// they do not.
+func TestPermissionDescriptions(t *testing.T) {
+	texts := map[string]string{}
+	for _, ds := range []datasource.DataSource{NewRolePolicyDataSource(), NewBucketPolicyDataSource()} {
+		var resp datasource.SchemaResponse
+		ds.Schema(context.Background(), datasource.SchemaRequest{}, &resp)
+		name := fmt.Sprintf("%T", ds)
+		texts[name] = resp.Schema.Description
+		for attr, a := range resp.Schema.Attributes {
+			texts[name+"."+attr] = a.GetDescription()
+		}
+	}
+	var rs resource.SchemaResponse
+	NewS3DestinationResource().Schema(context.Background(), resource.SchemaRequest{}, &rs)
+	for attr, a := range rs.Schema.Attributes {
+		texts["auditexport_s3_destination."+attr] = a.GetDescription()
+	}
+	for name, text := range texts {
+		for _, stale := range []string{"kms:Encrypt", "GetBucketLocation", "without a role"} {
+			if strings.Contains(text, stale) {
+				t.Errorf("%s mentions %q: %s", name, stale, text)
+			}
+		}
+	}
+	want := map[string][]string{
+		"*provider.rolePolicyDataSource":             policy.ObjectWriteActions(),
+		"*provider.bucketPolicyDataSource":           policy.ObjectWriteActions(),
+		"*provider.rolePolicyDataSource.kms_key_arn": policy.KMSActions(),
+		"auditexport_s3_destination.kms_key_arn":     policy.KMSActions(),
+	}
+	for name, actions := range want {
+		for _, a := range actions {
+			if !strings.Contains(texts[name], "`"+a+"`") {
+				t.Errorf("%s does not name %s: %s", name, a, texts[name])
+			}
+		}
+	}
+	if d := texts["auditexport_s3_destination.expected_bucket_owner"]; !strings.Contains(d, "x-amz-expected-bucket-owner") {
+		t.Errorf("expected_bucket_owner description: %q", d)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -518,5 +519,31 @@ func requireDenied(t *testing.T, what string, err error) {
 	var apiErr smithy.APIError
 	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "AccessDenied" {
 		t.Errorf("%s: got %v, want AccessDenied", what, err)
+	}
+}
+
+// TestAccPolicyProof_expectedBucketOwnerValidation: expected_bucket_owner
+// is refused at plan time unless it is an account id.
+func TestAccPolicyProof_expectedBucketOwnerValidation(t *testing.T) {
+	agent := noAgent(t)
+	for _, owner := range []string{"12345", "12345678901a", "1234567890123"} {
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+			Steps: []resource.TestStep{{
+				Config: `
+resource "auditexport_s3_destination" "this" {
+  bucket                = "acme-audit"
+  region                = "us-east-1"
+  role_arn              = "arn:aws:iam::123456789012:role/delivery"
+  expected_bucket_owner = "` + owner + `"
+}
+`,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`must be an AWS account id: 12 digits`),
+			}},
+		})
+	}
+	if err := agent.checkNotCalled(nil); err != nil {
+		t.Error(err)
 	}
 }

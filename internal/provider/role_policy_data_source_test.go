@@ -27,7 +27,7 @@ func TestAccRolePolicyDataSource(t *testing.T) {
 			"data.auditexport_role_policy.kms_again", tfjsonpath.New("json"), compare.ValuesSame()),
 		// A literal excerpt, so that a change in package policy shows here too.
 		statecheck.ExpectKnownValue("data.auditexport_role_policy.bucket", tfjsonpath.New("minified_json"),
-			knownvalue.StringExact(`{"Version":"2012-10-17","Statement":[{"Sid":"AuditExportPutObjects","Effect":"Allow","Action":["s3:PutObject","s3:AbortMultipartUpload"],"Resource":"arn:aws:s3:::acme-audit/*"},{"Sid":"AuditExportDeleteConnectionTestObject","Effect":"Allow","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::acme-audit/_auditexport/connection-test-*"},{"Sid":"AuditExportGetBucketLocation","Effect":"Allow","Action":"s3:GetBucketLocation","Resource":"arn:aws:s3:::acme-audit"}]}`)),
+			knownvalue.StringExact(`{"Version":"2012-10-17","Statement":[{"Sid":"AuditExportPutObjects","Effect":"Allow","Action":["s3:PutObject","s3:AbortMultipartUpload"],"Resource":"arn:aws:s3:::acme-audit/*"},{"Sid":"AuditExportDeleteConnectionTestObject","Effect":"Allow","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::acme-audit/_auditexport/connection-test-*"}]}`)),
 	)
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,

@@ -223,7 +223,7 @@ func (w *Writer) grantFix(action, resource, why string) string {
 	case w.t.AccessKeyID != "":
 		// Static keys belong to a user of the bucket's account or another:
 		// either way the bucket policy is where the customer grants them.
-		return fmt.Sprintf("the bucket policy must allow access key %s %s on %s (data source %s), or the key's IAM policy must%s",
+		return fmt.Sprintf("the bucket policy must allow access key %s %s on %s (data source %s)%s, or the key's IAM policy must",
 			w.t.AccessKeyID, action, resource, bucketPolicySource, why)
 	case w.t.RoleARN != "":
 		return fmt.Sprintf("%s must allow %s on %s (data source %s)%s",
