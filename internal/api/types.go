@@ -83,7 +83,8 @@ type DestinationSpec struct {
 	SecretAccessKey string `json:"secret_access_key,omitempty"`
 	// ExpectedBucketOwner is the account id that must own the bucket. Every
 	// S3 request carries it, so that S3 refuses a bucket of another account.
-	// Defaults to the account of RoleARN, which it must equal if set.
+	// Defaults to the account of RoleARN; set it when the bucket belongs to
+	// another account than the role (and always with static keys).
 	ExpectedBucketOwner string `json:"expected_bucket_owner,omitempty"`
 
 	// Interval is one of 1m, 5m, 15m, 1h, 2h, 4h, 6h, 12h, 24h.

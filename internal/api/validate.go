@@ -186,19 +186,16 @@ func (s *DestinationSpec) validateAuth() error {
 	return nil
 }
 
-// validateBucketOwner checks expected_bucket_owner: an account id, and
-// with a role the role's own account (the account the role writes in).
+// validateBucketOwner checks expected_bucket_owner: an account id. It may
+// differ from the role's account: a role in one account may write to a
+// bucket of another (a central log-archive account), and naming that account
+// is exactly the check this field exists for.
 func (s *DestinationSpec) validateBucketOwner() error {
 	if s.ExpectedBucketOwner == "" {
 		return nil
 	}
 	if !AccountIDRe.MatchString(s.ExpectedBucketOwner) {
 		return fieldErr("expected_bucket_owner", "%q must be an AWS account id: 12 digits, such as \"123456789012\"", s.ExpectedBucketOwner)
-	}
-	// role_arn passed RoleARNRe: arn:PARTITION:iam::ACCOUNT:role/NAME.
-	if parts := strings.SplitN(s.RoleARN, ":", 6); len(parts) == 6 && parts[4] != s.ExpectedBucketOwner {
-		return fieldErr("expected_bucket_owner", "%q is not the account of role_arn (%s): the role must own the bucket; remove expected_bucket_owner or correct it",
-			s.ExpectedBucketOwner, parts[4])
 	}
 	return nil
 }

@@ -51,7 +51,6 @@ func TestNormalizeRejects(t *testing.T) {
 		{"bad role", func(s *DestinationSpec) { s.RoleARN = "arn:aws:iam::1:user/x" }, "role_arn", "IAM role ARN"},
 		{"owner not an account", func(s *DestinationSpec) { s.ExpectedBucketOwner = "12345" }, "expected_bucket_owner", "12 digits"},
 		{"owner letters", func(s *DestinationSpec) { s.ExpectedBucketOwner = "12345678901a" }, "expected_bucket_owner", "12 digits"},
-		{"owner not the role's", func(s *DestinationSpec) { s.ExpectedBucketOwner = "111122223333" }, "expected_bucket_owner", "account of role_arn (123456789012)"},
 		{"interval", func(s *DestinationSpec) { s.Interval = "3m" }, "interval", "1m, 5m"},
 		{"both schedules", func(s *DestinationSpec) { s.Interval, s.DailyAt = "1h", "05:00" }, "daily_at", "not both"},
 		{"daily_at", func(s *DestinationSpec) { s.DailyAt = "25:00" }, "daily_at", "HH:MM"},
@@ -97,6 +96,7 @@ func TestNormalizeAcceptsBucketOwner(t *testing.T) {
 		change func(*DestinationSpec)
 	}{
 		{"the role's account", func(s *DestinationSpec) { s.ExpectedBucketOwner = "123456789012" }},
+		{"another account than the role's (a log-archive bucket)", func(s *DestinationSpec) { s.ExpectedBucketOwner = "111122223333" }},
 		{"static keys, any account", func(s *DestinationSpec) {
 			s.RoleARN, s.AccessKeyID, s.SecretAccessKey = "", "AKIAEXAMPLE1234567", "secret"
 			s.ExpectedBucketOwner = "111122223333"

@@ -118,7 +118,8 @@ func authAttributes() map[string]schema.Attribute {
 			Description: "Account id (12 digits) that must own `bucket`. Every S3 request of the agent carries it " +
 				"(`x-amz-expected-bucket-owner`), so S3 refuses to write into a bucket of another account, such as " +
 				"one deleted and re-created under the same name by someone else. With `role_arn` it defaults to the " +
-				"role's account and, if set, must equal it. Recommended with `access_key_id`, where nothing is " +
+				"role's account; set it when the bucket belongs to another account than the role (a central " +
+				"log-archive account). Recommended with `access_key_id`, where nothing is " +
 				"checked without it.",
 			Optional: true,
 			Validators: []validator.String{
