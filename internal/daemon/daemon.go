@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -40,10 +39,11 @@ type Daemon struct {
 }
 
 // OpenStore opens the SQLite store in the config's data directory, creating
-// the directory when needed. The operator commands use it directly.
+// the directory when needed and making it private (see prepareDataDir). The
+// operator commands use it directly.
 func OpenStore(ctx context.Context, cfg *config.Config) (*store.SQLite, error) {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data_dir: %w", err)
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return nil, err
 	}
 	return store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "auditexport.db"))
 }
