@@ -19,14 +19,8 @@ import (
 // the commit is fsync'd; any bad event rejects the whole request (nothing of
 // it is stored), so the platform can fix and resend it as a unit.
 func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
-	tok := tokenFrom(r.Context())
-	tenant, err := s.store.TenantByName(r.Context(), r.PathValue("tenant"))
-	if errors.Is(err, store.ErrNotFound) || (err == nil && tok.TenantID != 0 && tok.TenantID != tenant.ID) {
-		writeError(w, http.StatusNotFound, api.Error{Code: "tenant_not_found", Message: fmt.Sprintf("tenant %q does not exist: create it with `auditexport-agent tenant create`", r.PathValue("tenant"))})
-		return
-	}
-	if err != nil {
-		s.internalError(w, "tenant lookup", err)
+	tenant, ok := s.ingestTenant(w, r)
+	if !ok {
 		return
 	}
 	body, ok := s.readBody(w, r, tenant.Name)
@@ -56,6 +50,36 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		Accepted: len(events), Stored: res.Stored, Duplicates: res.Duplicates,
 		FirstSeq: res.FirstSeq, LastSeq: res.LastSeq,
 	})
+}
+
+// ingestTenant is the {tenant} of the path, which the ingest token must be
+// valid for. A token bound to another tenant is refused before the path's
+// tenant is looked up, so it cannot tell which tenants exist.
+func (s *Server) ingestTenant(w http.ResponseWriter, r *http.Request) (store.Tenant, bool) {
+	tok, name := tokenFrom(r.Context()), r.PathValue("tenant")
+	if tok.TenantID != 0 {
+		bound, err := s.store.TenantByID(r.Context(), tok.TenantID)
+		if err != nil {
+			s.internalError(w, "tenant lookup", err)
+			return store.Tenant{}, false
+		}
+		if bound.Name != name {
+			s.metrics.AuthFailures.WithLabelValues(authWrongTenant).Inc()
+			writeError(w, http.StatusForbidden, api.Error{Code: "forbidden", Message: fmt.Sprintf("this ingest token is bound to tenant %s: post to /v1/tenants/%s/events, or use a token for tenant %s (`auditexport-agent token create -scope ingest -tenant %s`)", bound.Name, bound.Name, name, name)})
+			return store.Tenant{}, false
+		}
+		return bound, true
+	}
+	tenant, err := s.store.TenantByName(r.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, api.Error{Code: "tenant_not_found", Message: fmt.Sprintf("tenant %q does not exist: create it with `auditexport-agent tenant create`", name)})
+		return store.Tenant{}, false
+	}
+	if err != nil {
+		s.internalError(w, "tenant lookup", err)
+		return store.Tenant{}, false
+	}
+	return tenant, true
 }
 
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, tenant string) ([]byte, bool) {
