@@ -98,8 +98,26 @@ func serverOptions(cfg *config.Config) server.Options {
 		TenantRate:      float64(cfg.Ingest.TenantRatePerSecond),
 		TenantBurst:     cfg.Ingest.TenantRateBurst,
 		FailingAfter:    cfg.Delivery.FailingAfter,
+
+		AuthFailuresPerMinute: cfg.HTTP.AuthFailuresPerMinute,
 	}
 }
+
+// httpServer bounds every phase of a connection, so that slow bodies and
+// idle keep-alives are closed instead of holding a file descriptor each.
+func (d *Daemon) httpServer() *http.Server {
+	h := d.cfg.HTTP
+	return &http.Server{
+		Handler:           d.api.Handler(),
+		ReadHeaderTimeout: h.ReadHeaderTimeout,
+		ReadTimeout:       h.ReadTimeout,
+		WriteTimeout:      h.WriteTimeout,
+		IdleTimeout:       h.IdleTimeout,
+		MaxHeaderBytes:    h.MaxHeaderBytes,
+		ErrorLog:          d.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+}
+
 
 // Serve runs the API on ln and delivery until ctx ends, then shuts down in
 // order: stop accepting requests, commit what was accepted, let the delivery
@@ -111,11 +129,8 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 		defer close(delivered)
 		d.deliverer.Run(dctx)
 	}()
-	srv := &http.Server{
-		Handler:           d.api.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          d.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
-	}
+	srv := d.httpServer()
+	ln = limitListener(ln, d.cfg.HTTP.MaxConnections)
 	served := make(chan error, 1)
 	go func() { served <- d.listen(srv, ln) }()
 	d.log.Info("agent started", "version", d.version, "listen", ln.Addr().String(), "data_dir", d.cfg.DataDir, "tls", d.cfg.TLS != nil)
