@@ -118,7 +118,6 @@ func (d *Daemon) httpServer() *http.Server {
 	}
 }
 
-
 // Serve runs the API on ln and delivery until ctx ends, then shuts down in
 // order: stop accepting requests, commit what was accepted, let the delivery
 // attempt in flight finish (or persist its plan), close the store.

@@ -213,4 +213,3 @@ func roundTrip(t *testing.T, c net.Conn, br *bufio.Reader, req string) *http.Res
 	_ = resp.Body.Close()
 	return resp
 }
-
