@@ -82,27 +82,61 @@ func (s *Server) ingestTenant(w http.ResponseWriter, r *http.Request) (store.Ten
 	return tenant, true
 }
 
+// readBody reads the request body, decoding a gzip or zstd body. The
+// request limit applies to the decoded bytes, and reading stops just past
+// it, so a small body that decodes to gigabytes costs no more than the
+// limit.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, tenant string) ([]byte, bool) {
+	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
+		s.unsupported(w, tenant, err)
+		return nil, false
+	}
 	if r.ContentLength > s.opts.MaxRequestBytes {
 		s.tooLarge(w, tenant, r.ContentLength)
 		return nil, false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxRequestBytes))
+	dec, err := decoder(r.Header.Get("Content-Encoding"), http.MaxBytesReader(w, r.Body, s.opts.MaxRequestBytes))
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
+	switch {
+	case errors.As(err, &mbe):
 		s.tooLarge(w, tenant, -1)
 		return nil, false
+	case errors.Is(err, errUnsupportedEncoding):
+		s.unsupported(w, tenant, err)
+		return nil, false
+	case err != nil:
+		s.badBody(w, tenant, err)
+		return nil, false
 	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, api.Error{Code: "read_failed", Message: "reading the request body: " + err.Error()})
+	defer dec.Close()
+	body, err := io.ReadAll(io.LimitReader(dec, s.opts.MaxRequestBytes+1))
+	switch {
+	case errors.As(err, &mbe):
+		s.tooLarge(w, tenant, -1)
+		return nil, false
+	case err != nil:
+		s.badBody(w, tenant, err)
+		return nil, false
+	case int64(len(body)) > s.opts.MaxRequestBytes:
+		s.tooLarge(w, tenant, -1)
 		return nil, false
 	}
 	return body, true
 }
 
+func (s *Server) unsupported(w http.ResponseWriter, tenant string, err error) {
+	s.metrics.IngestRejected.WithLabelValues(tenant, "unsupported_media_type").Inc()
+	writeError(w, http.StatusUnsupportedMediaType, api.Error{Code: "unsupported_media_type", Message: err.Error()})
+}
+
+func (s *Server) badBody(w http.ResponseWriter, tenant string, err error) {
+	s.metrics.IngestRejected.WithLabelValues(tenant, "read_failed").Inc()
+	writeError(w, http.StatusBadRequest, api.Error{Code: "read_failed", Message: "reading the request body: " + err.Error()})
+}
+
 func (s *Server) tooLarge(w http.ResponseWriter, tenant string, size int64) {
 	s.metrics.IngestRejected.WithLabelValues(tenant, "request_too_large").Inc()
-	msg := fmt.Sprintf("the request body is larger than the limit of %d bytes: split it into smaller requests", s.opts.MaxRequestBytes)
+	msg := fmt.Sprintf("the request body, decoded, is larger than the limit of %d bytes: split it into smaller requests", s.opts.MaxRequestBytes)
 	if size > 0 {
 		msg = fmt.Sprintf("the request body (%d bytes) is larger than the limit of %d bytes: split it into smaller requests", size, s.opts.MaxRequestBytes)
 	}
