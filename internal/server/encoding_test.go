@@ -203,4 +203,3 @@ func TestIngestUnsupportedMedia(t *testing.T) {
 		})
 	}
 }
-
