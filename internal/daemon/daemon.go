@@ -19,6 +19,7 @@ import (
 	"github.com/auditexport/auditexport/internal/ingest"
 	"github.com/auditexport/auditexport/internal/metrics"
 	"github.com/auditexport/auditexport/internal/s3sink"
+	"github.com/auditexport/auditexport/internal/secrets"
 	"github.com/auditexport/auditexport/internal/server"
 	"github.com/auditexport/auditexport/internal/store"
 )
@@ -54,6 +55,11 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, version st
 	if err != nil {
 		return nil, err
 	}
+	sealed, err := sealSecrets(ctx, cfg, st, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	principal, err := s3sink.NewPrincipal(ctx, principalOptions(cfg))
 	if err != nil {
 		st.Close()
@@ -66,9 +72,31 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, version st
 	}, log.Named("ingest"))
 	d.committer.Start()
 	sinks := func(t s3sink.Target) delivery.Sink { return delivery.SinkFor(principal.Writer(t)) }
-	d.deliverer = delivery.New(st, sinks, m, log, deliveryOptions(cfg))
-	d.api = server.New(st, d.committer, principal, d.deliverer, m, log, serverOptions(cfg))
+	d.deliverer = delivery.New(sealed, sinks, m, log, deliveryOptions(cfg))
+	d.api = server.New(sealed, d.committer, principal, d.deliverer, m, log, serverOptions(cfg))
 	return d, nil
+}
+
+// sealSecrets loads the key that seals destination secrets, brings every
+// stored secret under it (sealing plaintext ones, re-sealing those of a
+// previous key) and returns the store the API and delivery use: it seals
+// secrets as they are stored and opens them as they are read.
+func sealSecrets(ctx context.Context, cfg *config.Config, st store.Store, log hclog.Logger) (store.Store, error) {
+	keys, generated, err := secrets.FromConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if generated != "" {
+		log.Warn("generated the key that seals destination secrets in the store; back it up apart from the database, or better keep it outside the data directory (secrets.key_file, key_env or kms_key_arn)", "path", generated)
+	}
+	n, err := secrets.Reseal(ctx, st, keys)
+	if err != nil {
+		return nil, fmt.Errorf("secrets: %w", err)
+	}
+	if n > 0 {
+		log.Info("sealed destination secrets with the current key", "destinations", n, "key", keys.CurrentID())
+	}
+	return secrets.WrapStore(st, keys), nil
 }
 
 func principalOptions(cfg *config.Config) s3sink.Options {
