@@ -63,6 +63,12 @@ func NewKeyring(current KEK, previous ...KEK) *Keyring {
 	return k
 }
 
+// Has reports whether the keyring can open what the KEK id sealed.
+func (k *Keyring) Has(id string) bool {
+	_, ok := k.byID[id]
+	return ok
+}
+
 // CurrentID is the ID of the KEK new secrets are sealed with.
 func (k *Keyring) CurrentID() string { return k.current.ID() }
 

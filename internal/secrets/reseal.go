@@ -2,7 +2,6 @@ package secrets
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/auditexport/auditexport/internal/store"
@@ -19,30 +18,33 @@ func Reseal(ctx context.Context, s store.Store, keys *Keyring) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := 0
+	// Every key is checked before anything is rewritten, so a missing
+	// previous key refuses the start with the store unchanged.
+	var todo []store.Destination
 	for _, d := range ds {
 		_, st, sl, err := inspect(d.Spec)
 		if err != nil {
-			return n, fmt.Errorf("destination %s: %w", d.ID, err)
+			return 0, fmt.Errorf("destination %s: %w", d.ID, err)
 		}
-		if st == noSecret || st == sealed && sl.KeyID == keys.CurrentID() {
-			continue
+		if st == sealed && !keys.Has(sl.KeyID) {
+			return 0, fmt.Errorf("destination %s: its secret is sealed with key %s, which is not configured: set secrets.previous_key_file, previous_key_env or previous_kms_key_arn to that key (or secrets.key_file, if it is the current one)", d.ID, sl.KeyID)
 		}
+		if st == plaintext || st == sealed && sl.KeyID != keys.CurrentID() {
+			todo = append(todo, d)
+		}
+	}
+	for i, d := range todo {
 		plain, err := keys.OpenSpec(ctx, d.ID, d.Spec)
-		if errors.Is(err, ErrUnknownKey) {
-			return n, fmt.Errorf("destination %s: its secret is sealed with key %s, which is not configured: set secrets.previous_key_file, previous_key_env or previous_kms_key_arn to that key (or secrets.key_file, if it is the current one)", d.ID, sl.KeyID)
-		}
 		if err != nil {
-			return n, err
+			return i, err
 		}
 		spec, err := keys.SealSpec(ctx, d.ID, plain)
 		if err != nil {
-			return n, err
+			return i, err
 		}
 		if _, err := s.UpdateDestination(ctx, d.TenantID, d.ID, spec); err != nil {
-			return n, fmt.Errorf("re-sealing destination %s: %w", d.ID, err)
+			return i, fmt.Errorf("re-sealing destination %s: %w", d.ID, err)
 		}
-		n++
 	}
-	return n, nil
+	return len(todo), nil
 }
