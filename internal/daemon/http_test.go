@@ -17,6 +17,7 @@ import (
 	"github.com/auditexport/auditexport/internal/api"
 	"github.com/auditexport/auditexport/internal/config"
 	"github.com/auditexport/auditexport/internal/store"
+	"github.com/auditexport/auditexport/internal/testenv"
 	"github.com/auditexport/auditexport/internal/tokens"
 )
 
@@ -29,6 +30,8 @@ type testDaemon struct {
 	*Daemon
 	addr        string
 	ingestToken string
+	manageToken string
+	log         *testenv.SyncBuffer
 }
 
 // startDaemon starts an agent on cfg after edit changed it. The AWS side
@@ -46,19 +49,23 @@ func startDaemon(t *testing.T, edit func(cfg *config.Config)) *testDaemon {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := Start(ctx, cfg, hclog.NewNullLogger(), "test")
+	logBuf := &testenv.SyncBuffer{}
+	d, err := Start(ctx, cfg, hclog.New(&hclog.LoggerOptions{Output: logBuf, Level: hclog.Info}), "test")
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
-	td := &testDaemon{Daemon: d}
+	td := &testDaemon{Daemon: d, log: logBuf}
 	tn, err := d.Store.CreateTenant(ctx, "acme", "ext-acme")
 	if err != nil {
 		t.Fatal(err)
 	}
 	td.ingestToken = tokens.New(api.ScopeIngest)
-	if _, err := d.Store.CreateToken(ctx, store.Token{Hash: tokens.Hash(td.ingestToken), Scope: api.ScopeIngest, TenantID: tn.ID}); err != nil {
-		t.Fatal(err)
+	td.manageToken = tokens.New(api.ScopeManage)
+	for tok, scope := range map[string]string{td.ingestToken: api.ScopeIngest, td.manageToken: api.ScopeManage} {
+		if _, err := d.Store.CreateToken(ctx, store.Token{Hash: tokens.Hash(tok), Scope: scope, TenantID: tn.ID}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

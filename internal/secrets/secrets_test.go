@@ -196,4 +196,3 @@ func TestGenerateKeyFile(t *testing.T) {
 		t.Fatalf("second GenerateKeyFile: created %v, ids %s %s, %v", created, k1.ID(), k2.ID(), err)
 	}
 }
-
