@@ -22,8 +22,9 @@ import (
 
 // Config is the whole agent configuration.
 //
-// AWS, Ingest and Delivery are never nil in a Config returned by Default,
-// Load or Parse. TLS is nil when the listener serves plain HTTP.
+// AWS, Ingest, Delivery and HTTP are never nil in a Config returned by
+// Default, Load or Parse. TLS is nil when the listener serves plain HTTP, and
+// Secrets when the store's secrets are sealed with a generated key.
 type Config struct {
 	// Listen is the host:port the HTTP API listens on.
 	Listen string `hcl:"listen,optional"`
@@ -42,6 +43,12 @@ type Config struct {
 	Ingest *Ingest `hcl:"ingest,block"`
 	// Delivery is the delivery block: workers, retries and retention.
 	Delivery *Delivery `hcl:"delivery,block"`
+	// HTTP is the http block: timeouts and limits of the API's connections.
+	HTTP *HTTP `hcl:"http,block"`
+	// Secrets is the secrets block: the key that seals destinations'
+	// static secrets in the store. Nil uses a key file the agent generates
+	// in the data directory.
+	Secrets *Secrets `hcl:"secrets,block"`
 }
 
 // TLS turns on HTTPS for the API listener.
@@ -128,6 +135,56 @@ type Delivery struct {
 	RetentionHCL string `hcl:"retention,optional"`
 }
 
+// HTTP bounds the API's connections, so that slow or idle clients cannot
+// hold file descriptors for ever and token guessing is slowed.
+type HTTP struct {
+	// ReadHeaderTimeout bounds reading a request's headers.
+	ReadHeaderTimeout    time.Duration
+	ReadHeaderTimeoutHCL string `hcl:"read_header_timeout,optional"`
+	// ReadTimeout bounds reading a whole request, body included.
+	ReadTimeout    time.Duration
+	ReadTimeoutHCL string `hcl:"read_timeout,optional"`
+	// WriteTimeout bounds a request from the end of its headers to the end
+	// of the response: a destination's connection test runs within it.
+	WriteTimeout    time.Duration
+	WriteTimeoutHCL string `hcl:"write_timeout,optional"`
+	// IdleTimeout is how long a keep-alive connection may wait for its
+	// next request.
+	IdleTimeout    time.Duration
+	IdleTimeoutHCL string `hcl:"idle_timeout,optional"`
+	// MaxHeaderBytes bounds a request's headers.
+	MaxHeaderBytes int `hcl:"max_header_bytes,optional"`
+	// MaxConnections bounds the connections served at once; more wait to
+	// be accepted. 0 means unlimited.
+	MaxConnections int `hcl:"max_connections,optional"`
+	// AuthFailuresPerMinute is how many requests with a missing or invalid
+	// token one client address may send at once, and per minute after
+	// that, before it is answered 429. 0 means unlimited.
+	AuthFailuresPerMinute int `hcl:"auth_failures_per_minute,optional"`
+}
+
+// Secrets names the key-encryption key that seals the static secrets of
+// destinations in the store. At most one of KeyFile, KeyEnv and KMSKeyARN
+// is set; with none, the agent generates DataDir/secrets.key.
+type Secrets struct {
+	// KeyFile holds a 32-byte key, base64-encoded.
+	KeyFile string `hcl:"key_file,optional"`
+	// KeyEnv names an environment variable holding a base64 32-byte key.
+	KeyEnv string `hcl:"key_env,optional"`
+	// KMSKeyARN is an AWS KMS symmetric key that wraps the data keys.
+	KMSKeyARN string `hcl:"kms_key_arn,optional"`
+	// KMSEndpoint overrides the KMS endpoint, for tests and KMS-compatible
+	// servers.
+	KMSEndpoint string `hcl:"kms_endpoint,optional"`
+
+	// PreviousKeyFile, PreviousKeyEnv and PreviousKMSKeyARN name the key
+	// being rotated away from: at start the agent re-seals every secret
+	// sealed with it under the current key.
+	PreviousKeyFile   string `hcl:"previous_key_file,optional"`
+	PreviousKeyEnv    string `hcl:"previous_key_env,optional"`
+	PreviousKMSKeyARN string `hcl:"previous_kms_key_arn,optional"`
+}
+
 // Default returns the configuration used when no file is given.
 func Default() *Config {
 	return &Config{
@@ -158,6 +215,19 @@ func Default() *Config {
 			FailingAfterHCL: "5m",
 			Retention:       168 * time.Hour,
 			RetentionHCL:    "168h",
+		},
+		HTTP: &HTTP{
+			ReadHeaderTimeout:     10 * time.Second,
+			ReadHeaderTimeoutHCL:  "10s",
+			ReadTimeout:           time.Minute,
+			ReadTimeoutHCL:        "1m",
+			WriteTimeout:          2 * time.Minute,
+			WriteTimeoutHCL:       "2m",
+			IdleTimeout:           2 * time.Minute,
+			IdleTimeoutHCL:        "2m",
+			MaxHeaderBytes:        64 << 10,
+			MaxConnections:        1024,
+			AuthFailuresPerMinute: 10,
 		},
 	}
 }

@@ -53,6 +53,14 @@ func TestDefaults(t *testing.T) {
 		{"delivery.retry_max", cfg.Delivery.RetryMax, 5 * time.Minute},
 		{"delivery.failing_after", cfg.Delivery.FailingAfter, 5 * time.Minute},
 		{"delivery.retention", cfg.Delivery.Retention, 168 * time.Hour},
+		{"http.read_header_timeout", cfg.HTTP.ReadHeaderTimeout, 10 * time.Second},
+		{"http.read_timeout", cfg.HTTP.ReadTimeout, time.Minute},
+		{"http.write_timeout", cfg.HTTP.WriteTimeout, 2 * time.Minute},
+		{"http.idle_timeout", cfg.HTTP.IdleTimeout, 2 * time.Minute},
+		{"http.max_header_bytes", cfg.HTTP.MaxHeaderBytes, 65536},
+		{"http.max_connections", cfg.HTTP.MaxConnections, 1024},
+		{"http.auth_failures_per_minute", cfg.HTTP.AuthFailuresPerMinute, 10},
+		{"secrets", cfg.Secrets, (*Secrets)(nil)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,7 +73,7 @@ func TestDefaults(t *testing.T) {
 
 // An empty file, or a block with nothing in it, keeps every default.
 func TestParseKeepsDefaults(t *testing.T) {
-	for _, src := range []string{"", "aws {}\ningest {}\ndelivery {}\n"} {
+	for _, src := range []string{"", "aws {}\ningest {}\ndelivery {}\nhttp {}\n"} {
 		cfg, err := Parse([]byte(src), "agent.hcl")
 		if err != nil {
 			t.Fatalf("Parse(%q): %v", src, err)
@@ -133,6 +141,22 @@ delivery {
   failing_after = "10m"
   retention     = "720h"
 }
+
+http {
+  read_header_timeout      = "5s"
+  read_timeout             = "30s"
+  write_timeout            = "90s"
+  idle_timeout             = "1m"
+  max_header_bytes         = 8192
+  max_connections          = 64
+  auth_failures_per_minute = 0
+}
+
+secrets {
+  kms_key_arn       = "arn:aws:kms:eu-west-1:123456789012:key/new"
+  kms_endpoint      = "http://127.0.0.1:9002"
+  previous_key_file = "/etc/auditexport/secrets.key"
+}
 `
 	path := filepath.Join(dir, "agent.hcl")
 	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
@@ -180,12 +204,31 @@ delivery {
 			Retention:       720 * time.Hour,
 			RetentionHCL:    "720h",
 		},
+		HTTP: &HTTP{
+			ReadHeaderTimeout:    5 * time.Second,
+			ReadHeaderTimeoutHCL: "5s",
+			ReadTimeout:          30 * time.Second,
+			ReadTimeoutHCL:       "30s",
+			WriteTimeout:         90 * time.Second,
+			WriteTimeoutHCL:      "90s",
+			IdleTimeout:          time.Minute,
+			IdleTimeoutHCL:       "1m",
+			MaxHeaderBytes:       8192,
+			MaxConnections:       64,
+		},
+		Secrets: &Secrets{
+			KMSKeyARN:       "arn:aws:kms:eu-west-1:123456789012:key/new",
+			KMSEndpoint:     "http://127.0.0.1:9002",
+			PreviousKeyFile: "/etc/auditexport/secrets.key",
+		},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load:\n got  %+v\n want %+v", got, want)
 		t.Errorf("aws:\n got  %+v\n want %+v", got.AWS, want.AWS)
 		t.Errorf("ingest:\n got  %+v\n want %+v", got.Ingest, want.Ingest)
 		t.Errorf("delivery:\n got  %+v\n want %+v", got.Delivery, want.Delivery)
+		t.Errorf("http:\n got  %+v\n want %+v", got.HTTP, want.HTTP)
+		t.Errorf("secrets:\n got  %+v\n want %+v", got.Secrets, want.Secrets)
 	}
 }
 
@@ -321,6 +364,31 @@ func TestParseValidationErrors(t *testing.T) {
 }`, `delivery.retry_max: must be at least delivery.retry_initial (10s), got 5s`},
 		{"delivery.failing_after", `delivery { failing_after = "-5m" }`, `delivery.failing_after: must be positive, got -5m0s`},
 		{"delivery.retention", `delivery { retention = "0" }`, `delivery.retention: must be positive, got 0s`},
+		{"http.read_timeout syntax", `http { read_timeout = "1 minute" }`, `http.read_timeout: must be a duration`},
+		{"http.idle_timeout zero", `http { idle_timeout = "0s" }`, `http.idle_timeout: must be positive, got 0s`},
+		{"http.read_header_timeout over read_timeout", `http {
+  read_header_timeout = "20s"
+  read_timeout = "10s"
+}`, `http.read_header_timeout: must not be longer than http.read_timeout (10s), got 20s`},
+		{"http.write_timeout under assume_role_retry", `http { write_timeout = "30s" }`, `http.write_timeout: must be longer than aws.assume_role_retry (30s)`},
+		{"http.max_header_bytes", `http { max_header_bytes = 100 }`, `http.max_header_bytes: must be at least 4096, got 100`},
+		{"http.max_connections", `http { max_connections = -1 }`, `http.max_connections: must be 0 (unlimited) or more, got -1`},
+		{"http.auth_failures_per_minute", `http { auth_failures_per_minute = -1 }`, `http.auth_failures_per_minute: must be 0 (unlimited) or more`},
+		{"secrets two keys", `secrets {
+  key_file = "/k"
+  key_env = "K"
+}`, `secrets.key_file: set only one of secrets.key_file, secrets.key_env and secrets.kms_key_arn`},
+		{"secrets two previous keys", `secrets {
+  previous_key_file = "/k"
+  previous_kms_key_arn = "arn:aws:kms:us-east-1:123456789012:key/k"
+}`, `secrets.previous_key_file: set only one of secrets.previous_key_file`},
+		{"secrets.kms_key_arn", `secrets { kms_key_arn = "alias/audit" }`, `secrets.kms_key_arn: must be a KMS key ARN`},
+		{"secrets.kms_key_arn other service", `secrets { kms_key_arn = "arn:aws:iam::123456789012:role/r" }`, `secrets.kms_key_arn: must be a KMS key ARN`},
+		{"secrets.kms_endpoint", `secrets { kms_endpoint = "kms.local" }`, `secrets.kms_endpoint: must be an http or https URL`},
+		{"secrets previous is current", `secrets {
+  key_file = "/k"
+  previous_key_file = "/k"
+}`, `secrets: the previous key must differ from the current one`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -42,6 +42,12 @@ func (c *Config) parseDurations() error {
 	parseDuration(&p, "delivery.retry_max", d.RetryMaxHCL, false, &d.RetryMax)
 	parseDuration(&p, "delivery.failing_after", d.FailingAfterHCL, false, &d.FailingAfter)
 	parseDuration(&p, "delivery.retention", d.RetentionHCL, false, &d.Retention)
+	if h := c.HTTP; h != nil {
+		parseDuration(&p, "http.read_header_timeout", h.ReadHeaderTimeoutHCL, false, &h.ReadHeaderTimeout)
+		parseDuration(&p, "http.read_timeout", h.ReadTimeoutHCL, false, &h.ReadTimeout)
+		parseDuration(&p, "http.write_timeout", h.WriteTimeoutHCL, false, &h.WriteTimeout)
+		parseDuration(&p, "http.idle_timeout", h.IdleTimeoutHCL, false, &h.IdleTimeout)
+	}
 	return p.err()
 }
 
@@ -69,13 +75,17 @@ func (c *Config) Validate() error {
 	if c.TLS != nil {
 		c.TLS.validate(&p)
 	}
-	if c.AWS == nil || c.Ingest == nil || c.Delivery == nil {
-		p = append(p, errors.New("config: the aws, ingest and delivery sections must be set; start from config.Default()"))
+	if c.AWS == nil || c.Ingest == nil || c.Delivery == nil || c.HTTP == nil {
+		p = append(p, errors.New("config: the aws, ingest, delivery and http sections must be set; start from config.Default()"))
 		return p.err()
 	}
 	c.AWS.validate(&p)
 	c.Ingest.validate(&p)
 	c.Delivery.validate(&p)
+	c.HTTP.validate(&p, c.AWS.AssumeRoleRetry)
+	if c.Secrets != nil {
+		c.Secrets.validate(&p)
+	}
 	return p.err()
 }
 
@@ -214,5 +224,60 @@ func (d *Delivery) validate(p *problems) {
 func checkPositive(p *problems, field string, d time.Duration) {
 	if d <= 0 {
 		p.add(field, "must be positive, got %s", d)
+	}
+}
+
+func (h *HTTP) validate(p *problems, assumeRoleRetry time.Duration) {
+	checkPositive(p, "http.read_header_timeout", h.ReadHeaderTimeout)
+	checkPositive(p, "http.read_timeout", h.ReadTimeout)
+	checkPositive(p, "http.write_timeout", h.WriteTimeout)
+	checkPositive(p, "http.idle_timeout", h.IdleTimeout)
+	if h.ReadTimeout > 0 && h.ReadHeaderTimeout > h.ReadTimeout {
+		p.add("http.read_header_timeout", "must not be longer than http.read_timeout (%s), got %s", h.ReadTimeout, h.ReadHeaderTimeout)
+	}
+	// A connection test retries AssumeRole for up to assume_role_retry
+	// and then writes a test object, all before the response is written.
+	if h.WriteTimeout > 0 && h.WriteTimeout <= assumeRoleRetry {
+		p.add("http.write_timeout", "must be longer than aws.assume_role_retry (%s), which a destination's connection test may take, got %s", assumeRoleRetry, h.WriteTimeout)
+	}
+	if h.MaxHeaderBytes < 4096 {
+		p.add("http.max_header_bytes", "must be at least 4096, got %d", h.MaxHeaderBytes)
+	}
+	if h.MaxConnections < 0 {
+		p.add("http.max_connections", "must be 0 (unlimited) or more, got %d", h.MaxConnections)
+	}
+	if h.AuthFailuresPerMinute < 0 {
+		p.add("http.auth_failures_per_minute", "must be 0 (unlimited) or more, got %d", h.AuthFailuresPerMinute)
+	}
+}
+
+func (s *Secrets) validate(p *problems) {
+	checkOneKey(p, "secrets.", s.KeyFile, s.KeyEnv, s.KMSKeyARN)
+	checkOneKey(p, "secrets.previous_", s.PreviousKeyFile, s.PreviousKeyEnv, s.PreviousKMSKeyARN)
+	checkKMSARN(p, "secrets.kms_key_arn", s.KMSKeyARN)
+	checkKMSARN(p, "secrets.previous_kms_key_arn", s.PreviousKMSKeyARN)
+	checkEndpoint(p, "secrets.kms_endpoint", s.KMSEndpoint)
+	if s.KeyFile != "" && s.KeyFile == s.PreviousKeyFile || s.KeyEnv != "" && s.KeyEnv == s.PreviousKeyEnv ||
+		s.KMSKeyARN != "" && s.KMSKeyARN == s.PreviousKMSKeyARN {
+		p.add("secrets", "the previous key must differ from the current one")
+	}
+}
+
+// checkOneKey reports a secrets block that names more than one key source.
+func checkOneKey(p *problems, prefix, file, env, arn string) {
+	n := 0
+	for _, v := range []string{file, env, arn} {
+		if v != "" {
+			n++
+		}
+	}
+	if n > 1 {
+		p.add(prefix+"key_file", "set only one of %[1]skey_file, %[1]skey_env and %[1]skms_key_arn", prefix)
+	}
+}
+
+func checkKMSARN(p *problems, field, arn string) {
+	if arn != "" && !strings.HasPrefix(arn, "arn:") || strings.HasPrefix(arn, "arn:") && !strings.Contains(arn, ":kms:") {
+		p.add(field, `must be a KMS key ARN such as "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", got %q`, arn)
 	}
 }

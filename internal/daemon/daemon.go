@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/auditexport/auditexport/internal/ingest"
 	"github.com/auditexport/auditexport/internal/metrics"
 	"github.com/auditexport/auditexport/internal/s3sink"
+	"github.com/auditexport/auditexport/internal/secrets"
 	"github.com/auditexport/auditexport/internal/server"
 	"github.com/auditexport/auditexport/internal/store"
 )
@@ -40,10 +40,11 @@ type Daemon struct {
 }
 
 // OpenStore opens the SQLite store in the config's data directory, creating
-// the directory when needed. The operator commands use it directly.
+// the directory when needed and making it private (see prepareDataDir). The
+// operator commands use it directly.
 func OpenStore(ctx context.Context, cfg *config.Config) (*store.SQLite, error) {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data_dir: %w", err)
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return nil, err
 	}
 	return store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "auditexport.db"))
 }
@@ -52,6 +53,11 @@ func OpenStore(ctx context.Context, cfg *config.Config) (*store.SQLite, error) {
 func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, version string) (*Daemon, error) {
 	st, err := OpenStore(ctx, cfg)
 	if err != nil {
+		return nil, err
+	}
+	sealed, err := sealSecrets(ctx, cfg, st, log)
+	if err != nil {
+		st.Close()
 		return nil, err
 	}
 	popts := principalOptions(cfg)
@@ -68,9 +74,31 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, version st
 	}, log.Named("ingest"))
 	d.committer.Start()
 	sinks := func(t s3sink.Target) delivery.Sink { return delivery.SinkFor(principal.Writer(t)) }
-	d.deliverer = delivery.New(st, sinks, m, log, deliveryOptions(cfg))
-	d.api = server.New(st, d.committer, principal, d.deliverer, m, log, serverOptions(cfg))
+	d.deliverer = delivery.New(sealed, sinks, m, log, deliveryOptions(cfg))
+	d.api = server.New(sealed, d.committer, principal, d.deliverer, m, log, serverOptions(cfg))
 	return d, nil
+}
+
+// sealSecrets loads the key that seals destination secrets, brings every
+// stored secret under it (sealing plaintext ones, re-sealing those of a
+// previous key) and returns the store the API and delivery use: it seals
+// secrets as they are stored and opens them as they are read.
+func sealSecrets(ctx context.Context, cfg *config.Config, st store.Store, log hclog.Logger) (store.Store, error) {
+	keys, generated, err := secrets.FromConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if generated != "" {
+		log.Warn("generated the key that seals destination secrets in the store; back it up apart from the database, or better keep it outside the data directory (secrets.key_file, key_env or kms_key_arn)", "path", generated)
+	}
+	n, err := secrets.Reseal(ctx, st, keys)
+	if err != nil {
+		return nil, fmt.Errorf("secrets: %w", err)
+	}
+	if n > 0 {
+		log.Info("sealed destination secrets with the current key", "destinations", n, "key", keys.CurrentID())
+	}
+	return secrets.WrapStore(st, keys), nil
 }
 
 func principalOptions(cfg *config.Config) s3sink.Options {
@@ -100,6 +128,23 @@ func serverOptions(cfg *config.Config) server.Options {
 		TenantRate:      float64(cfg.Ingest.TenantRatePerSecond),
 		TenantBurst:     cfg.Ingest.TenantRateBurst,
 		FailingAfter:    cfg.Delivery.FailingAfter,
+
+		AuthFailuresPerMinute: cfg.HTTP.AuthFailuresPerMinute,
+	}
+}
+
+// httpServer bounds every phase of a connection, so that slow bodies and
+// idle keep-alives are closed instead of holding a file descriptor each.
+func (d *Daemon) httpServer() *http.Server {
+	h := d.cfg.HTTP
+	return &http.Server{
+		Handler:           d.api.Handler(),
+		ReadHeaderTimeout: h.ReadHeaderTimeout,
+		ReadTimeout:       h.ReadTimeout,
+		WriteTimeout:      h.WriteTimeout,
+		IdleTimeout:       h.IdleTimeout,
+		MaxHeaderBytes:    h.MaxHeaderBytes,
+		ErrorLog:          d.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 }
 
@@ -113,11 +158,8 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 		defer close(delivered)
 		d.deliverer.Run(dctx)
 	}()
-	srv := &http.Server{
-		Handler:           d.api.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          d.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
-	}
+	srv := d.httpServer()
+	ln = limitListener(ln, d.cfg.HTTP.MaxConnections)
 	served := make(chan error, 1)
 	go func() { served <- d.listen(srv, ln) }()
 	d.log.Info("agent started", "version", d.version, "listen", ln.Addr().String(), "data_dir", d.cfg.DataDir, "tls", d.cfg.TLS != nil)

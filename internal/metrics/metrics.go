@@ -23,6 +23,7 @@ type Metrics struct {
 	LagSeconds       *prometheus.GaugeVec   // tenant, destination
 	Failing          *prometheus.GaugeVec   // tenant, destination
 	EventsExpired    *prometheus.CounterVec // tenant
+	AuthFailures     *prometheus.CounterVec // reason
 }
 
 // New creates the metrics in a fresh registry with the Go and process collectors.
@@ -67,13 +68,16 @@ func New() *Metrics {
 		EventsExpired: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "auditexport_events_expired_undelivered_total", Help: "Events deleted at the end of the retention without being delivered (the tenant had no destination).",
 		}, []string{"tenant"}),
+		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditexport_auth_failures_total", Help: "API requests refused before their handler ran: missing or invalid token, wrong scope or tenant, or throttled after too many failures.",
+		}, []string{"reason"}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.EventsIngested, m.EventsDuplicate, m.IngestRejected, m.CommitBatches,
 		m.EventsDelivered, m.ObjectsDelivered, m.BytesDelivered, m.DeliveryFailures,
-		m.LagEvents, m.LagSeconds, m.Failing, m.EventsExpired,
+		m.LagEvents, m.LagSeconds, m.Failing, m.EventsExpired, m.AuthFailures,
 	)
 	return m
 }

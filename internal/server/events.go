@@ -19,14 +19,8 @@ import (
 // the commit is fsync'd; any bad event rejects the whole request (nothing of
 // it is stored), so the platform can fix and resend it as a unit.
 func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
-	tok := tokenFrom(r.Context())
-	tenant, err := s.store.TenantByName(r.Context(), r.PathValue("tenant"))
-	if errors.Is(err, store.ErrNotFound) || (err == nil && tok.TenantID != 0 && tok.TenantID != tenant.ID) {
-		writeError(w, http.StatusNotFound, api.Error{Code: "tenant_not_found", Message: fmt.Sprintf("tenant %q does not exist: create it with `auditexport-agent tenant create`", r.PathValue("tenant"))})
-		return
-	}
-	if err != nil {
-		s.internalError(w, "tenant lookup", err)
+	tenant, ok := s.ingestTenant(w, r)
+	if !ok {
 		return
 	}
 	body, ok := s.readBody(w, r, tenant.Name)
@@ -58,27 +52,91 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// ingestTenant is the {tenant} of the path, which the ingest token must be
+// valid for. A token bound to another tenant is refused before the path's
+// tenant is looked up, so it cannot tell which tenants exist.
+func (s *Server) ingestTenant(w http.ResponseWriter, r *http.Request) (store.Tenant, bool) {
+	tok, name := tokenFrom(r.Context()), r.PathValue("tenant")
+	if tok.TenantID != 0 {
+		bound, err := s.store.TenantByID(r.Context(), tok.TenantID)
+		if err != nil {
+			s.internalError(w, "tenant lookup", err)
+			return store.Tenant{}, false
+		}
+		if bound.Name != name {
+			s.metrics.AuthFailures.WithLabelValues(authWrongTenant).Inc()
+			writeError(w, http.StatusForbidden, api.Error{Code: "forbidden", Message: fmt.Sprintf("this ingest token is bound to tenant %s: post to /v1/tenants/%s/events, or use a token for tenant %s (`auditexport-agent token create -scope ingest -tenant %s`)", bound.Name, bound.Name, name, name)})
+			return store.Tenant{}, false
+		}
+		return bound, true
+	}
+	tenant, err := s.store.TenantByName(r.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, api.Error{Code: "tenant_not_found", Message: fmt.Sprintf("tenant %q does not exist: create it with `auditexport-agent tenant create`", name)})
+		return store.Tenant{}, false
+	}
+	if err != nil {
+		s.internalError(w, "tenant lookup", err)
+		return store.Tenant{}, false
+	}
+	return tenant, true
+}
+
+// readBody reads the request body, decoding a gzip or zstd body. The
+// request limit applies to the decoded bytes, and reading stops just past
+// it, so a small body that decodes to gigabytes costs no more than the
+// limit.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, tenant string) ([]byte, bool) {
+	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
+		s.unsupported(w, tenant, err)
+		return nil, false
+	}
 	if r.ContentLength > s.opts.MaxRequestBytes {
 		s.tooLarge(w, tenant, r.ContentLength)
 		return nil, false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxRequestBytes))
+	dec, err := decoder(r.Header.Get("Content-Encoding"), http.MaxBytesReader(w, r.Body, s.opts.MaxRequestBytes))
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
+	switch {
+	case errors.As(err, &mbe):
 		s.tooLarge(w, tenant, -1)
 		return nil, false
+	case errors.Is(err, errUnsupportedEncoding):
+		s.unsupported(w, tenant, err)
+		return nil, false
+	case err != nil:
+		s.badBody(w, tenant, err)
+		return nil, false
 	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, api.Error{Code: "read_failed", Message: "reading the request body: " + err.Error()})
+	defer dec.Close()
+	body, err := io.ReadAll(io.LimitReader(dec, s.opts.MaxRequestBytes+1))
+	switch {
+	case errors.As(err, &mbe):
+		s.tooLarge(w, tenant, -1)
+		return nil, false
+	case err != nil:
+		s.badBody(w, tenant, err)
+		return nil, false
+	case int64(len(body)) > s.opts.MaxRequestBytes:
+		s.tooLarge(w, tenant, -1)
 		return nil, false
 	}
 	return body, true
 }
 
+func (s *Server) unsupported(w http.ResponseWriter, tenant string, err error) {
+	s.metrics.IngestRejected.WithLabelValues(tenant, "unsupported_media_type").Inc()
+	writeError(w, http.StatusUnsupportedMediaType, api.Error{Code: "unsupported_media_type", Message: err.Error()})
+}
+
+func (s *Server) badBody(w http.ResponseWriter, tenant string, err error) {
+	s.metrics.IngestRejected.WithLabelValues(tenant, "read_failed").Inc()
+	writeError(w, http.StatusBadRequest, api.Error{Code: "read_failed", Message: "reading the request body: " + err.Error()})
+}
+
 func (s *Server) tooLarge(w http.ResponseWriter, tenant string, size int64) {
 	s.metrics.IngestRejected.WithLabelValues(tenant, "request_too_large").Inc()
-	msg := fmt.Sprintf("the request body is larger than the limit of %d bytes: split it into smaller requests", s.opts.MaxRequestBytes)
+	msg := fmt.Sprintf("the request body, decoded, is larger than the limit of %d bytes: split it into smaller requests", s.opts.MaxRequestBytes)
 	if size > 0 {
 		msg = fmt.Sprintf("the request body (%d bytes) is larger than the limit of %d bytes: split it into smaller requests", size, s.opts.MaxRequestBytes)
 	}

@@ -7,7 +7,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -46,7 +48,11 @@ type Options struct {
 	TenantBurst int
 	// FailingAfter is how long a destination fails before its state is "failing".
 	FailingAfter time.Duration
-	Now          func() time.Time
+	// AuthFailuresPerMinute is how many requests without a valid token a
+	// client address may send at once, and per minute after that, before
+	// it is answered 429; 0 does not limit.
+	AuthFailuresPerMinute int
+	Now                   func() time.Time
 }
 
 // Server serves the API.
@@ -59,8 +65,9 @@ type Server struct {
 	log       hclog.Logger
 	opts      Options
 
-	mu       sync.Mutex
-	limiters map[int64]*rate.Limiter
+	mu        sync.Mutex
+	limiters  map[int64]*rate.Limiter
+	authLimit *authLimiter
 }
 
 // New returns a Server. notifier may be nil.
@@ -74,6 +81,7 @@ func New(s store.Store, c *ingest.Committer, t Tester, n Notifier, m *metrics.Me
 	return &Server{
 		store: s, committer: c, tester: t, notifier: n, metrics: m,
 		log: log.Named("api"), opts: opts, limiters: map[int64]*rate.Limiter{},
+		authLimit: newAuthLimiter(opts.AuthFailuresPerMinute, opts.Now),
 	}
 }
 
@@ -105,18 +113,37 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 
 type tokenKey struct{}
 
+// Reasons a request fails to authenticate, as counted in
+// auditexport_auth_failures_total.
+const (
+	authMissing     = "missing_token"
+	authInvalid     = "invalid_token"
+	authWrongScope  = "wrong_scope"
+	authWrongTenant = "wrong_tenant"
+	authThrottled   = "throttled"
+)
+
 // withToken checks the bearer token and its scope before calling next. The
-// token is in the request context for next.
+// token is in the request context for next. A client address that keeps
+// sending missing or unknown tokens is slowed (see authLimiter).
 func (s *Server) withToken(scope string, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if wait := s.authLimit.blocked(r); wait > 0 {
+			s.metrics.AuthFailures.WithLabelValues(authThrottled).Inc()
+			w.Header().Set("Retry-After", strconv.Itoa(retryAfter(wait)))
+			writeError(w, http.StatusTooManyRequests, api.Error{Code: "too_many_auth_failures", Message: fmt.Sprintf("too many requests from %s failed to authenticate: retry after %ss with a valid token", clientAddr(r), w.Header().Get("Retry-After"))})
+			return
+		}
 		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || raw == "" {
+			s.authFailed(r, authMissing)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="auditexport"`)
 			writeError(w, http.StatusUnauthorized, api.Error{Code: "unauthorized", Message: "missing bearer token: send \"Authorization: Bearer <token>\" with a token from `auditexport-agent token create`"})
 			return
 		}
 		tok, err := s.store.TokenByHash(r.Context(), tokens.Hash(strings.TrimSpace(raw)))
 		if errors.Is(err, store.ErrNotFound) {
+			s.authFailed(r, authInvalid)
 			writeError(w, http.StatusUnauthorized, api.Error{Code: "unauthorized", Message: "the token is not valid: check the token in your configuration (tokens are shown once, at creation)"})
 			return
 		}
@@ -125,11 +152,26 @@ func (s *Server) withToken(scope string, next http.HandlerFunc) http.HandlerFunc
 			return
 		}
 		if tok.Scope != scope {
-			writeError(w, http.StatusForbidden, api.Error{Code: "forbidden", Message: "this is a " + tok.Scope + " token; this call needs a " + scope + " token"})
+			s.metrics.AuthFailures.WithLabelValues(authWrongScope).Inc()
+			writeError(w, http.StatusForbidden, api.Error{Code: "forbidden", Message: "this is " + withArticle(tok.Scope) + " token; this call needs " + withArticle(scope) + " token"})
 			return
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok)))
 	}
+}
+
+// authFailed counts a request without a valid token against its address.
+func (s *Server) authFailed(r *http.Request, reason string) {
+	s.metrics.AuthFailures.WithLabelValues(reason).Inc()
+	s.authLimit.failed(r)
+}
+
+// withArticle puts "a" or "an" before a token scope: "an ingest", "a manage".
+func withArticle(scope string) string {
+	if scope != "" && strings.ContainsRune("aeiou", rune(scope[0])) {
+		return "an " + scope
+	}
+	return "a " + scope
 }
 
 func tokenFrom(ctx context.Context) store.Token {

@@ -47,7 +47,8 @@ type SQLite struct {
 var _ Store = (*SQLite)(nil)
 
 // OpenSQLite opens (creating if needed) the database file at path and brings
-// its schema up to date. The directory must exist.
+// its schema up to date. The directory must exist. The database and its WAL
+// files are made readable and writable by their owner only (0600).
 func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	s, err := openSQLite(ctx, path)
 	if err != nil {
@@ -59,6 +60,12 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 func openSQLite(ctx context.Context, path string) (*SQLite, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
+		return nil, err
+	}
+	if err := createPrivate(abs); err != nil {
+		return nil, err
+	}
+	if err := restrictFiles(abs); err != nil {
 		return nil, err
 	}
 	s := &SQLite{}
@@ -76,6 +83,12 @@ func openSQLite(ctx context.Context, path string) (*SQLite, error) {
 		return nil, err
 	}
 	if s.insertEvent, err = s.writer.PrepareContext(ctx, insertEventSQL); err != nil {
+		s.Close()
+		return nil, err
+	}
+	// The writer's connection has made the WAL and shared-memory files by
+	// now; a -shm left by an earlier run keeps its old mode otherwise.
+	if err := restrictFiles(abs); err != nil {
 		s.Close()
 		return nil, err
 	}
