@@ -14,10 +14,17 @@
 //     checked.
 //   - Every response carries x-amz-bucket-region: us-east-1, which the SDK
 //     reads to discover a bucket's region.
+//   - The same endpoint answers STS AssumeRole (the Query API) for the roles
+//     added with AddRole, each trusting one external id, so that the agent
+//     can take the cross-account role path a customer's Terraform sets up.
+//     A wrong or missing external id, or an unknown role, is refused with
+//     AccessDenied as AWS refuses it. S3 requests signed with the temporary
+//     credentials it issued are accepted; a session token it did not issue,
+//     or one that has expired, is refused.
 //
 // Clients must use path-style addressing (s3.Options.UsePathStyle) and
-// region us-east-1; any static credentials are accepted. Requests are not
-// authenticated: listen on loopback only.
+// region us-east-1; any static credentials are accepted. Signatures are not
+// checked: listen on loopback only.
 //
 // Because objects are files, a key cannot be both an object and a prefix of
 // another key's folder ("a" and "a/b"); the agent's key layout never does
@@ -37,6 +44,8 @@ import (
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3afero"
+
+	"github.com/auditexport/auditexport/internal/clock"
 )
 
 // Region is the region every bucket of the server reports.
@@ -50,6 +59,7 @@ type Server struct {
 	root      string // holds buckets/ and metadata/
 	removeDir bool   // root was created by Start and is removed by Close
 	backend   gofakes3.Backend
+	sts       *stsService
 	listener  net.Listener
 	http      *http.Server
 	done      chan struct{} // closed when Serve returns
@@ -63,7 +73,12 @@ type Server struct {
 // dir keeps its buckets and objects from an earlier run. An empty dir means
 // a new temporary directory that Close removes.
 func Start(ctx context.Context, dir, addr string) (*Server, error) {
-	s := &Server{root: dir, done: make(chan struct{})}
+	return start(ctx, dir, addr, clock.Real{})
+}
+
+// start is Start with the clock that session expiry is measured on.
+func start(ctx context.Context, dir, addr string, c clock.Clock) (*Server, error) {
+	s := &Server{root: dir, sts: newSTS(c), done: make(chan struct{})}
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "auditexport-devs3-")
 		if err != nil {
@@ -107,7 +122,7 @@ func (s *Server) listen(ctx context.Context, addr string) error {
 	s.listener = ln
 	var fresh freshConns
 	s.http = &http.Server{
-		Handler:           newHandler(backend),
+		Handler:           newHandler(backend, s.sts),
 		ReadHeaderTimeout: 10 * time.Second,
 		ConnState:         fresh.track,
 	}
@@ -155,14 +170,22 @@ func (s *Server) serve() {
 	_ = s.http.Serve(s.listener)
 }
 
-// newHandler wraps gofakes3 with the behaviour the agent relies on. The
-// chunk decoder runs before the write guard so that a rejected upload's body
-// is drained as the client sent it.
-func newHandler(backend gofakes3.Backend) http.Handler {
+// newHandler wraps gofakes3 with the behaviour the agent relies on and puts
+// STS beside it. The chunk decoder runs before the write guard so that a
+// rejected upload's body is drained as the client sent it.
+func newHandler(backend gofakes3.Backend, svc *stsService) http.Handler {
 	fake := gofakes3.New(backend)
 	h := http.Handler(newWriteGuard(backend, fake.Server()))
 	h = decodeChunked(h)
-	return withRegion(h)
+	h = svc.checkSessions(h)
+	h = withRegion(h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isSTSRequest(r) {
+			svc.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // withRegion adds the region header that real S3 sends on HeadBucket; the
@@ -175,7 +198,7 @@ func withRegion(next http.Handler) http.Handler {
 }
 
 // URL is the server's endpoint, such as "http://127.0.0.1:40123", for
-// s3.Options.BaseEndpoint.
+// s3.Options.BaseEndpoint and sts.Options.BaseEndpoint alike.
 func (s *Server) URL() string {
 	addr := s.listener.Addr().(*net.TCPAddr)
 	host := addr.IP
@@ -204,6 +227,14 @@ func (s *Server) CreateBucket(name string) error {
 		return fmt.Errorf("creating bucket %q: %w", name, err)
 	}
 	return nil
+}
+
+// AddRole lets callers of STS AssumeRole assume roleARN (such as
+// arn:aws:iam::000000000000:role/dev) when they pass externalID, as a role
+// whose trust policy has the sts:ExternalId condition does. Adding a role
+// again replaces its external id.
+func (s *Server) AddRole(roleARN, externalID string) error {
+	return s.sts.addRole(roleARN, externalID)
 }
 
 // Close stops the server, waiting a few seconds for requests in flight, and

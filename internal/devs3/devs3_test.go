@@ -309,7 +309,7 @@ func TestSDKChecksums(t *testing.T) {
 	// The TLS front shares the server's storage and notes whether the SDK
 	// sent an aws-chunked body, so the test knows the decoder was used.
 	var sawChunked atomic.Bool
-	handler := newHandler(srv.backend)
+	handler := newHandler(srv.backend, srv.sts)
 	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.Header.Get("X-Amz-Content-Sha256"), "STREAMING-") {
 			sawChunked.Store(true)
@@ -359,7 +359,7 @@ func TestSDKChecksums(t *testing.T) {
 // wrapped to hide its type.
 func TestSDKStreamingUpload(t *testing.T) {
 	srv := startServer(t)
-	tlsSrv := httptest.NewTLSServer(newHandler(srv.backend))
+	tlsSrv := httptest.NewTLSServer(newHandler(srv.backend, srv.sts))
 	defer tlsSrv.Close()
 
 	tests := []struct {
