@@ -95,6 +95,12 @@ type Status struct {
 	BytesDelivered   int64
 }
 
+// Attempt is the outcome of one delivery attempt.
+type Attempt struct {
+	At  time.Time
+	Err string // "" when the attempt succeeded
+}
+
 // Plan is a persisted delivery batch. It is saved before any object is
 // written, so that after a crash the same objects are rewritten with the same
 // keys and bytes (conditional writes then make the retry harmless).
