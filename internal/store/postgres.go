@@ -111,9 +111,10 @@ func openPostgres(ctx context.Context, url string, opts ...PostgresOption) (*Pos
 	}
 	p := &Postgres{pool: pool, callTimeout: o.callTimeout, clock: o.clock}
 
-	mctx, cancel := p.bound(ctx)
-	defer cancel()
-	if err := migratePostgres(mctx, pool); err != nil {
+	// Not bounded by the call timeout: a migration may rebuild a large
+	// table, and an agent starting during another's migration waits for
+	// it. Connecting is still bounded by the connect timeout.
+	if err := migratePostgres(ctx, pool); err != nil {
 		pool.Close()
 		return nil, p.fail(ctx, "migrate", err)
 	}

@@ -546,7 +546,7 @@ func testConcurrentAppendersAndReader(t *testing.T, f *fixture) {
 				done = true // one more read after the last commit
 			default:
 			}
-			h, err := readDense(ctx, f.s, a.ID)
+			h, err := ReadDense(ctx, f.s, a.ID)
 			if err != nil {
 				errs <- err
 				return
@@ -601,9 +601,11 @@ func testConcurrentAppendersAndReader(t *testing.T, f *fixture) {
 	t.Logf("the reader read the log %d times while %d writers appended", reads, writers)
 }
 
-// readDense reads the tenant's head, then everything up to it, and checks
-// that it is exactly the sequence numbers 1..head.
-func readDense(ctx context.Context, s store.Store, tenantID int64) (int64, error) {
+// ReadDense reads the tenant's head, then every event up to it through
+// GroupsBy and Scan, and returns an error unless what it read is exactly the
+// sequence numbers 1..head. It returns the head. Tests of several agents
+// sharing a database use it while they append.
+func ReadDense(ctx context.Context, s store.Store, tenantID int64) (int64, error) {
 	h, err := s.Head(ctx, tenantID)
 	if err != nil || h == 0 {
 		return h, err
