@@ -11,7 +11,7 @@ import (
 )
 
 // pg is the package's PostgreSQL server, started by the first test that
-// needs it; each test takes a database of its own.
+// needs it; each test takes a database or a schema of its own.
 var pg testenv.SharedPostgres
 
 func TestMain(m *testing.M) {
@@ -24,7 +24,7 @@ func TestPostgresContract(t *testing.T) {
 	server := pg.Get(t)
 	storetest.Run(t, func(t *testing.T, o storetest.Options) store.Store {
 		s, err := store.Open(context.Background(), store.Config{
-			PostgresURL: server.NewDatabase(t),
+			PostgresURL: server.NewSchema(t),
 			Now:         o.Now,
 		})
 		if err != nil {
