@@ -419,3 +419,34 @@ func benchmarkPostgresAppend(b *testing.B, tenantEach bool) {
 	}
 	b.ReportMetric(float64(b.N*committers*perCall)/b.Elapsed().Seconds(), "events/s")
 }
+
+// The URL's sslmode and sslrootcert reach the connection as pgx documents
+// them: verify-full against the server's CA connects over TLS, against
+// another CA it is refused.
+func TestPostgresTLS(t *testing.T) {
+	server := pg.Get(t)
+	ca := server.EnableTLS(t)
+	plain := server.NewSchema(t)
+	tlsURL := strings.Replace(plain, "sslmode=disable", "sslmode=verify-full&sslrootcert="+ca, 1)
+
+	s := openPostgres(t, tlsURL, store.WithMaxConns(2))
+	if _, err := s.CreateTenant(context.Background(), "a", "ext"); err != nil {
+		t.Fatal(err)
+	}
+	var sessions, encrypted int
+	err := connect(t, plain).QueryRow(context.Background(), `SELECT count(*), count(*) FILTER (WHERE s.ssl)
+		FROM pg_stat_activity a JOIN pg_stat_ssl s ON s.pid = a.pid
+		WHERE a.application_name = 'auditexport-agent'`).Scan(&sessions, &encrypted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sessions == 0 || encrypted != sessions {
+		t.Errorf("%d of the store's %d connections use TLS, want all", encrypted, sessions)
+	}
+
+	otherCA, _ := testenv.SelfSignedCert(t, t.TempDir())
+	wrong := strings.Replace(plain, "sslmode=disable", "sslmode=verify-full&sslrootcert="+otherCA, 1)
+	if _, err := store.OpenPostgres(context.Background(), wrong); err == nil {
+		t.Error("OpenPostgres with a CA that did not sign the server's certificate succeeded")
+	}
+}

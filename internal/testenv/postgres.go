@@ -259,6 +259,49 @@ func (p *Postgres) NewSchema(t testing.TB) string {
 	return p.URL("postgres") + "&search_path=" + name
 }
 
+// EnableTLS turns TLS on with a new self-signed certificate for 127.0.0.1 and
+// returns the certificate's file, to pass as sslrootcert. Connections with
+// sslmode=disable keep working. The server reloads its configuration; it
+// keeps TLS on until it stops.
+func (p *Postgres) EnableTLS(t testing.TB) (caFile string) {
+	t.Helper()
+	dir, err := os.MkdirTemp(p.dir, "tls-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := SelfSignedCert(t, dir)
+	for _, path := range []string{dir, certFile, keyFile} {
+		if err := p.chown(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// ALTER SYSTEM cannot run in a transaction: one statement at a time.
+	for _, stmt := range []string{
+		"ALTER SYSTEM SET ssl_cert_file = '" + certFile + "'",
+		"ALTER SYSTEM SET ssl_key_file = '" + keyFile + "'",
+		"ALTER SYSTEM SET ssl = on",
+		"SELECT pg_reload_conf()",
+	} {
+		p.Exec(t, "postgres", stmt)
+	}
+	// The postmaster rereads its configuration asynchronously.
+	url := fmt.Sprintf("postgres://postgres@%s:%d/postgres?sslmode=verify-full&sslrootcert=%s", p.Host, p.Port, certFile)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		conn, err := pgx.Connect(ctx, url)
+		cancel()
+		if err == nil {
+			conn.Close(context.Background())
+			return certFile
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("TLS not on after reload: %v\nserver log:\n%s", err, p.logTail())
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval
+	}
+}
+
 // Exec runs SQL statements in database db.
 func (p *Postgres) Exec(t testing.TB, db, sql string) {
 	t.Helper()
