@@ -264,7 +264,7 @@ func TestPostgresUnavailable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer tx.Rollback(ctx)
+		defer tx.Rollback(ctx) //nolint:errcheck // the lock only has to go
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM tenant_heads WHERE tenant_id = $1 FOR UPDATE`, tn.ID); err != nil {
 			t.Fatal(err)
 		}

@@ -113,7 +113,7 @@ func startPostgres() (*Postgres, error) {
 	if out, err := p.run("initdb", "-D", p.dataDir(), "-A", "trust", "-U", "postgres",
 		"-E", "UTF8", "--no-locale", "--no-sync"); err != nil {
 		os.RemoveAll(p.dir)
-		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
+		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
 	}
 
 	// PostgreSQL cannot be told to pick a port itself: take a free one and
@@ -175,7 +175,7 @@ func (p *Postgres) start() error {
 	out, err := p.run("pg_ctl", "-D", p.dataDir(), "-l", p.logPath(), "-w",
 		"-t", strconv.Itoa(int(pgStartTimeout.Seconds())), "-o", opts, "start")
 	if err != nil {
-		return fmt.Errorf("pg_ctl start: %v\n%s\nserver log:\n%s", err, out, p.logTail())
+		return fmt.Errorf("pg_ctl start: %w\n%s\nserver log:\n%s", err, out, p.logTail())
 	}
 	return nil
 }
@@ -185,7 +185,7 @@ func (p *Postgres) stop() error {
 	out, err := p.run("pg_ctl", "-D", p.dataDir(), "-m", "fast", "-w",
 		"-t", strconv.Itoa(int(pgStartTimeout.Seconds())), "stop")
 	if err != nil {
-		return fmt.Errorf("pg_ctl stop: %v\n%s", err, out)
+		return fmt.Errorf("pg_ctl stop: %w\n%s", err, out)
 	}
 	return nil
 }
@@ -265,7 +265,9 @@ func (p *Postgres) NewSchema(t testing.TB) string {
 // keeps TLS on until it stops.
 func (p *Postgres) EnableTLS(t testing.TB) (caFile string) {
 	t.Helper()
-	dir, err := os.MkdirTemp(p.dir, "tls-")
+	// In the server's directory, not t.TempDir, whose parents the postgres
+	// user cannot enter.
+	dir, err := os.MkdirTemp(p.dir, "tls-") //nolint:usetesting // see above
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,9 +358,9 @@ func (p *Postgres) logTail() string {
 	if err != nil {
 		return err.Error()
 	}
-	const max = 4000
-	if len(b) > max {
-		b = b[len(b)-max:]
+	const keep = 4000
+	if len(b) > keep {
+		b = b[len(b)-keep:]
 	}
 	return string(b)
 }

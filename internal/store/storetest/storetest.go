@@ -883,7 +883,7 @@ func testScanLargeGroup(t *testing.T, f *fixture) {
 			}
 			if len(got)%500 == 0 {
 				if _, err := f.s.Head(f.ctx, a.ID); err != nil {
-					return fmt.Errorf("Head inside Scan: %w", err)
+					return fmt.Errorf("head inside Scan: %w", err)
 				}
 			}
 			got = append(got, e.Seq)
