@@ -1,6 +1,6 @@
 // Package store keeps tenants, tokens, the event log, destinations and their
-// delivery cursors. Store is the contract; SQLite (this package) is the
-// default implementation and PostgreSQL is meant to plug in behind it.
+// delivery cursors. Store is the contract; SQLite is the default engine and
+// PostgreSQL the one several agents share. Open picks one from a Config.
 package store
 
 import (
@@ -95,6 +95,12 @@ type Status struct {
 	BytesDelivered   int64
 }
 
+// Attempt is the outcome of one delivery attempt.
+type Attempt struct {
+	At  time.Time
+	Err string // "" when the attempt succeeded
+}
+
 // Plan is a persisted delivery batch. It is saved before any object is
 // written, so that after a crash the same objects are rewritten with the same
 // keys and bytes (conditional writes then make the retry harmless).
@@ -118,7 +124,26 @@ type Delivered struct {
 }
 
 // Store is everything the agent keeps on disk. All methods are safe for
-// concurrent use.
+// concurrent use. Every engine meets these invariants, which the contract
+// suite (package storetest) checks:
+//
+//   - A tenant's sequence numbers are dense (1, 2, 3, … without gaps; a
+//     duplicate takes none) and follow commit order, also with several
+//     agents appending to one database.
+//   - A reader never sees sequence N+1 while N can still appear: once Head
+//     returns N, every event up to N is readable and no later commit gets a
+//     number at or below N. Delivery may advance its cursor to any head it
+//     read.
+//   - CommitPlan is atomic: the plan is deleted, the cursor moved and the
+//     counters added together, or (when the plan is gone) nothing changes;
+//     of concurrent commits of one plan exactly one counts.
+//   - Duplicates are judged on (MessageID, TimeMs) per tenant, against the
+//     events still retained and the others of the same call: an event whose
+//     first copy was deleted by DeleteEvents is stored again, as new.
+//   - Tenants are kept apart: a destination of another tenant is
+//     ErrNotFound, and events are read per tenant only.
+//   - Errors wrap ErrNotFound or ErrConflict where the method says so, and
+//     ErrUnavailable when the database could not be reached in time.
 type Store interface {
 	CreateTenant(ctx context.Context, name, externalID string) (Tenant, error)
 	TenantByName(ctx context.Context, name string) (Tenant, error)

@@ -1,0 +1,452 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/auditexport/auditexport/internal/store"
+	"github.com/auditexport/auditexport/internal/store/storetest"
+	"github.com/auditexport/auditexport/internal/testenv"
+)
+
+// hangGuard bounds a wait that should end on its own; it is not a budget
+// for the work, only a way to fail instead of hanging.
+const hangGuard = 2 * time.Minute
+
+func openPostgres(t testing.TB, url string, opts ...store.PostgresOption) store.Store {
+	t.Helper()
+	s, err := store.OpenPostgres(context.Background(), url, opts...)
+	if err != nil {
+		t.Fatalf("OpenPostgres: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func connect(t testing.TB, url string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// Agents starting while another migrates wait on the advisory lock and then
+// find the schema done: every one opens, and each version is applied once.
+func TestPostgresMigrationWaitsForLock(t *testing.T) {
+	url := pg.Get(t).NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+
+	// Hold the lock as an agent in the middle of a migration does.
+	holder := connect(t, url)
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, store.MigrationLockKey); err != nil {
+		t.Fatal(err)
+	}
+
+	const agents = 3
+	opened := make(chan error, agents)
+	for i := 0; i < agents; i++ {
+		go func() {
+			s, err := store.OpenPostgres(ctx, url, store.WithMaxConns(1))
+			if err == nil {
+				err = s.Close()
+			}
+			opened <- err
+		}()
+	}
+
+	// Wait until all of them queue on the lock.
+	watcher := connect(t, url)
+	for {
+		var waiting int
+		err := watcher.QueryRow(ctx, `SELECT count(*) FROM pg_locks
+			WHERE locktype = 'advisory' AND NOT granted`).Scan(&waiting)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if waiting == agents {
+			break
+		}
+		select {
+		case err := <-opened:
+			t.Fatalf("an agent opened (err %v) while the migration lock was held", err)
+		case <-ctx.Done():
+			t.Fatalf("%d of %d agents wait on the migration lock", waiting, agents)
+		case <-time.After(10 * time.Millisecond): // poll interval
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < agents; i++ {
+		if err := <-opened; err != nil {
+			t.Errorf("agent %d: %v", i, err)
+		}
+	}
+
+	var rows, versions int
+	err = watcher.QueryRow(ctx, `SELECT count(*), count(DISTINCT version) FROM schema_migrations`).Scan(&rows, &versions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows == 0 || rows != versions {
+		t.Errorf("schema_migrations has %d rows for %d versions, want each version once", rows, versions)
+	}
+}
+
+func TestPostgresRefusesNewerSchema(t *testing.T) {
+	url := pg.Get(t).NewDatabase(t)
+	if err := store.Migrate(context.Background(), store.Config{PostgresURL: url}); err != nil {
+		t.Fatal(err)
+	}
+	// Migrating again is a no-op.
+	if err := store.MigratePostgres(context.Background(), url); err != nil {
+		t.Fatalf("second migrate: %v", err)
+	}
+	conn := connect(t, url)
+	if _, err := conn.Exec(context.Background(), `INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := store.OpenPostgres(context.Background(), url)
+	if err == nil || !strings.Contains(err.Error(), "version 999 is newer") {
+		t.Fatalf("opening a newer schema: err = %v, want one saying it is newer", err)
+	}
+}
+
+// Two agents (two stores on one database) append for the same tenants while
+// a third follows the head: each tenant's log stays dense and every event is
+// stored once.
+func TestPostgresTwoAgentsShareSequences(t *testing.T) {
+	url := pg.Get(t).NewDatabase(t)
+	agents := []store.Store{openPostgres(t, url, store.WithMaxConns(4)), openPostgres(t, url, store.WithMaxConns(4))}
+	reader := openPostgres(t, url, store.WithMaxConns(2))
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+
+	var tenants []int64
+	for _, name := range []string{"a", "b"} {
+		tn, err := agents[0].CreateTenant(ctx, name, "ext")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tenants = append(tenants, tn.ID)
+	}
+
+	const workers, calls, perBatch = 3, 10, 30
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*workers+1)
+	for ai, s := range agents {
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for c := 0; c < calls; c++ {
+					// Each call spans both tenants, in an order that
+					// differs between agents, and resends an event
+					// every worker sends.
+					var batches []store.AppendBatch
+					for _, tid := range tenants {
+						var evs []store.Event
+						for i := 0; i < perBatch; i++ {
+							id := fmt.Sprintf("%d-%d-%d-%d", ai, w, c, i)
+							evs = append(evs, store.Event{MessageID: id, EventName: "e", TimeMs: 1, Body: []byte(id)})
+						}
+						evs = append(evs, store.Event{MessageID: fmt.Sprint("shared-", c), EventName: "e", TimeMs: 1, Body: []byte("s")})
+						batches = append(batches, store.AppendBatch{TenantID: tid, Events: evs})
+					}
+					if ai == 1 {
+						batches[0], batches[1] = batches[1], batches[0]
+					}
+					if _, err := s.Append(ctx, batches); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+
+	for finished := false; !finished; {
+		select {
+		case <-done:
+			finished = true // one more read after the last commit
+		default:
+		}
+		for _, tid := range tenants {
+			if _, err := storetest.ReadDense(ctx, reader, tid); err != nil {
+				t.Fatalf("tenant %d: %v", tid, err)
+			}
+		}
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	want := int64(len(agents)*workers*calls*perBatch + calls)
+	for _, tid := range tenants {
+		if h, err := storetest.ReadDense(ctx, reader, tid); err != nil || h != want {
+			t.Errorf("tenant %d: head %d, %v; want %d", tid, h, err, want)
+		}
+	}
+}
+
+// Calls fail with ErrUnavailable, within their bound, when the database
+// cannot be reached or does not answer.
+func TestPostgresUnavailable(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("nothing listening", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		_, err = store.OpenPostgres(ctx, "postgres://postgres@"+addr+"/x?sslmode=disable")
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("OpenPostgres: err = %v, want ErrUnavailable", err)
+		}
+	})
+
+	t.Run("no answer to connect", func(t *testing.T) {
+		// A listener that accepts and never speaks: connect_timeout
+		// must end the wait.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+			}
+		}()
+		url := fmt.Sprintf("postgres://postgres@%s/x?sslmode=disable&connect_timeout=1", l.Addr())
+		_, err = store.OpenPostgres(ctx, url)
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("OpenPostgres: err = %v, want ErrUnavailable", err)
+		}
+	})
+
+	t.Run("a call past its bound", func(t *testing.T) {
+		url := pg.Get(t).NewDatabase(t)
+		s := openPostgres(t, url, store.WithCallTimeout(300*time.Millisecond))
+		tn, err := s.CreateTenant(ctx, "a", "ext")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Another session holds the tenant's head row, so Append waits
+		// until its own deadline.
+		conn := connect(t, url)
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx) //nolint:errcheck // the lock only has to go
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM tenant_heads WHERE tenant_id = $1 FOR UPDATE`, tn.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Append(ctx, []store.AppendBatch{{TenantID: tn.ID, Events: []store.Event{{MessageID: "1", EventName: "e", Body: []byte("{}")}}}})
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("Append behind a held lock: err = %v, want ErrUnavailable", err)
+		}
+		// A caller that gives up gets its own context's error instead.
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, err := s.Head(cctx, tn.ID); errors.Is(err, store.ErrUnavailable) || !errors.Is(err, context.Canceled) {
+			t.Errorf("Head with a cancelled context: err = %v, want context.Canceled only", err)
+		}
+	})
+
+	t.Run("server stopped and restarted", func(t *testing.T) {
+		server := testenv.StartPostgres(t)
+		url := server.NewDatabase(t)
+		s := openPostgres(t, url)
+		tn, err := s.CreateTenant(ctx, "a", "ext")
+		if err != nil {
+			t.Fatal(err)
+		}
+		server.Stop(t)
+		calls := []struct {
+			name string
+			call func() error
+		}{
+			{"Head", func() error { _, err := s.Head(ctx, tn.ID); return err }},
+			{"Append", func() error {
+				_, err := s.Append(ctx, []store.AppendBatch{{TenantID: tn.ID, Events: []store.Event{{MessageID: "1", EventName: "e", Body: []byte("{}")}}}})
+				return err
+			}},
+			{"ListDestinations", func() error { _, err := s.ListDestinations(ctx, 0); return err }},
+		}
+		for _, c := range calls {
+			if err := c.call(); !errors.Is(err, store.ErrUnavailable) {
+				t.Errorf("%s with the server stopped: err = %v, want ErrUnavailable", c.name, err)
+			}
+		}
+		server.Start(t)
+		// The pool replaces its broken connections: the store works
+		// again without being reopened.
+		deadline := time.Now().Add(hangGuard)
+		for {
+			_, err := s.Head(ctx, tn.ID)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Head after the restart still fails: %v", err)
+			}
+			time.Sleep(50 * time.Millisecond) // poll interval
+		}
+	})
+}
+
+func TestOpenConfig(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		cfg  store.Config
+		want string
+	}{
+		{"nothing", store.Config{}, "no database configured"},
+		{"both", store.Config{SQLitePath: "x.db", PostgresURL: "postgres://localhost/x"}, "not both"},
+		{"bad URL keeps its password", store.Config{PostgresURL: "postgres://u:sekrit@host:notaport/x"}, "not a valid PostgreSQL URL"},
+	}
+	for _, tt := range tests {
+		_, err := store.Open(ctx, tt.cfg)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err = %v, want one containing %q", tt.name, err, tt.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "sekrit") {
+			t.Errorf("%s: the error shows the password: %v", tt.name, err)
+		}
+	}
+}
+
+// BenchmarkPostgresAppend measures group commits of 1,000 events of 400
+// bytes from 8 concurrent committers, either all for one tenant (the head
+// row lock serialises them) or one tenant each. One iteration is one commit
+// of each committer.
+func BenchmarkPostgresAppend(b *testing.B) {
+	b.Run("one-tenant", func(b *testing.B) { benchmarkPostgresAppend(b, false) })
+	b.Run("tenant-each", func(b *testing.B) { benchmarkPostgresAppend(b, true) })
+}
+
+func benchmarkPostgresAppend(b *testing.B, tenantEach bool) {
+	const committers, perCall = 8, 1000
+	s := openPostgres(b, pg.Get(b).NewDatabase(b))
+	ctx := context.Background()
+	tenants := make([]int64, committers)
+	for i := range tenants {
+		if i == 0 || tenantEach {
+			tn, err := s.CreateTenant(ctx, fmt.Sprint("bench-", i), "ext")
+			if err != nil {
+				b.Fatal(err)
+			}
+			tenants[i] = tn.ID
+		} else {
+			tenants[i] = tenants[0]
+		}
+	}
+	names := []string{"user.login", "user.logout", "document.update", "role.grant"}
+	r := rand.New(rand.NewPCG(1, 2))
+	// Build the input outside the timer: only the store is measured.
+	calls := make([][]store.AppendBatch, committers)
+	for c := range calls {
+		for n := 0; n < b.N; n++ {
+			events := make([]store.Event, perCall)
+			for i := range events {
+				seq := (n*committers+c)*perCall + i
+				id := fmt.Sprintf("%012x-7%03x-8%03x-%012x", seq, r.Uint32()&0xfff, r.Uint32()&0xfff, r.Uint64()&0xffffffffffff)
+				name := names[i%len(names)]
+				ts := int64(1_740_000_000_000 + seq)
+				body := fmt.Sprintf(`{"messageId":%q,"eventName":%q,"timestamp":%d,"actor":{"id":"u-%d","type":"user"},"ip":"203.0.113.7","data":"`,
+					id, name, ts, i%97)
+				body += strings.Repeat("x", 400-len(body)-2) + `"}`
+				events[i] = store.Event{MessageID: id, EventName: name, TimeMs: ts, Body: []byte(body)}
+			}
+			calls[c] = append(calls[c], store.AppendBatch{TenantID: tenants[c], Events: events})
+		}
+	}
+
+	b.SetBytes(committers * perCall * 400)
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	errs := make(chan error, committers)
+	for c := 0; c < committers; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, bt := range calls[c] {
+				res, err := s.Append(ctx, []store.AppendBatch{bt})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if res[0].Stored != perCall {
+					errs <- fmt.Errorf("stored %d, want %d", res[0].Stored, perCall)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N*committers*perCall)/b.Elapsed().Seconds(), "events/s")
+}
+
+// The URL's sslmode and sslrootcert reach the connection as pgx documents
+// them: verify-full against the server's CA connects over TLS, against
+// another CA it is refused.
+func TestPostgresTLS(t *testing.T) {
+	server := pg.Get(t)
+	ca := server.EnableTLS(t)
+	plain := server.NewSchema(t)
+	tlsURL := strings.Replace(plain, "sslmode=disable", "sslmode=verify-full&sslrootcert="+ca, 1)
+
+	s := openPostgres(t, tlsURL, store.WithMaxConns(2))
+	if _, err := s.CreateTenant(context.Background(), "a", "ext"); err != nil {
+		t.Fatal(err)
+	}
+	var sessions, encrypted int
+	err := connect(t, plain).QueryRow(context.Background(), `SELECT count(*), count(*) FILTER (WHERE s.ssl)
+		FROM pg_stat_activity a JOIN pg_stat_ssl s ON s.pid = a.pid
+		WHERE a.application_name = 'auditexport-agent'`).Scan(&sessions, &encrypted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sessions == 0 || encrypted != sessions {
+		t.Errorf("%d of the store's %d connections use TLS, want all", encrypted, sessions)
+	}
+
+	otherCA, _ := testenv.SelfSignedCert(t, t.TempDir())
+	wrong := strings.Replace(plain, "sslmode=disable", "sslmode=verify-full&sslrootcert="+otherCA, 1)
+	if _, err := store.OpenPostgres(context.Background(), wrong); err == nil {
+		t.Error("OpenPostgres with a CA that did not sign the server's certificate succeeded")
+	}
+}
