@@ -13,13 +13,25 @@ const (
 	ScopeIngest = "ingest"
 )
 
-// Destination states reported in DestinationStatus.State.
+// Destination states reported in DestinationStatus.State, in the provider's
+// status.state and in the agent's auditexport_destination_state metric.
 const (
-	StateHealthy = "healthy"
-	StateFailing = "failing"
-	StatePaused  = "paused"
+	// StatePending: nothing delivered yet and no attempt has failed.
 	StatePending = "pending"
+	// StateHealthy: the last attempt succeeded.
+	StateHealthy = "healthy"
+	// StateRetrying: the last attempt failed, for less than the agent's
+	// delivery.failing_after; events are kept and retried.
+	StateRetrying = "retrying"
+	// StateFailing: attempts have failed for delivery.failing_after or
+	// longer; events are kept and retried.
+	StateFailing = "failing"
+	// StatePaused: the destination is disabled; events are kept.
+	StatePaused = "paused"
 )
+
+// States lists every destination state.
+var States = []string{StatePending, StateHealthy, StateRetrying, StateFailing, StatePaused}
 
 // Error is the body of every non-2xx response: {"error": {...}}.
 type Error struct {

@@ -87,12 +87,16 @@ func New(s store.Store, sinks func(s3sink.Target) Sink, m *metrics.Metrics, log 
 	if opts.ShutdownGrace <= 0 {
 		opts.ShutdownGrace = 10 * time.Second
 	}
-	return &Deliverer{
+	d := &Deliverer{
 		store: s, sinks: sinks, metrics: m, log: log.Named("delivery"), opts: opts,
 		sem:   make(chan struct{}, opts.Workers),
 		wake:  make(chan struct{}, 1),
 		loops: map[string]*loop{},
 	}
+	if m != nil {
+		m.SetStates(d.states)
+	}
+	return d
 }
 
 func (d *Deliverer) now() time.Time { return d.opts.Clock.Now().UTC() }

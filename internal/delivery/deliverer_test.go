@@ -32,6 +32,15 @@ type memSink struct {
 	// started, when set, is told of each upload; each Close then waits delay.
 	started chan string
 	delay   time.Duration
+	// failWith, while set, fails every upload's Close.
+	failWith error
+}
+
+// setFailure makes uploads fail with err, or succeed again when err is nil.
+func (m *memSink) setFailure(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.failWith = err
 }
 
 func (m *memSink) NewUpload(_ context.Context, key string, _ s3sink.PutMeta, _ int) ObjectWriter {
@@ -93,6 +102,9 @@ func (u *memUpload) Close() (s3sink.PutResult, error) {
 	time.Sleep(u.sink.delay)
 	u.sink.mu.Lock()
 	defer u.sink.mu.Unlock()
+	if u.sink.failWith != nil {
+		return s3sink.PutResult{}, u.sink.failWith
+	}
 	if _, ok := u.sink.objects[u.key]; ok {
 		return s3sink.PutResult{AlreadyExists: true}, nil
 	}
@@ -115,6 +127,12 @@ type rig struct {
 
 func newRig(t *testing.T, start string) *rig {
 	t.Helper()
+	return newRigWith(t, start, nil)
+}
+
+// newRigWith is newRig with the Deliverer's options changed by tune.
+func newRigWith(t *testing.T, start string, tune func(*Options)) *rig {
+	t.Helper()
 	r := &rig{t: t, clock: clock.NewFake(mustTime(t, start)), sink: &memSink{objects: map[string][]byte{}}}
 	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "db"))
 	if err != nil {
@@ -127,10 +145,14 @@ func newRig(t *testing.T, start string) *rig {
 		t.Fatal(err)
 	}
 	r.metrics = metrics.New()
-	r.d = New(st, func(s3sink.Target) Sink { return r.sink }, r.metrics, hclog.NewNullLogger(), Options{
+	opts := Options{
 		Workers: 1, Clock: r.clock, Refresh: 20 * time.Millisecond, RetryInitial: time.Second,
 		Retention: 7 * 24 * time.Hour,
-	})
+	}
+	if tune != nil {
+		tune(&opts)
+	}
+	r.d = New(st, func(s3sink.Target) Sink { return r.sink }, r.metrics, hclog.NewNullLogger(), opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.d.Run(ctx); close(done) }()

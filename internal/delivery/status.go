@@ -6,51 +6,33 @@ import (
 	"time"
 
 	"github.com/auditexport/auditexport/internal/api"
+	"github.com/auditexport/auditexport/internal/metrics"
 	"github.com/auditexport/auditexport/internal/store"
 )
 
 // fail records a failed attempt in the destination's status and metrics.
 // The data stays in the store; the loop keeps retrying.
 func (d *Deliverer) fail(ctx context.Context, t *target, err error) {
-	now := d.now()
 	d.log.Warn("delivery attempt failed", "tenant", t.tenant.Name, "destination", t.dest.ID, "error", err)
-	st, gerr := d.store.GetStatus(ctx, t.dest.ID)
-	if gerr != nil {
-		d.log.Error("reading status", "destination", t.dest.ID, "error", gerr)
-		return
-	}
-	st.LastAttemptAt = now
-	st.LastError = err.Error()
-	if st.FailingSince.IsZero() {
-		st.FailingSince = now
-	}
-	if serr := d.store.SetStatus(ctx, t.dest.ID, st); serr != nil {
-		d.log.Error("saving status", "destination", t.dest.ID, "error", serr)
-	}
+	d.recordAttempt(ctx, t, store.Attempt{At: d.now(), Err: err.Error()})
 	if d.metrics != nil {
 		d.metrics.DeliveryFailures.WithLabelValues(t.tenant.Name, t.dest.ID).Inc()
-		d.metrics.Failing.WithLabelValues(t.tenant.Name, t.dest.ID).Set(1)
 	}
 }
 
 // succeed records a successful attempt (which may have had nothing to send).
 func (d *Deliverer) succeed(ctx context.Context, t *target, events int64) {
-	st, err := d.store.GetStatus(ctx, t.dest.ID)
-	if err != nil {
-		d.log.Error("reading status", "destination", t.dest.ID, "error", err)
-		return
-	}
-	st.LastAttemptAt = d.now()
-	st.LastError = ""
-	st.FailingSince = time.Time{}
-	if err := d.store.SetStatus(ctx, t.dest.ID, st); err != nil {
-		d.log.Error("saving status", "destination", t.dest.ID, "error", err)
-	}
+	d.recordAttempt(ctx, t, store.Attempt{At: d.now()})
 	if events > 0 {
 		d.log.Info("delivered", "tenant", t.tenant.Name, "destination", t.dest.ID, "events", events)
 	}
-	if d.metrics != nil {
-		d.metrics.Failing.WithLabelValues(t.tenant.Name, t.dest.ID).Set(0)
+}
+
+// recordAttempt saves an attempt's outcome in one store call, so that it
+// cannot undo a concurrent plan commit's counters.
+func (d *Deliverer) recordAttempt(ctx context.Context, t *target, a store.Attempt) {
+	if err := d.store.RecordAttempt(ctx, t.dest.ID, a); err != nil {
+		d.log.Error("saving status", "destination", t.dest.ID, "error", err)
 	}
 }
 
@@ -88,16 +70,62 @@ func Status(ctx context.Context, s store.Store, dest store.Destination, spec api
 	return out, nil
 }
 
+// stateOf is a destination's state, one of api.States. The API, the
+// provider and the metrics all show this one word. A failed last attempt
+// (FailingSince set) is retrying until it has lasted failingAfter; an
+// attempt that had nothing to send proves nothing about the bucket, so a
+// destination stays pending until its first delivery.
 func stateOf(st store.Status, spec api.DestinationSpec, failingAfter time.Duration, now time.Time) string {
 	switch {
 	case spec.Enabled != nil && !*spec.Enabled:
 		return api.StatePaused
 	case !st.FailingSince.IsZero() && now.Sub(st.FailingSince) >= failingAfter:
 		return api.StateFailing
-	case st.LastDeliveryAt.IsZero() && st.LastAttemptAt.IsZero():
+	case !st.FailingSince.IsZero():
+		return api.StateRetrying
+	case st.LastDeliveryAt.IsZero():
 		return api.StatePending
 	}
 	return api.StateHealthy
+}
+
+// states lists every destination's state for the state metrics, computed
+// at the scrape from the stored status exactly as the API computes it.
+func (d *Deliverer) states() []metrics.DestinationState {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dests, err := d.store.ListDestinations(ctx, 0)
+	if err != nil {
+		d.log.Warn("listing destinations for metrics", "error", err)
+		return nil
+	}
+	tenants, err := d.store.ListTenants(ctx)
+	if err != nil {
+		d.log.Warn("listing tenants for metrics", "error", err)
+		return nil
+	}
+	names := make(map[int64]string, len(tenants))
+	for _, t := range tenants {
+		names[t.ID] = t.Name
+	}
+	now := d.now()
+	out := make([]metrics.DestinationState, 0, len(dests))
+	for _, dest := range dests {
+		var spec api.DestinationSpec
+		if json.Unmarshal(dest.Spec, &spec) != nil {
+			continue
+		}
+		st, err := d.store.GetStatus(ctx, dest.ID)
+		if err != nil {
+			// Deleted since the list: it has no state any more.
+			continue
+		}
+		out = append(out, metrics.DestinationState{
+			Tenant: names[dest.TenantID], Destination: dest.ID,
+			State: stateOf(st, spec, d.opts.FailingAfter, now),
+		})
+	}
+	return out
 }
 
 func timePtr(t time.Time) *time.Time {

@@ -3,8 +3,12 @@
 package metrics
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/auditexport/auditexport/internal/api"
 )
 
 // Metrics holds the agent's collectors and the registry they are in.
@@ -21,9 +25,12 @@ type Metrics struct {
 	DeliveryFailures *prometheus.CounterVec // tenant, destination, call
 	LagEvents        *prometheus.GaugeVec   // tenant, destination
 	LagSeconds       *prometheus.GaugeVec   // tenant, destination
-	Failing          *prometheus.GaugeVec   // tenant, destination
 	EventsExpired    *prometheus.CounterVec // tenant
 	AuthFailures     *prometheus.CounterVec // reason
+
+	// states reports auditexport_destination_state and
+	// auditexport_destination_failing; see SetStates.
+	states *stateCollector
 }
 
 // New creates the metrics in a fresh registry with the Go and process collectors.
@@ -62,22 +69,20 @@ func New() *Metrics {
 		LagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "auditexport_destination_lag_seconds", Help: "Age of the oldest undelivered event.",
 		}, dest),
-		Failing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "auditexport_destination_failing", Help: "1 while the destination's last attempt failed.",
-		}, dest),
 		EventsExpired: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "auditexport_events_expired_undelivered_total", Help: "Events deleted at the end of the retention without being delivered (the tenant had no destination).",
 		}, []string{"tenant"}),
 		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "auditexport_auth_failures_total", Help: "API requests refused before their handler ran: missing or invalid token, wrong scope or tenant, or throttled after too many failures.",
 		}, []string{"reason"}),
+		states: newStateCollector(),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.EventsIngested, m.EventsDuplicate, m.IngestRejected, m.CommitBatches,
 		m.EventsDelivered, m.ObjectsDelivered, m.BytesDelivered, m.DeliveryFailures,
-		m.LagEvents, m.LagSeconds, m.Failing, m.EventsExpired, m.AuthFailures,
+		m.LagEvents, m.LagSeconds, m.EventsExpired, m.AuthFailures, m.states,
 	)
 	return m
 }
@@ -87,7 +92,74 @@ func (m *Metrics) ForgetDestination(tenant, id string) {
 	for _, v := range []*prometheus.CounterVec{m.EventsDelivered, m.ObjectsDelivered, m.BytesDelivered, m.DeliveryFailures} {
 		v.DeleteLabelValues(tenant, id)
 	}
-	for _, v := range []*prometheus.GaugeVec{m.LagEvents, m.LagSeconds, m.Failing} {
+	for _, v := range []*prometheus.GaugeVec{m.LagEvents, m.LagSeconds} {
 		v.DeleteLabelValues(tenant, id)
 	}
+}
+
+// DestinationState is one destination's current state, one of api.States.
+type DestinationState struct {
+	Tenant      string
+	Destination string
+	State       string
+}
+
+// SetStates makes fn the source of the state metrics. fn is called at every
+// scrape, so the metrics say what the API would say at that moment: a state
+// that changes with time alone (retrying turning failing) needs no attempt
+// to show. fn must be safe for concurrent use; nil reports no destination.
+func (m *Metrics) SetStates(fn func() []DestinationState) {
+	m.states.mu.Lock()
+	defer m.states.mu.Unlock()
+	m.states.source = fn
+}
+
+// stateCollector reports, for every destination, one
+// auditexport_destination_state series per state (1 for the current one,
+// 0 for the others, so that an alert can match on the label) and
+// auditexport_destination_failing.
+type stateCollector struct {
+	state   *prometheus.Desc
+	failing *prometheus.Desc
+
+	mu     sync.Mutex
+	source func() []DestinationState
+}
+
+func newStateCollector() *stateCollector {
+	return &stateCollector{
+		state: prometheus.NewDesc("auditexport_destination_state",
+			"1 for the destination's current state (pending, healthy, retrying, failing or paused), 0 for the others; the state the API reports.",
+			[]string{"tenant", "destination", "state"}, nil),
+		failing: prometheus.NewDesc("auditexport_destination_failing",
+			"1 while the destination's state is failing: its attempts have failed for delivery.failing_after or longer.",
+			[]string{"tenant", "destination"}, nil),
+	}
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.state
+	ch <- c.failing
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	source := c.source
+	c.mu.Unlock()
+	if source == nil {
+		return
+	}
+	for _, d := range source() {
+		for _, s := range api.States {
+			ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, boolValue(s == d.State), d.Tenant, d.Destination, s)
+		}
+		ch <- prometheus.MustNewConstMetric(c.failing, prometheus.GaugeValue, boolValue(d.State == api.StateFailing), d.Tenant, d.Destination)
+	}
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

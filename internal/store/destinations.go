@@ -144,30 +144,36 @@ func (s *SQLite) GetStatus(ctx context.Context, destID string) (Status, error) {
 	return st, nil
 }
 
-// SetStatus replaces a destination's status, creating it if needed.
-func (s *SQLite) SetStatus(ctx context.Context, destID string, st Status) error {
+// RecordAttempt records the outcome of a delivery attempt in one statement
+// (see Store.RecordAttempt). The status row is created when the destination
+// has none yet; selecting from destinations makes an unknown destination
+// insert nothing, which is how it is told apart. A zero a.At is set to now.
+func (s *SQLite) RecordAttempt(ctx context.Context, destID string, a Attempt) error {
+	if a.At.IsZero() {
+		a.At = s.now()
+	}
+	at := toMs(a.At)
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		if err := destinationExists(ctx, tx, destID); err != nil {
+		res, err := tx.ExecContext(ctx, `INSERT INTO destination_status
+			(destination_id, last_attempt_at, last_error, failing_since)
+			SELECT id, ?1, ?2, CASE WHEN ?2 = '' THEN 0 ELSE ?1 END
+			FROM destinations WHERE id = ?3
+			ON CONFLICT (destination_id) DO UPDATE SET
+				last_attempt_at = excluded.last_attempt_at,
+				last_error      = excluded.last_error,
+				failing_since   = CASE
+					WHEN excluded.last_error = '' THEN 0
+					WHEN failing_since = 0 THEN excluded.last_attempt_at
+					ELSE failing_since
+				END`,
+			at, a.Err, destID)
+		if err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO destination_status
-			(destination_id, last_delivery_at, last_attempt_at, last_error,
-			 failing_since, events_delivered, objects_delivered, bytes_delivered)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (destination_id) DO UPDATE SET
-				last_delivery_at  = excluded.last_delivery_at,
-				last_attempt_at   = excluded.last_attempt_at,
-				last_error        = excluded.last_error,
-				failing_since     = excluded.failing_since,
-				events_delivered  = excluded.events_delivered,
-				objects_delivered = excluded.objects_delivered,
-				bytes_delivered   = excluded.bytes_delivered`,
-			destID, toMs(st.LastDeliveryAt), toMs(st.LastAttemptAt), st.LastError,
-			toMs(st.FailingSince), st.EventsDelivered, st.ObjectsDelivered, st.BytesDelivered)
-		return err
+		return requireOne(res, "destination %q", destID)
 	})
 	if err != nil {
-		return fmt.Errorf("set status: %w", err)
+		return fmt.Errorf("record attempt: %w", err)
 	}
 	return nil
 }

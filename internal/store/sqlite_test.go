@@ -985,7 +985,7 @@ func TestDeleteDestinationRemovesStatusAndPlan(t *testing.T) {
 	if _, err := s.CreateDestination(ctx, Destination{ID: "d1", TenantID: a.ID, Spec: []byte(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetStatus(ctx, "d1", Status{LastError: "boom"}); err != nil {
+	if err := s.RecordAttempt(ctx, "d1", Attempt{At: time.Now(), Err: "boom"}); err != nil {
 		t.Fatal(err)
 	}
 	p := Plan{DestinationID: "d1", FromSeq: 1, ToSeq: 5, WindowEnd: time.Now(), Objects: []byte(`[]`)}
@@ -1035,23 +1035,123 @@ func TestStatus(t *testing.T) {
 	if _, err := s.GetStatus(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("GetStatus(unknown): err = %v, want ErrNotFound", err)
 	}
-	if err := s.SetStatus(ctx, "nope", Status{}); !errors.Is(err, ErrNotFound) {
-		t.Errorf("SetStatus(unknown): err = %v, want ErrNotFound", err)
+	if err := s.RecordAttempt(ctx, "nope", Attempt{At: time.Now()}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("RecordAttempt(unknown): err = %v, want ErrNotFound", err)
 	}
+}
 
-	t0 := time.Date(2025, 3, 1, 12, 0, 0, 123e6, time.UTC)
-	updates := []Status{
-		{LastAttemptAt: t0, LastError: "AccessDenied", FailingSince: t0, EventsDelivered: 1},
-		{LastDeliveryAt: t0.Add(time.Minute), LastAttemptAt: t0.Add(time.Minute), EventsDelivered: 10, ObjectsDelivered: 2, BytesDelivered: 300},
+// RecordAttempt keeps the first failure's time across failures, clears it
+// on success, and never touches what CommitPlan counts.
+func TestRecordAttempt(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	a := mustTenant(t, s, "a")
+	if _, err := s.CreateDestination(ctx, Destination{ID: "d1", TenantID: a.ID, Spec: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
 	}
-	for i, want := range updates {
-		if err := s.SetStatus(ctx, "d1", want); err != nil {
-			t.Fatal(err)
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 123e6, time.UTC)
+	at := func(min int) time.Time { return t0.Add(time.Duration(min) * time.Minute) }
+	steps := []struct {
+		name    string
+		attempt Attempt
+		want    Status
+	}{
+		{"first failure creates the row", Attempt{At: at(0), Err: "AccessDenied"},
+			Status{LastAttemptAt: at(0), LastError: "AccessDenied", FailingSince: at(0)}},
+		{"a second failure keeps failing_since", Attempt{At: at(1), Err: "NoSuchBucket"},
+			Status{LastAttemptAt: at(1), LastError: "NoSuchBucket", FailingSince: at(0)}},
+		{"success clears the error", Attempt{At: at(2)},
+			Status{LastAttemptAt: at(2)}},
+		{"a failure after a success starts again", Attempt{At: at(3), Err: "SlowDown"},
+			Status{LastAttemptAt: at(3), LastError: "SlowDown", FailingSince: at(3)}},
+		{"success again", Attempt{At: at(4)},
+			Status{LastAttemptAt: at(4)}},
+	}
+	for _, step := range steps {
+		if err := s.RecordAttempt(ctx, "d1", step.attempt); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
 		}
 		got, err := s.GetStatus(ctx, "d1")
-		if err != nil || got != want {
-			t.Errorf("update %d: GetStatus = %+v, %v; want %+v", i, got, err, want)
+		if err != nil || got != step.want {
+			t.Errorf("%s: GetStatus = %+v, %v; want %+v", step.name, got, err, step.want)
 		}
+	}
+
+	// Counters and the last delivery come from CommitPlan only; attempts
+	// recorded around a commit keep them.
+	p := Plan{DestinationID: "d1", FromSeq: 1, ToSeq: 4, WindowEnd: t0, Objects: []byte(`[]`)}
+	if err := s.SavePlan(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordAttempt(ctx, "d1", Attempt{At: at(5), Err: "SlowDown"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CommitPlan(ctx, p, Delivered{Events: 4, Objects: 1, Bytes: 99, At: at(6)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordAttempt(ctx, "d1", Attempt{At: at(6)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordAttempt(ctx, "d1", Attempt{At: at(7), Err: "SlowDown"}); err != nil {
+		t.Fatal(err)
+	}
+	want := Status{LastDeliveryAt: at(6), LastAttemptAt: at(7), LastError: "SlowDown", FailingSince: at(7),
+		EventsDelivered: 4, ObjectsDelivered: 1, BytesDelivered: 99}
+	if got, err := s.GetStatus(ctx, "d1"); err != nil || got != want {
+		t.Errorf("after commit and attempts: GetStatus = %+v, %v; want %+v", got, err, want)
+	}
+}
+
+// Concurrent writers of one destination's status lose nothing: every
+// commit's counters are kept however the attempts interleave.
+func TestRecordAttemptConcurrentWithCommits(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	a := mustTenant(t, s, "a")
+	if _, err := s.CreateDestination(ctx, Destination{ID: "d1", TenantID: a.ID, Spec: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	const commits = 20
+	errs := make(chan error, 2)
+	go func() {
+		for i := range commits {
+			p := Plan{DestinationID: "d1", FromSeq: int64(i + 1), ToSeq: int64(i + 1), Objects: []byte(`[]`)}
+			if err := s.SavePlan(ctx, p); err != nil {
+				errs <- err
+				return
+			}
+			if err := s.CommitPlan(ctx, p, Delivered{Events: 1, Objects: 1, Bytes: 10}); err != nil {
+				errs <- err
+				return
+			}
+		}
+		errs <- nil
+	}()
+	go func() {
+		for i := range commits {
+			msg := ""
+			if i%2 == 0 {
+				msg = "SlowDown"
+			}
+			if err := s.RecordAttempt(ctx, "d1", Attempt{Err: msg}); err != nil {
+				errs <- err
+				return
+			}
+		}
+		errs <- nil
+	}()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := s.GetStatus(ctx, "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.EventsDelivered != commits || st.ObjectsDelivered != commits || st.BytesDelivered != 10*commits {
+		t.Errorf("counters = %d events, %d objects, %d bytes; want %d, %d, %d",
+			st.EventsDelivered, st.ObjectsDelivered, st.BytesDelivered, commits, commits, 10*commits)
 	}
 }
 
@@ -1097,8 +1197,8 @@ func TestPlans(t *testing.T) {
 		t.Errorf("CommitPlan(stale plan): err = %v, want ErrNotFound", err)
 	}
 
-	failing := Status{LastAttemptAt: t0, LastError: "SlowDown", FailingSince: t0, EventsDelivered: 100, ObjectsDelivered: 3, BytesDelivered: 5000}
-	if err := s.SetStatus(ctx, "d1", failing); err != nil {
+	// A failed attempt before the commit: the commit clears its error.
+	if err := s.RecordAttempt(ctx, "d1", Attempt{At: t0, Err: "SlowDown"}); err != nil {
 		t.Fatal(err)
 	}
 	at := t0.Add(time.Minute)
@@ -1110,7 +1210,7 @@ func TestPlans(t *testing.T) {
 	if err != nil || d.Cursor != 20 {
 		t.Errorf("cursor after commit = %d, %v; want 20", d.Cursor, err)
 	}
-	want := Status{LastDeliveryAt: at, LastAttemptAt: t0, EventsDelivered: 110, ObjectsDelivered: 5, BytesDelivered: 5700}
+	want := Status{LastDeliveryAt: at, LastAttemptAt: t0, EventsDelivered: 10, ObjectsDelivered: 2, BytesDelivered: 700}
 	if st, err := s.GetStatus(ctx, "d1"); err != nil || st != want {
 		t.Errorf("status after commit = %+v, %v; want %+v", st, err, want)
 	}
@@ -1120,7 +1220,7 @@ func TestPlans(t *testing.T) {
 	if err := s.CommitPlan(ctx, p, Delivered{Events: 10, At: at}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("second CommitPlan: err = %v, want ErrNotFound", err)
 	}
-	if st, _ := s.GetStatus(ctx, "d1"); st.EventsDelivered != 110 {
+	if st, _ := s.GetStatus(ctx, "d1"); st.EventsDelivered != 10 {
 		t.Errorf("second commit counted again: %d events", st.EventsDelivered)
 	}
 

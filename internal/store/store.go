@@ -190,7 +190,13 @@ type Store interface {
 	DeleteDestination(ctx context.Context, tenantID int64, id string) error
 
 	GetStatus(ctx context.Context, destID string) (Status, error)
-	SetStatus(ctx context.Context, destID string, s Status) error
+	// RecordAttempt updates the destination's status in one statement:
+	// LastAttemptAt = a.At; on success LastError and FailingSince are
+	// cleared; on failure LastError = a.Err and FailingSince is set to a.At
+	// unless already set. It fails with ErrNotFound for an unknown
+	// destination. Being one statement, it cannot lose a concurrent
+	// CommitPlan's counters the way a read-modify-write would.
+	RecordAttempt(ctx context.Context, destID string, a Attempt) error
 
 	// PendingPlan returns the destination's saved plan, or ErrNotFound.
 	PendingPlan(ctx context.Context, destID string) (Plan, error)

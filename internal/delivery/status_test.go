@@ -1,0 +1,245 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/auditexport/auditexport/internal/api"
+	"github.com/auditexport/auditexport/internal/store"
+)
+
+const testFailingAfter = 5 * time.Minute
+
+// apiStatus is the destination's status as the API computes it now.
+func (r *rig) apiStatus(id string) api.DestinationStatus {
+	r.t.Helper()
+	ctx := context.Background()
+	dest, err := r.store.GetDestination(ctx, r.tenant.ID, id)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var spec api.DestinationSpec
+	if err := json.Unmarshal(dest.Spec, &spec); err != nil {
+		r.t.Fatal(err)
+	}
+	st, err := Status(ctx, r.store, dest, spec, testFailingAfter, r.clock.Now())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return st
+}
+
+// waitState polls the API status until its state is want. The deadline
+// only guards against a hang: the clock is fake, the wait is for the loop.
+func (r *rig) waitState(id, want string) api.DestinationStatus {
+	r.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := r.apiStatus(id)
+		if st.State == want {
+			return st
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("state is still %q, want %q: %+v", st.State, want, st)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// stateMetrics scrapes the registry and returns, for destination id, the
+// auditexport_destination_state series by state and the failing gauge.
+func (r *rig) stateMetrics(id string) (map[string]float64, float64) {
+	r.t.Helper()
+	families, err := r.metrics.Registry.Gather()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	states, failing := map[string]float64{}, -1.0
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			labels := labelMap(m)
+			if labels["destination"] != id || labels["tenant"] != r.tenant.Name {
+				continue
+			}
+			switch f.GetName() {
+			case "auditexport_destination_state":
+				states[labels["state"]] = m.GetGauge().GetValue()
+			case "auditexport_destination_failing":
+				failing = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return states, failing
+}
+
+func labelMap(m *dto.Metric) map[string]string {
+	out := map[string]string{}
+	for _, l := range m.GetLabel() {
+		out[l.GetName()] = l.GetValue()
+	}
+	return out
+}
+
+// expectMetrics checks that the metrics show exactly state for id.
+func (r *rig) expectMetrics(id, state string) {
+	r.t.Helper()
+	states, failing := r.stateMetrics(id)
+	for _, s := range api.States {
+		want := 0.0
+		if s == state {
+			want = 1
+		}
+		if got, ok := states[s]; !ok || got != want {
+			r.t.Errorf("auditexport_destination_state{state=%q} = %v (present %v), want %v", s, got, ok, want)
+		}
+	}
+	wantFailing := 0.0
+	if state == api.StateFailing {
+		wantFailing = 1
+	}
+	if failing != wantFailing {
+		r.t.Errorf("auditexport_destination_failing = %v, want %v in state %q", failing, wantFailing, state)
+	}
+}
+
+// A destination walks pending -> retrying -> failing -> healthy -> paused
+// through the real loop, and the API and the metrics say the same word at
+// every step. A destination that has never delivered and fails is not
+// "healthy".
+func TestStateTransitions(t *testing.T) {
+	r := newRigWith(t, "2026-11-25T10:00:00Z", func(o *Options) { o.FailingAfter = testFailingAfter })
+	dest := r.destination(api.DestinationSpec{Interval: "1m"})
+
+	st := r.apiStatus(dest.ID)
+	if st.State != api.StatePending || st.LastAttemptAt != nil || st.LastError != "" {
+		t.Fatalf("new destination: %+v, want pending with no attempt", st)
+	}
+	r.expectMetrics(dest.ID, api.StatePending)
+
+	// A window with nothing to send is an attempt, not a delivery.
+	r.setClock(mustTime(t, "2026-11-25T10:01:00Z"))
+	r.waitAttempt(dest.ID, mustTime(t, "2026-11-25T10:01:00Z"))
+	if st := r.apiStatus(dest.ID); st.State != api.StatePending {
+		t.Fatalf("after an empty window: state %q, want pending", st.State)
+	}
+
+	r.sink.setFailure(errors.New("PutObject: NoSuchBucket"))
+	ids := r.post(3)
+	firstFailure := mustTime(t, "2026-11-25T10:02:00Z")
+	r.setClock(firstFailure)
+	st = r.waitState(dest.ID, api.StateRetrying)
+	if !strings.Contains(st.LastError, "NoSuchBucket") || st.FailingSince == nil || !st.FailingSince.Equal(firstFailure) ||
+		st.LastDeliveryAt != nil || st.LagEvents != 3 {
+		t.Fatalf("retrying status: %+v", st)
+	}
+	r.expectMetrics(dest.ID, api.StateRetrying)
+
+	// Later failures keep failing_since; once they have lasted
+	// failing_after the state is failing.
+	r.setClock(firstFailure.Add(testFailingAfter - time.Second))
+	r.waitAttempt(dest.ID, firstFailure.Add(testFailingAfter-time.Second))
+	if st := r.apiStatus(dest.ID); st.State != api.StateRetrying || !st.FailingSince.Equal(firstFailure) {
+		t.Fatalf("just before failing_after: %+v, want retrying since %s", st, firstFailure)
+	}
+	r.setClock(firstFailure.Add(testFailingAfter))
+	st = r.waitState(dest.ID, api.StateFailing)
+	if !st.FailingSince.Equal(firstFailure) || !strings.Contains(st.LastError, "NoSuchBucket") {
+		t.Fatalf("failing status: %+v", st)
+	}
+	r.expectMetrics(dest.ID, api.StateFailing)
+
+	// The bucket is back: the next retry delivers and clears the error.
+	r.sink.setFailure(nil)
+	recovered := firstFailure.Add(testFailingAfter + 10*time.Minute)
+	r.setClock(recovered)
+	r.waitAttempt(dest.ID, recovered)
+	st = r.apiStatus(dest.ID)
+	if st.State != api.StateHealthy {
+		t.Fatalf("after a successful retry: state %q, want healthy", st.State)
+	}
+	if st.LastError != "" || st.FailingSince != nil || st.LastDeliveryAt == nil || st.EventsDelivered != 3 || st.LagEvents != 0 {
+		t.Fatalf("healthy status: %+v", st)
+	}
+	r.expectDelivered(ids)
+	r.expectMetrics(dest.ID, api.StateHealthy)
+
+	// Disabled: paused, whatever the last attempt did.
+	r.setEnabled(dest.ID, false)
+	if st := r.apiStatus(dest.ID); st.State != api.StatePaused {
+		t.Fatalf("disabled: state %q, want paused", st.State)
+	}
+	r.expectMetrics(dest.ID, api.StatePaused)
+}
+
+// setClock moves the clock to at once the loop waits on it: moved earlier,
+// the loop's next wait would start from the new time and never end.
+func (r *rig) setClock(at time.Time) {
+	r.t.Helper()
+	r.waitAsleep()
+	r.clock.Set(at)
+}
+
+// waitAttempt polls until the destination's last attempt is at at.
+func (r *rig) waitAttempt(id string, at time.Time) {
+	r.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := r.apiStatus(id)
+		if st.LastAttemptAt != nil && st.LastAttemptAt.Equal(at) {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("no attempt at %s: %+v", at, st)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (r *rig) setEnabled(id string, enabled bool) {
+	r.t.Helper()
+	ctx := context.Background()
+	dest, err := r.store.GetDestination(ctx, r.tenant.ID, id)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var spec api.DestinationSpec
+	if err := json.Unmarshal(dest.Spec, &spec); err != nil {
+		r.t.Fatal(err)
+	}
+	spec.Enabled = &enabled
+	data, _ := json.Marshal(spec)
+	if _, err := r.store.UpdateDestination(ctx, r.tenant.ID, id, data); err != nil {
+		r.t.Fatal(err)
+	}
+	r.d.Notify()
+}
+
+func TestStateOf(t *testing.T) {
+	now := mustTime(t, "2026-11-25T10:00:00Z")
+	off, on := false, true
+	cases := []struct {
+		name string
+		st   store.Status
+		spec api.DestinationSpec
+		want string
+	}{
+		{"new", store.Status{}, api.DestinationSpec{}, api.StatePending},
+		{"empty windows only", store.Status{LastAttemptAt: now}, api.DestinationSpec{Enabled: &on}, api.StatePending},
+		{"never delivered, failing briefly", store.Status{LastAttemptAt: now, LastError: "x", FailingSince: now.Add(-time.Minute)}, api.DestinationSpec{}, api.StateRetrying},
+		{"never delivered, failing long", store.Status{LastAttemptAt: now, LastError: "x", FailingSince: now.Add(-testFailingAfter)}, api.DestinationSpec{}, api.StateFailing},
+		{"delivered", store.Status{LastAttemptAt: now, LastDeliveryAt: now}, api.DestinationSpec{}, api.StateHealthy},
+		{"delivered then failing", store.Status{LastDeliveryAt: now.Add(-time.Hour), LastError: "x", FailingSince: now.Add(-time.Hour)}, api.DestinationSpec{}, api.StateFailing},
+		{"paused while failing", store.Status{LastError: "x", FailingSince: now.Add(-time.Hour)}, api.DestinationSpec{Enabled: &off}, api.StatePaused},
+	}
+	for _, c := range cases {
+		if got := stateOf(c.st, c.spec, testFailingAfter, now); got != c.want {
+			t.Errorf("%s: stateOf = %q, want %q", c.name, got, c.want)
+		}
+	}
+}
