@@ -78,6 +78,9 @@ type Identity struct {
 	ExternalID string `json:"external_id"`
 	// PrincipalARN is the AWS principal that assumes the customer's role.
 	PrincipalARN string `json:"principal_arn"`
+	// AllowedRegions are the only regions a destination may be in; empty
+	// allows every region. The provider checks region against it at plan time.
+	AllowedRegions []string `json:"allowed_regions,omitempty"`
 }
 
 // DestinationSpec holds the fields a customer sets on a destination.

@@ -170,6 +170,15 @@ func (s *DestinationSpec) validateRegion() error {
 	return nil
 }
 
+// CheckRegionAllowed refuses a region the agent's operator did not allow
+// (aws.allowed_regions). An empty allowed list accepts every region.
+func CheckRegionAllowed(region string, allowed []string) error {
+	if len(allowed) == 0 || slices.Contains(allowed, region) {
+		return nil
+	}
+	return fieldErr("region", "%q is not allowed by this agent: use one of %s", region, strings.Join(allowed, ", "))
+}
+
 func (s *DestinationSpec) validateAuth() error {
 	hasRole := s.RoleARN != ""
 	hasKeys := s.AccessKeyID != "" || s.SecretAccessKey != ""

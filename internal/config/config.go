@@ -81,6 +81,11 @@ type AWS struct {
 	AccessKeyID     string `hcl:"access_key_id,optional"`
 	SecretAccessKey string `hcl:"secret_access_key,optional"`
 
+	// AllowedRegions, when set, are the only regions a destination may be
+	// in, such as ["us-east-1", "eu-west-1"]; empty allows every region.
+	// The API refuses others and the provider refuses them at plan time.
+	AllowedRegions []string `hcl:"allowed_regions,optional"`
+
 	// AssumeRoleRetry bounds how long a connection test keeps retrying
 	// AssumeRole, because a role created in the same terraform apply can
 	// take seconds to become assumable. Zero disables the retry.

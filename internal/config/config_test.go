@@ -40,6 +40,7 @@ func TestDefaults(t *testing.T) {
 		{"aws.region", cfg.AWS.Region, "us-east-1"},
 		{"aws.s3_use_path_style", cfg.AWS.S3UsePathStyle, false},
 		{"aws.assume_role_retry", cfg.AWS.AssumeRoleRetry, 30 * time.Second},
+		{"aws.allowed_regions", cfg.AWS.AllowedRegions, []string(nil)},
 		{"ingest.timestamp_field", cfg.Ingest.TimestampField, "timestamp"},
 		{"ingest.event_name_field", cfg.Ingest.EventNameField, "eventName"},
 		{"ingest.message_id_field", cfg.Ingest.MessageIDField, "messageId"},
@@ -121,6 +122,7 @@ aws {
   access_key_id     = "AKIDEXAMPLE"
   secret_access_key = "secret"
   assume_role_retry = "45s"
+  allowed_regions   = ["us-east-1", "eu-west-1"]
 }
 
 ingest {
@@ -181,6 +183,7 @@ secrets {
 			PrincipalARN:       "arn:aws:iam::123456789012:role/delivery",
 			AccessKeyID:        "AKIDEXAMPLE",
 			SecretAccessKey:    "secret",
+			AllowedRegions:     []string{"us-east-1", "eu-west-1"},
 			AssumeRoleRetry:    45 * time.Second,
 			AssumeRoleRetryHCL: "45s",
 		},
@@ -339,6 +342,10 @@ func TestParseValidationErrors(t *testing.T) {
 		{"aws.access_key_id alone", `aws { access_key_id = "AKID" }`, `aws.access_key_id: must be set together with aws.secret_access_key`},
 		{"aws.secret_access_key alone", `aws { secret_access_key = "s" }`, `aws.access_key_id: must be set together with aws.secret_access_key`},
 		{"aws.assume_role_retry syntax", `aws { assume_role_retry = "30" }`, `aws.assume_role_retry: must be a duration such as "30s", "5m" or "1h", got "30"`},
+		{"aws.allowed_regions format", `aws { allowed_regions = ["us-east-1", "US-West-2"] }`, `aws.allowed_regions: "US-West-2" is not an AWS region name such as "us-east-1"`},
+		{"aws.allowed_regions empty name", `aws { allowed_regions = [""] }`, `aws.allowed_regions: "" is not an AWS region name`},
+		{"aws.allowed_regions twice", `aws { allowed_regions = ["eu-west-1", "eu-west-1"] }`, `aws.allowed_regions: "eu-west-1" is listed twice`},
+		{"aws.allowed_regions type", `aws { allowed_regions = "us-east-1" }`, `agent.hcl:1: Unsuitable value type; Unsuitable value: list of string required`},
 		{"aws.assume_role_retry negative", `aws { assume_role_retry = "-1s" }`, `aws.assume_role_retry: must not be negative`},
 		{"ingest.timestamp_field", `ingest { timestamp_field = "" }`, `ingest.timestamp_field: must name`},
 		{"ingest.event_name_field", `ingest { event_name_field = "" }`, `ingest.event_name_field: must name`},

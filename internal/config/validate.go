@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/auditexport/auditexport/internal/api"
 )
 
 // LogLevels lists the accepted values of log_level, most verbose first.
@@ -162,8 +164,23 @@ func (a *AWS) validate(p *problems) {
 	if (a.AccessKeyID == "") != (a.SecretAccessKey == "") {
 		p.add("aws.access_key_id", "must be set together with aws.secret_access_key; leave both empty to use the default credential chain")
 	}
+	checkRegions(p, "aws.allowed_regions", a.AllowedRegions)
 	if a.AssumeRoleRetry < 0 {
 		p.add("aws.assume_role_retry", "must not be negative, got %s", a.AssumeRoleRetry)
+	}
+}
+
+// checkRegions accepts a list of distinct AWS region names.
+func checkRegions(p *problems, field string, regions []string) {
+	seen := map[string]bool{}
+	for _, r := range regions {
+		switch {
+		case !api.RegionRe.MatchString(r):
+			p.add(field, `%q is not an AWS region name such as "us-east-1" or "eu-west-2"`, r)
+		case seen[r]:
+			p.add(field, "%q is listed twice", r)
+		}
+		seen[r] = true
 	}
 }
 

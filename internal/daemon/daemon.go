@@ -130,6 +130,7 @@ func serverOptions(cfg *config.Config) server.Options {
 		FailingAfter:    cfg.Delivery.FailingAfter,
 
 		AuthFailuresPerMinute: cfg.HTTP.AuthFailuresPerMinute,
+		AllowedRegions:        cfg.AWS.AllowedRegions,
 	}
 }
 

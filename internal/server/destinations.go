@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/auditexport/auditexport/internal/api"
 	"github.com/auditexport/auditexport/internal/delivery"
@@ -25,7 +24,7 @@ func (s *Server) createDestination(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	spec, ok := decodeSpec(w, r)
+	spec, ok := decodeSpec(w, r, s.opts.AllowedRegions)
 	if !ok {
 		return
 	}
@@ -60,7 +59,7 @@ func (s *Server) updateDestination(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	spec, ok := decodeSpec(w, r)
+	spec, ok := decodeSpec(w, r, s.opts.AllowedRegions)
 	if !ok {
 		return
 	}
@@ -170,20 +169,23 @@ func notFound(w http.ResponseWriter, id string) {
 	writeError(w, http.StatusNotFound, api.Error{Code: "destination_not_found", Message: fmt.Sprintf("destination %q does not exist", id)})
 }
 
-func decodeSpec(w http.ResponseWriter, r *http.Request) (api.DestinationSpec, bool) {
+func decodeSpec(w http.ResponseWriter, r *http.Request, allowedRegions []string) (api.DestinationSpec, bool) {
 	var spec api.DestinationSpec
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSpecBytes))
 	if err != nil {
 		writeError(w, http.StatusRequestEntityTooLarge, api.Error{Code: "request_too_large", Message: "destination body is larger than 64 KiB"})
 		return spec, false
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&spec); err != nil {
-		writeError(w, http.StatusBadRequest, api.Error{Code: "invalid_json", Message: "destination body: " + strings.TrimPrefix(err.Error(), "json: ")})
+	spec, err = api.DecodeDestinationSpec(bytes.NewReader(data))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, decodeError(err))
 		return spec, false
 	}
-	if err := spec.Normalize(); err != nil {
+	err = spec.Normalize()
+	if err == nil {
+		err = api.CheckRegionAllowed(spec.Region, allowedRegions)
+	}
+	if err != nil {
 		var fe *api.FieldError
 		field := ""
 		if errors.As(err, &fe) {
@@ -193,6 +195,21 @@ func decodeSpec(w http.ResponseWriter, r *http.Request) (api.DestinationSpec, bo
 		return spec, false
 	}
 	return spec, true
+}
+
+// decodeError answers a body that is not a destination, naming the field at
+// fault when there is one.
+func decodeError(err error) api.Error {
+	e := api.Error{Code: "invalid_json", Message: err.Error()}
+	var de *api.DecodeError
+	var fe *api.FieldError
+	switch {
+	case errors.As(err, &de):
+		e.Field = de.Field
+	case errors.As(err, &fe):
+		e.Code, e.Field = "invalid_field", fe.Field
+	}
+	return e
 }
 
 // keepSecret carries the stored static secret over an update that does not

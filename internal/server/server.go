@@ -52,7 +52,10 @@ type Options struct {
 	// client address may send at once, and per minute after that, before
 	// it is answered 429; 0 does not limit.
 	AuthFailuresPerMinute int
-	Now                   func() time.Time
+	// AllowedRegions are the only regions a destination may be in; empty
+	// allows all. Identity reports them so the provider checks at plan time.
+	AllowedRegions []string
+	Now            func() time.Time
 }
 
 // Server serves the API.
@@ -190,7 +193,7 @@ func (s *Server) identity(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, api.Error{Code: "principal_unknown", Message: "the agent cannot tell its delivery principal: " + err.Error() + " (operator: set aws.principal_arn or give the agent AWS credentials)"})
 		return
 	}
-	writeJSON(w, http.StatusOK, api.Identity{Tenant: tenant.Name, ExternalID: tenant.ExternalID, PrincipalARN: arn})
+	writeJSON(w, http.StatusOK, api.Identity{Tenant: tenant.Name, ExternalID: tenant.ExternalID, PrincipalARN: arn, AllowedRegions: s.opts.AllowedRegions})
 }
 
 func (s *Server) internalError(w http.ResponseWriter, what string, err error) {

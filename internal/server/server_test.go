@@ -33,6 +33,12 @@ func (f fakeTester) ARN(context.Context) (string, error) {
 
 func newTestServer(t *testing.T, tester Tester) (http.Handler, map[string]string) {
 	t.Helper()
+	return newTestServerWith(t, tester, Options{})
+}
+
+// newTestServerWith is newTestServer with opts.
+func newTestServerWith(t *testing.T, tester Tester, opts Options) (http.Handler, map[string]string) {
+	t.Helper()
 	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "db"))
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +63,7 @@ func newTestServer(t *testing.T, tester Tester) (http.Handler, map[string]string
 	if _, err := st.CreateToken(ctx, store.Token{Hash: tokens.Hash(toks["ingest"]), Scope: api.ScopeIngest}); err != nil {
 		t.Fatal(err)
 	}
-	return New(st, c, tester, nil, metrics.New(), hclog.NewNullLogger(), Options{}).Handler(), toks
+	return New(st, c, tester, nil, metrics.New(), hclog.NewNullLogger(), opts).Handler(), toks
 }
 
 func call(t *testing.T, h http.Handler, method, path, token, body string) (*httptest.ResponseRecorder, api.ErrorResponse) {
@@ -113,7 +119,7 @@ func TestCreateDestination(t *testing.T) {
 		field  string
 	}{
 		{"created with warnings", fakeTester{}, valid, 201, ""},
-		{"unknown field", fakeTester{}, `{"bucket":"acme-audit","colour":"red"}`, 400, ""},
+		{"unknown field", fakeTester{}, `{"bucket":"acme-audit","colour":"red"}`, 400, "colour"},
 		{"bad field", fakeTester{}, `{"bucket":"acme-audit","region":"us-east-1","role_arn":"arn:aws:iam::123456789012:role/r","interval":"3m"}`, 400, "interval"},
 		{"connection test fails", fakeTester{err: &s3sink.Error{Call: "AssumeRole", Code: "AccessDenied", Fix: "trust it"}}, valid, 422, ""},
 		{"upstream unavailable", fakeTester{err: &s3sink.Error{Call: "PutObject", Code: "SlowDown", Retryable: true}}, valid, 502, ""},
