@@ -19,6 +19,7 @@ var (
 	_ resource.ResourceWithConfigure        = (*s3DestinationResource)(nil)
 	_ resource.ResourceWithConfigValidators = (*s3DestinationResource)(nil)
 	_ resource.ResourceWithImportState      = (*s3DestinationResource)(nil)
+	_ resource.ResourceWithModifyPlan       = (*s3DestinationResource)(nil)
 )
 
 // NewS3DestinationResource returns the auditexport_s3_destination resource.
@@ -99,7 +100,14 @@ func saveResult(ctx context.Context, what string, dest api.Destination, err erro
 		return
 	}
 	diags.Append(warningDiags(dest.Warnings)...)
+	planned := plan.Status
 	diags.Append(plan.apply(ctx, dest)...)
+	if !planned.IsUnknown() {
+		// status is a snapshot taken at refresh (see statusSnapshot): an
+		// update that planned to keep it keeps it, and the next refresh
+		// reads it again.
+		plan.Status = planned
+	}
 	diags.Append(state.Set(ctx, plan)...)
 }
 
@@ -121,6 +129,37 @@ func (r *s3DestinationResource) Read(ctx context.Context, req resource.ReadReque
 	}
 	resp.Diagnostics.Append(state.apply(ctx, dest)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	// Refresh is where a plan shows a destination that stopped delivering:
+	// nothing in the configuration changed, so only a warning can say it.
+	if w := statusWarning(dest); w != nil {
+		resp.Diagnostics.Append(w)
+	}
+}
+
+// ModifyPlan refuses, at plan time, a region the agent does not allow
+// (aws.allowed_regions), which the agent would refuse only at apply.
+func (r *s3DestinationResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.Plan.Raw.IsNull() || r.client == nil {
+		return
+	}
+	var region, prior types.String
+	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root("region"), &region)...)
+	if !req.State.Raw.IsNull() {
+		resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("region"), &prior)...)
+	}
+	if resp.Diagnostics.HasError() || region.IsUnknown() || region.IsNull() || region.Equal(prior) {
+		return
+	}
+	id, err := r.client.Identity(ctx)
+	if err != nil {
+		// An agent that cannot answer now still checks the region at
+		// apply; failing the plan here would only hide the real error,
+		// which create or refresh reports with its fix.
+		return
+	}
+	if d := regionDiag(region.ValueString(), id.AllowedRegions, r.client.Endpoint()); d != nil {
+		resp.Diagnostics.Append(d)
+	}
 }
 
 func (r *s3DestinationResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {

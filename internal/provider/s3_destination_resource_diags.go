@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -112,4 +113,56 @@ func warningDiags(warnings []string) diag.Diagnostics {
 		diags.AddWarning("Connection test warning", w)
 	}
 	return diags
+}
+
+// statusWarning reports a destination whose deliveries fail (retrying or
+// failing), naming it, since when and the last error; nil otherwise.
+func statusWarning(d api.Destination) diag.Diagnostic {
+	st := d.Status
+	if st.State != api.StateRetrying && st.State != api.StateFailing {
+		return nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Deliveries of destination %s (bucket %q", d.ID, d.Bucket)
+	if d.Prefix != "" {
+		fmt.Fprintf(&b, ", prefix %q", d.Prefix)
+	}
+	b.WriteString(") fail")
+	if st.FailingSince != nil {
+		fmt.Fprintf(&b, " since %s", st.FailingSince.UTC().Format(time.RFC3339))
+	}
+	b.WriteString(".\n\n")
+	if st.LastError != "" {
+		fmt.Fprintf(&b, "Last error: %s\n\n", st.LastError)
+	}
+	fmt.Fprintf(&b, "%d events are waiting; the agent keeps them and retries", st.LagEvents)
+	if st.LastDeliveryAt != nil {
+		fmt.Fprintf(&b, " (last delivery %s)", st.LastDeliveryAt.UTC().Format(time.RFC3339))
+	}
+	b.WriteString(". Fix the cause (bucket, role or policies) and the next attempt delivers the backlog.")
+	return diag.NewWarningDiagnostic(fmt.Sprintf("Destination %s is %s", d.ID, st.State), b.String())
+}
+
+// regionDiag refuses a region outside the agent's allow-list; nil when it
+// is allowed (an empty list allows all).
+func regionDiag(region string, allowed []string, endpoint string) diag.Diagnostic {
+	if api.CheckRegionAllowed(region, allowed) == nil {
+		return nil
+	}
+	return diag.NewAttributeErrorDiagnostic(path.Root("region"), "Region not allowed",
+		fmt.Sprintf("The auditexport agent at %s delivers only to buckets in %s; region %q is not one of them. "+
+			"Set region to one of these (and create the bucket there), or ask the platform to allow %q.",
+			endpoint, codeListPlain(allowed), region, region))
+}
+
+// codeListPlain renders values as "a, b or c" with quotes.
+func codeListPlain(values []string) string {
+	quoted := make([]string, len(values))
+	for i, v := range values {
+		quoted[i] = fmt.Sprintf("%q", v)
+	}
+	if len(quoted) < 2 {
+		return strings.Join(quoted, "")
+	}
+	return strings.Join(quoted[:len(quoted)-1], ", ") + " or " + quoted[len(quoted)-1]
 }

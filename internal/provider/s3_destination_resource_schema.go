@@ -267,12 +267,17 @@ func computedAttributes() map[string]schema.Attribute {
 	num := func(d string) schema.Attribute { return schema.Int64Attribute{Description: d, Computed: true} }
 	return map[string]schema.Attribute{
 		"status": schema.SingleNestedAttribute{
-			Description: "Delivery status, read from the agent at every refresh: a failing destination shows " +
-				"here and in the plan's refresh output.",
-			Computed: true,
+			Description: "Delivery status, a snapshot read from the agent at every refresh. A destination whose " +
+				"deliveries fail (`retrying` or `failing`) adds a warning to `terraform plan` and `terraform apply` " +
+				"naming the destination, the last error and since when. An update keeps the snapshot (so a plan " +
+				"does not show it as changing) unless it changes `enabled`; the next refresh reads it again.",
+			Computed:      true,
+			PlanModifiers: []planmodifier.Object{statusSnapshot{}},
 			Attributes: map[string]schema.Attribute{
-				"state": str("`healthy`, `failing` (deliveries fail, see `last_error`; events are kept and retried), " +
-					"`paused` (`enabled = false`) or `pending` (nothing delivered yet)."),
+				"state": str("`pending` (nothing delivered yet), `healthy` (the last attempt succeeded), `retrying` " +
+					"(the last attempt failed, for less than the agent's `failing_after`, 5 minutes by default), " +
+					"`failing` (attempts have failed for longer; see `last_error`) or `paused` (`enabled = false`). " +
+					"Events are kept and retried while retrying or failing."),
 				"last_delivery_at":  str("Time of the last successful delivery, RFC 3339; null before the first."),
 				"last_attempt_at":   str("Time of the last delivery attempt, RFC 3339; null before the first."),
 				"last_error":        str("Error of the last failed delivery, with the fix when there is one; null when the last attempt succeeded."),

@@ -464,6 +464,7 @@ func TestAccS3Destination_validation(t *testing.T) {
 		{with(role, `prefix = "a/../b"`), `"\.\." path segments`},
 		{with(role, `event_types = []`), `set must contain at least 1 elements`},
 		{with(role, `max_object_bytes = 1024`), `value must be between`},
+		{with(role, `max_object_bytes = 0`), `max_object_bytes value must be between 5242880 and 5497558138880, got: 0`},
 		{with(role, `backfill = "forever"`), `duration such as`},
 		{with(role, `compression = "brotli"`), `value must be one of`},
 		{with(role, `key_template = "../{seq_from}-{seq_to}_{part}"`), `keys stay under the prefix`},

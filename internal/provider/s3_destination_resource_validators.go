@@ -141,3 +141,33 @@ func (kmsKeyValidator) ValidateResource(ctx context.Context, req resource.Valida
 			`kms_key_arn is only used with encryption = "sse-kms": set encryption = "sse-kms" or remove kms_key_arn.`)
 	}
 }
+
+// statusSnapshot plans status as its last refreshed value on an update:
+// status is a read-only snapshot of the agent's delivery state, refreshed
+// at every Read, and nothing an update sends changes it, except enabled
+// (which turns it paused or back). Without this every update would show a
+// dozen status values as "(known after apply)".
+type statusSnapshot struct{}
+
+var _ planmodifier.Object = statusSnapshot{}
+
+func (statusSnapshot) Description(_ context.Context) string {
+	return "keeps the refreshed status on an update that does not change enabled"
+}
+
+func (m statusSnapshot) MarkdownDescription(ctx context.Context) string {
+	return m.Description(ctx)
+}
+
+func (statusSnapshot) PlanModifyObject(ctx context.Context, req planmodifier.ObjectRequest, resp *planmodifier.ObjectResponse) {
+	if req.StateValue.IsNull() || req.Plan.Raw.IsNull() || !req.PlanValue.IsUnknown() {
+		return
+	}
+	var planned, prior types.Bool
+	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root("enabled"), &planned)...)
+	resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("enabled"), &prior)...)
+	if resp.Diagnostics.HasError() || !planned.Equal(prior) {
+		return
+	}
+	resp.PlanValue = req.StateValue
+}

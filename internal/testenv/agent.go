@@ -107,6 +107,8 @@ type AgentOptions struct {
 	Ingest string
 	// Delivery is added to the config's delivery block.
 	Delivery string
+	// AWS is added to the config's aws block, e.g. allowed_regions.
+	AWS string
 	// TLS serves the API over HTTPS with a self-signed certificate.
 	TLS bool
 }
@@ -143,6 +145,7 @@ aws {
   access_key_id     = %q
   secret_access_key = %q
   assume_role_retry = "0s"
+%s
 }
 
 ingest {
@@ -156,7 +159,7 @@ delivery {
 %s
 }
 %s
-`, a.listen, filepath.Join(dir, "data"), opts.LogLevel, opts.S3Endpoint, m.URL, arn, key, secret, opts.Ingest, opts.Tick, opts.Delivery, tlsBlock)
+`, a.listen, filepath.Join(dir, "data"), opts.LogLevel, opts.S3Endpoint, m.URL, arn, key, secret, opts.AWS, opts.Ingest, opts.Tick, opts.Delivery, tlsBlock)
 	if err := os.WriteFile(a.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
