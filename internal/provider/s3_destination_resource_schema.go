@@ -79,7 +79,8 @@ func locationAttributes() map[string]schema.Attribute {
 		},
 		"region": schema.StringAttribute{
 			Description: "AWS region of the bucket, such as `us-east-1` or `eu-west-2`. The connection test fails " +
-				"with the bucket's real region when it differs.",
+				"with the bucket's real region when it differs. When the platform's agent allows only some regions, " +
+				"another region is refused at plan time with the list of allowed ones.",
 			Required: true,
 			Validators: []validator.String{
 				stringvalidator.RegexMatches(api.RegionRe, `must be an AWS region name such as "us-east-1" or "eu-west-2"`),
