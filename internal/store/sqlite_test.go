@@ -1050,7 +1050,7 @@ func TestRecordAttempt(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Date(2025, 3, 1, 12, 0, 0, 123e6, time.UTC)
-	at := func(min int) time.Time { return t0.Add(time.Duration(min) * time.Minute) }
+	at := func(minutes int) time.Time { return t0.Add(time.Duration(minutes) * time.Minute) }
 	steps := []struct {
 		name    string
 		attempt Attempt
