@@ -147,11 +147,8 @@ func (s *SQLite) GetStatus(ctx context.Context, destID string) (Status, error) {
 // RecordAttempt records the outcome of a delivery attempt in one statement
 // (see Store.RecordAttempt). The status row is created when the destination
 // has none yet; selecting from destinations makes an unknown destination
-// insert nothing, which is how it is told apart. A zero a.At is set to now.
+// insert nothing, which is how it is told apart.
 func (s *SQLite) RecordAttempt(ctx context.Context, destID string, a Attempt) error {
-	if a.At.IsZero() {
-		a.At = s.now()
-	}
 	at := toMs(a.At)
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO destination_status

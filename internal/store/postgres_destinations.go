@@ -121,25 +121,6 @@ func (p *Postgres) GetStatus(ctx context.Context, destID string) (Status, error)
 	return st, nil
 }
 
-// SetStatus replaces a destination's status, creating it if needed.
-func (p *Postgres) SetStatus(ctx context.Context, destID string, st Status) error {
-	tag, err := p.exec(ctx, `INSERT INTO destination_status
-			(destination_id, last_delivery_at, last_attempt_at, last_error,
-			 failing_since, events_delivered, objects_delivered, bytes_delivered)
-		SELECT id, $2, $3, $4, $5, $6, $7, $8 FROM destinations WHERE id = $1
-		ON CONFLICT (destination_id) DO UPDATE SET
-			last_delivery_at  = excluded.last_delivery_at,
-			last_attempt_at   = excluded.last_attempt_at,
-			last_error        = excluded.last_error,
-			failing_since     = excluded.failing_since,
-			events_delivered  = excluded.events_delivered,
-			objects_delivered = excluded.objects_delivered,
-			bytes_delivered   = excluded.bytes_delivered`,
-		destID, toMs(st.LastDeliveryAt), toMs(st.LastAttemptAt), st.LastError,
-		toMs(st.FailingSince), st.EventsDelivered, st.ObjectsDelivered, st.BytesDelivered)
-	return p.statusWritten(ctx, "set status", destID, tag.RowsAffected(), err)
-}
-
 // RecordAttempt updates the destination's status in one statement. See
 // Store.RecordAttempt. The statement reads the destination row, so an
 // unknown destination changes nothing and is reported as not found.

@@ -71,7 +71,7 @@ func Run(t *testing.T, open Opener) {
 		{"UpdatePlan", testUpdatePlan},
 		{"CommitPlanOnce", testCommitPlanOnce},
 		{"RecordAttempt", testRecordAttempt},
-		{"SetStatus", testSetStatus},
+		{"RecordAttemptConcurrentWithCommits", testRecordAttemptConcurrentWithCommits},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1255,17 +1255,8 @@ func testCommitPlanOnce(t *testing.T, f *fixture) {
 	checkDelivered(t, f, a.ID, "d1", 100, store.Status{LastDeliveryAt: t0, EventsDelivered: 100, ObjectsDelivered: 1, BytesDelivered: 1000})
 }
 
-// attemptRecorder is the status method engines are gaining; the suite tests
-// it where the engine has it.
-type attemptRecorder interface {
-	RecordAttempt(ctx context.Context, destID string, a store.Attempt) error
-}
-
 func testRecordAttempt(t *testing.T, f *fixture) {
-	ra, ok := f.s.(attemptRecorder)
-	if !ok {
-		t.Skip("the engine has no RecordAttempt yet")
-	}
+	ra := f.s
 	a := f.tenant(t, "a")
 	f.destination(t, a.ID, "d1", 0)
 	t1, t2, t3, t4 := t0.Add(time.Minute), t0.Add(2*time.Minute), t0.Add(3*time.Minute), t0.Add(4*time.Minute)
@@ -1317,32 +1308,49 @@ func testRecordAttempt(t *testing.T, f *fixture) {
 	}
 }
 
-// statusSetter is the status method being replaced by RecordAttempt.
-type statusSetter interface {
-	SetStatus(ctx context.Context, destID string, s store.Status) error
-}
-
-func testSetStatus(t *testing.T, f *fixture) {
-	ss, ok := f.s.(statusSetter)
-	if !ok {
-		t.Skip("the engine has no SetStatus")
-	}
+// Attempts recorded while plans commit lose none of the commits' counters:
+// each is one statement, not a read and a rewrite of the whole status.
+func testRecordAttemptConcurrentWithCommits(t *testing.T, f *fixture) {
 	a := f.tenant(t, "a")
 	f.destination(t, a.ID, "d1", 0)
-	if err := ss.SetStatus(f.ctx, "nope", store.Status{}); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("SetStatus(unknown): err = %v, want ErrNotFound", err)
-	}
-	updates := []store.Status{
-		{LastAttemptAt: t0, LastError: "AccessDenied", FailingSince: t0, EventsDelivered: 1},
-		{LastDeliveryAt: t0.Add(time.Minute), LastAttemptAt: t0.Add(time.Minute), EventsDelivered: 10, ObjectsDelivered: 2, BytesDelivered: 300},
-	}
-	for i, want := range updates {
-		if err := ss.SetStatus(f.ctx, "d1", want); err != nil {
+	const commits = 20
+	errs := make(chan error, 2)
+	go func() {
+		for i := range commits {
+			p := store.Plan{DestinationID: "d1", FromSeq: int64(i + 1), ToSeq: int64(i + 1), WindowEnd: t0, Objects: []byte(`[]`)}
+			if err := f.s.SavePlan(f.ctx, p); err != nil {
+				errs <- err
+				return
+			}
+			if err := f.s.CommitPlan(f.ctx, p, store.Delivered{Events: 1, Objects: 1, Bytes: 10, At: t0}); err != nil {
+				errs <- err
+				return
+			}
+		}
+		errs <- nil
+	}()
+	go func() {
+		for i := range commits {
+			attempt := store.Attempt{At: t0.Add(time.Duration(i) * time.Second)}
+			if i%2 == 0 {
+				attempt.Err = "SlowDown"
+			}
+			if err := f.s.RecordAttempt(f.ctx, "d1", attempt); err != nil {
+				errs <- err
+				return
+			}
+		}
+		errs <- nil
+	}()
+	for range 2 {
+		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
-		if got := f.status(t, "d1"); got != want {
-			t.Errorf("update %d: GetStatus = %+v, want %+v", i, got, want)
-		}
+	}
+	st := f.status(t, "d1")
+	if st.EventsDelivered != commits || st.ObjectsDelivered != commits || st.BytesDelivered != 10*commits {
+		t.Errorf("counters = %d events, %d objects, %d bytes; want %d, %d, %d",
+			st.EventsDelivered, st.ObjectsDelivered, st.BytesDelivered, commits, commits, 10*commits)
 	}
 }
 
