@@ -82,7 +82,7 @@ func TestDevModeAsANewcomer(t *testing.T) {
 			t.Fatalf("run %d of the printed curl line: %v\n%s", run, err, out)
 		}
 	}
-	if got := waitForEvents(t, objectDir, `"actor":"alice@example.com"`, 2, 30*time.Second); got != 2 {
+	if got := waitForEvents(t, objectDir, `"actor":"alice@example.com"`, 2, testenv.HangGuard); got != 2 {
 		t.Fatalf("%d posted events delivered to %s, want 2", got, objectDir)
 	}
 
@@ -96,7 +96,7 @@ func TestDevModeAsANewcomer(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dev mode exited with %v", err)
 		}
-	case <-time.After(20 * time.Second):
+	case <-time.After(testenv.HangGuard):
 		t.Fatal("dev mode did not stop after SIGTERM")
 	}
 	for _, path := range []string{objectDir, infoFile} {
@@ -156,7 +156,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 func readDevBanner(t *testing.T, w *lineWriter) []string {
 	t.Helper()
 	var lines []string
-	timeout := time.After(60 * time.Second)
+	timeout := time.After(testenv.HangGuard)
 	for {
 		select {
 		case line := <-w.lines:
@@ -169,7 +169,7 @@ func readDevBanner(t *testing.T, w *lineWriter) []string {
 				return lines
 			}
 		case <-timeout:
-			t.Fatalf("no banner after 60s:\n%s", strings.Join(lines, "\n"))
+			t.Fatalf("no banner after %s:\n%s", testenv.HangGuard, strings.Join(lines, "\n"))
 		}
 	}
 }

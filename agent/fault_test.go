@@ -45,14 +45,16 @@ type faultDestination struct {
 // and CompleteMultipartUpload as well as PutObject.
 func TestDeliveryExactlyOnceUnderFaults(t *testing.T) {
 	const (
-		batches       = 200 // of perBatch events each, ~400 bytes an event
-		perBatch      = 150
-		burstEvents   = 3200 // ~4 KiB each, ~10 MB gzip'd, in one request
-		repostChance  = 0.15 // after a batch, re-post an acknowledged one
-		minKills      = 30
-		faultChance   = 0.07 // per object write, for each of the four faults
-		killPhaseMax  = 75 * time.Second
-		drainDeadline = 45 * time.Second
+		batches      = 200 // of perBatch events each, ~400 bytes an event
+		perBatch     = 150
+		burstEvents  = 3200 // ~4 KiB each, ~10 MB gzip'd, in one request
+		repostChance = 0.15 // after a batch, re-post an acknowledged one
+		minKills     = 30
+		faultChance  = 0.07 // per object write, for each of the four faults
+		// The kills are spaced by progress, not by time, so a slow machine
+		// makes the run longer, not weaker. hangGuard only bounds a run
+		// that stopped making progress.
+		hangGuard = 10 * time.Minute
 	)
 	burstsAt := []int{15, 60, 105, 150} // a burst before each of these batches
 	seed := uint64(time.Now().UnixNano())
@@ -95,53 +97,30 @@ func TestDeliveryExactlyOnceUnderFaults(t *testing.T) {
 		}
 		dests = append(dests, faultDestination{bucket: bucket, dest: created})
 	}
-	ingest, err := api.NewClient(w.Endpoint, w.IngestToken(t), &http.Client{Timeout: 30 * time.Second})
+	// A generous per-attempt timeout: a burst is ~13 MB, and a timed-out
+	// attempt is retried anyway.
+	ingest, err := api.NewClient(w.Endpoint, w.IngestToken(t), &http.Client{Timeout: 2 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	proxy.SetEnabled(true)
 
-	ctx, cancel := context.WithCancel(t.Context())
+	killPhase := time.Now()
+	guard := killPhase.Add(hangGuard)
+	ctx, cancel := context.WithDeadline(t.Context(), guard)
 	defer cancel()
 	p := &poster{client: ingest, rng: rand.New(rand.NewPCG(seed, 2)), ids: map[string]bool{}}
 	posted := make(chan error, 1)
 	go func() {
 		posted <- p.run(ctx, batches, perBatch, burstsAt, burstEvents, repostChance)
 	}()
-
-	// The killer: half of the kills at a random moment, half right after
-	// the agent sent an object write, so that many land mid-delivery.
-	var kills, midWrite int
-	postDone := false
-	killPhase := time.Now()
-	for kills < minKills || !postDone {
-		if time.Since(killPhase) > killPhaseMax {
-			t.Fatalf("after %s and %d kills the poster has not finished (%d of %d batches acknowledged)",
-				killPhaseMax, kills, p.acked(), batches)
-		}
-		if kills%2 == 0 {
-			time.Sleep(randDuration(rng, 150*time.Millisecond, 900*time.Millisecond))
-		} else {
-			writes := proxy.Writes()
-			for wait := time.Now(); proxy.Writes() == writes && time.Since(wait) < 2*time.Second; {
-				time.Sleep(5 * time.Millisecond)
-			}
-			time.Sleep(randDuration(rng, 0, 15*time.Millisecond))
-		}
-		if proxy.InFlight() > 0 {
-			midWrite++
-		}
-		w.Process().Kill()
-		kills++
-		w.Start(t)
-		select {
-		case err := <-posted:
-			postDone = true
-			if err != nil {
-				t.Fatalf("posting events: %v", err)
-			}
-		default:
-		}
+	k := &killer{
+		t: t, w: w, proxy: proxy, p: p, rng: rng, posted: posted,
+		guard: guard, hangGuard: hangGuard, batches: batches, minKills: minKills,
+		caughtUp: func() bool { return caughtUp(ctx, manage, dests) },
+	}
+	for k.kills < minKills || !k.postDone {
+		k.killOnce()
 	}
 	killDuration := time.Since(killPhase)
 
@@ -159,9 +138,9 @@ func TestDeliveryExactlyOnceUnderFaults(t *testing.T) {
 			if got.Status.LagEvents == 0 {
 				break
 			}
-			if time.Since(drainStart) > drainDeadline {
-				t.Fatalf("%s: %d events still undelivered %s after the last kill; status %+v",
-					d.bucket, got.Status.LagEvents, drainDeadline, got.Status)
+			if time.Now().After(guard) {
+				t.Fatalf("hang guard: %s: %d events still undelivered %s after the last kill (%s into the run); status %+v",
+					d.bucket, got.Status.LagEvents, time.Since(drainStart).Round(time.Second), hangGuard, got.Status)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
@@ -214,11 +193,123 @@ func TestDeliveryExactlyOnceUnderFaults(t *testing.T) {
 	}
 
 	t.Logf("%d kills (%d with an object write in flight) in %s; drained in %s; total %s",
-		kills, midWrite, killDuration.Round(time.Millisecond), drainDuration.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+		k.kills, k.midWrite, killDuration.Round(time.Millisecond), drainDuration.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	t.Logf("%d events ingested in %d requests (%d re-posts, %d post attempts failed while the agent was down)",
 		len(ingested), batches+len(burstsAt), p.reposts, p.retries)
 	t.Logf("%d objects in %d buckets; object writes %v; faults injected %v, by operation %v; 412 PreconditionFailed: %d; completions acknowledged again: %d",
 		objects, len(dests), ops, injected, proxy.InjectedByOp(), preconditions, proxy.Recompleted())
+}
+
+// killer SIGKILLs and restarts the fault test's agent. The kills are spaced
+// by progress, never by time alone: before each, the poster must have had
+// batches acknowledged since the last restart, so that however slow the
+// machine, every restart is followed by work done and the kills cannot
+// outrun the work.
+type killer struct {
+	t         *testing.T
+	w         *world
+	proxy     *testenv.FaultProxy
+	p         *poster
+	rng       *rand.Rand
+	posted    <-chan error
+	guard     time.Time
+	hangGuard time.Duration
+	batches   int
+	minKills  int
+	// caughtUp tells whether every destination has delivered everything.
+	caughtUp func() bool
+
+	kills    int
+	midWrite int // kills with an object write in flight
+	postDone bool
+	// writes is the proxy's object-write count when the agent last started.
+	writes int64
+}
+
+// killOnce waits for the moment of the next kill, kills the agent and
+// starts it again. Half of the kills come at a random moment once enough
+// batches were acknowledged, the other half right after the agent then sent
+// an object write, so that many land mid-delivery.
+func (k *killer) killOnce() {
+	if k.postDone {
+		// Only the minimum number of kills is left to reach: space them by
+		// delivery, until there is nothing left to deliver.
+		k.waitUntil("an object write or every event delivered", 100*time.Millisecond, func() bool {
+			return k.proxy.Writes() > k.writes || k.caughtUp()
+		})
+	} else {
+		acked, need := k.p.acked(), k.spacing()
+		k.waitUntil(fmt.Sprintf("%d more batches acknowledged", need), 5*time.Millisecond, func() bool {
+			return k.p.acked() >= acked+need || k.postDone
+		})
+	}
+	if k.kills%2 == 0 {
+		time.Sleep(randDuration(k.rng, 0, 300*time.Millisecond))
+	} else {
+		writes := k.proxy.Writes()
+		k.waitUntil("an object write", 5*time.Millisecond, func() bool {
+			return k.proxy.Writes() > writes || k.postDone
+		})
+		time.Sleep(randDuration(k.rng, 0, 15*time.Millisecond))
+	}
+	if k.proxy.InFlight() > 0 {
+		k.midWrite++
+	}
+	k.w.Process().Kill()
+	k.kills++
+	k.w.Start(k.t)
+	k.writes = k.proxy.Writes()
+}
+
+// spacing draws how many more batches must be acknowledged before the next
+// kill. Until the minimum number of kills is reached, the draw is bounded
+// so that the remaining kills fit in the remaining batches.
+func (k *killer) spacing() int {
+	if left := k.minKills - k.kills; left > 0 {
+		per := (k.batches - k.p.acked()) / left
+		return 1 + k.rng.IntN(max(1, per))
+	}
+	return 2 + k.rng.IntN(7)
+}
+
+// waitUntil polls cond every interval. It notes when the poster finishes
+// (failing the test if it failed) and fails the test when the hang guard
+// passes.
+func (k *killer) waitUntil(what string, interval time.Duration, cond func() bool) {
+	k.t.Helper()
+	for {
+		if !k.postDone {
+			select {
+			case err := <-k.posted:
+				k.postDone = true
+				if err != nil {
+					k.t.Fatalf("posting events (%d kills so far): %v", k.kills, err)
+				}
+			default:
+			}
+		}
+		if cond() {
+			return
+		}
+		if time.Now().After(k.guard) {
+			k.t.Fatalf("hang guard: after %s and %d kills the work is not done (%d of %d batches acknowledged, %d object writes); waiting for %s",
+				k.hangGuard, k.kills, k.p.acked(), k.batches, k.proxy.Writes(), what)
+		}
+		time.Sleep(interval)
+	}
+}
+
+// caughtUp tells whether every destination has delivered every event.
+func caughtUp(ctx context.Context, manage *api.Client, dests []faultDestination) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for _, d := range dests {
+		got, err := manage.GetDestination(ctx, d.dest.ID)
+		if err != nil || got.Status.LagEvents != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // checkExactlyOnce asserts that every ingested messageId is in bucket exactly
@@ -384,11 +475,10 @@ func (p *poster) postBatch(ctx context.Context, name string, b batch) error {
 	return nil
 }
 
-// post sends body until the agent acknowledges it. Failures to reach the
-// agent and 5xx answers are retried (the agent may be down or starting);
-// any other answer is an error.
+// post sends body until the agent acknowledges it or ctx ends. Failures to
+// reach the agent and 5xx answers are retried (the agent may be down or
+// starting); any other answer is an error.
 func (p *poster) post(ctx context.Context, body []byte) (api.IngestResponse, error) {
-	deadline := time.Now().Add(60 * time.Second)
 	for {
 		res, err := p.client.PostEvents(ctx, "acme", body)
 		if err == nil {
@@ -398,15 +488,12 @@ func (p *poster) post(ctx context.Context, body []byte) (api.IngestResponse, err
 		if errors.As(err, &ae) && ae.StatusCode < 500 {
 			return res, err
 		}
-		if time.Now().After(deadline) {
-			return res, fmt.Errorf("not acknowledged within 60s: %w", err)
-		}
 		p.mu.Lock()
 		p.retries++
 		p.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return res, ctx.Err()
+			return res, fmt.Errorf("not acknowledged before the hang guard (%w); last error: %w", ctx.Err(), err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/auditexport/auditexport/internal/api"
+	"github.com/auditexport/auditexport/internal/testenv"
 )
 
 // A destination with every object option set, delivered to a real S3
@@ -48,7 +49,7 @@ func TestObjectOptions(t *testing.T) {
 		}
 	}
 
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(testenv.HangGuard)
 	for {
 		d, err := manage.GetDestination(ctxT(t), dest.ID)
 		if err == nil && d.Status.Cursor == 600 {

@@ -25,7 +25,7 @@ func TestIngestLimits(t *testing.T) {
 		Ingest: `
   max_request_bytes      = 65536
   max_event_bytes        = 4096
-  tenant_rate_per_second = 100
+  tenant_rate_per_second = 1
   tenant_rate_burst      = 150`,
 	})}
 	w.tenant(t, "acme")
@@ -50,6 +50,8 @@ func TestIngestLimits(t *testing.T) {
 	_, err = ingest.PostEvents(ctxT(t), "acme", []byte(`{"timestamp":1767225600000,"eventName":"x","messageId":"m","pad":"`+strings.Repeat("a", 5000)+`"}`))
 	expect("event over max_event_bytes", err, http.StatusRequestEntityTooLarge, "line 1")
 
+	// At one event a second the bucket refills too slowly for the second
+	// batch to fit however long the machine takes between the two.
 	if res, err := ingest.PostEvents(ctxT(t), "acme", batch("a", 140)); err != nil || res.Stored != 140 {
 		t.Fatalf("first batch within the burst: %+v, %v", res, err)
 	}
@@ -73,9 +75,9 @@ func TestFailingDestinationIsIsolated(t *testing.T) {
 	w.deleteBucket(t, badBucket)
 
 	sent := postConcurrently(t, w.ingestClient(t), "acme", 2, 100)
-	w.waitDelivered(t, goodBucket, sent, 10*time.Second)
+	w.waitDelivered(t, goodBucket, sent)
 
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(testenv.HangGuard)
 	for {
 		d, err := manage.GetDestination(ctxT(t), bad.ID)
 		if err != nil {
@@ -133,8 +135,8 @@ func TestServeTLS(t *testing.T) {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	deadline := time.Now().Add(15 * time.Second)
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	deadline := time.Now().Add(testenv.HangGuard)
 	for {
 		resp, err := client.Get("https://" + addr + "/healthz")
 		if err == nil {

@@ -205,7 +205,7 @@ func (r *rig) post(n int) []string {
 // waitAsleep waits until the destination loop is waiting on the clock.
 func (r *rig) waitAsleep() {
 	r.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(time.Minute) // a hang guard, not a budget
 	for r.clock.Waiters() == 0 {
 		if time.Now().After(deadline) {
 			r.t.Fatal("the delivery loop never waited on the clock")
@@ -215,10 +215,12 @@ func (r *rig) waitAsleep() {
 }
 
 // advance moves the clock to at and waits for the loop to go back to sleep.
+// A rig has one destination loop, so one waiter: if Set fires it, Waiters
+// drops to zero at once and is non-zero again only once the loop has done
+// its work and sleeps; if not, the loop sleeps on.
 func (r *rig) advance(at string) {
 	r.t.Helper()
 	r.clock.Set(mustTime(r.t, at))
-	time.Sleep(20 * time.Millisecond)
 	r.waitAsleep()
 }
 
@@ -441,7 +443,7 @@ func TestStopFinishesTheAttemptInFlight(t *testing.T) {
 	r.clock.Set(mustTime(t, "2026-11-25T10:01:00Z"))
 	select {
 	case <-r.sink.started:
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("no upload started")
 	}
 	r.stop()

@@ -143,7 +143,7 @@ func batch(tenant int64, prefix string, n int) store.AppendBatch {
 // waitFor polls cond until it holds, failing the test after a while.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute) // a hang guard, not a budget
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -157,7 +157,7 @@ func (f *fakeStore) waitEntered(t *testing.T) {
 	t.Helper()
 	select {
 	case <-f.entered:
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("timed out waiting for Append")
 	}
 }
@@ -182,7 +182,7 @@ func receive(t *testing.T, ch <-chan outcome) outcome {
 	select {
 	case o := <-ch:
 		return o
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("timed out waiting for Submit")
 		return outcome{}
 	}

@@ -486,7 +486,7 @@ func postEvents(t *testing.T, agent *testenv.Agent, tenant string, n int) {
 // connection test's, and returns its key.
 func waitForDelivery(t *testing.T, list func() []string) string {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(testenv.HangGuard)
 	for time.Now().Before(deadline) {
 		for _, key := range list() {
 			if !strings.Contains(key, policy.ConnectionTestPrefix) {
@@ -495,7 +495,7 @@ func waitForDelivery(t *testing.T, list func() []string) string {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("no object delivered after 30s; keys: %v", list())
+	t.Fatalf("no object delivered after %s; keys: %v", testenv.HangGuard, list())
 	return ""
 }
 

@@ -179,7 +179,7 @@ func (a *Agent) useTLS(t testing.TB, dir string) string {
 	pool.AppendCertsFromPEM(pem)
 	a.CACertPEM = string(pem)
 	a.Endpoint = "https://" + a.listen
-	a.http = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+	a.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 	}}
 	return fmt.Sprintf("tls {\n  cert_file = %q\n  key_file  = %q\n}\n", cert, key)
@@ -291,7 +291,7 @@ func (a *Agent) Start(t testing.TB) *AgentProcess {
 		}
 	})
 	a.proc = p
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(HangGuard)
 	for time.Now().Before(deadline) {
 		if resp, err := a.http.Get(a.Endpoint + "/healthz"); err == nil {
 			_ = resp.Body.Close()
@@ -305,7 +305,7 @@ func (a *Agent) Start(t testing.TB) *AgentProcess {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	t.Fatalf("agent not healthy after 20s:\n%s", p.log.String())
+	t.Fatalf("agent not healthy after %s:\n%s", HangGuard, p.log.String())
 	return nil
 }
 

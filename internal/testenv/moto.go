@@ -39,8 +39,6 @@ const (
 	// bootstrapRequests is the number of unauthenticated requests moto
 	// allows before it enforces IAM: exactly the calls of bootstrapAdmin.
 	bootstrapRequests = 3
-
-	startTimeout = 15 * time.Second
 )
 
 // Moto is a running moto_server.
@@ -123,7 +121,7 @@ func serverEnv() []string {
 func (m *Moto) waitReady(t testing.TB, exited <-chan error) {
 	t.Helper()
 	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(startTimeout)
+	deadline := time.Now().Add(HangGuard)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-exited:
@@ -144,7 +142,7 @@ func (m *Moto) waitReady(t testing.TB, exited <-chan error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("moto_server not ready after %s; log:\n%s", startTimeout, m.LogTail())
+	t.Fatalf("moto_server not ready after %s; log:\n%s", HangGuard, m.LogTail())
 }
 
 // runningOn matches werkzeug's startup line "* Running on http://127.0.0.1:PORT".

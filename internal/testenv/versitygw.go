@@ -174,7 +174,7 @@ func (g *VersityGW) start(t testing.TB, dir string, tlsArgs []string) error {
 
 // waitReady polls the health endpoint and the admin port.
 func (g *VersityGW) waitReady(exited <-chan struct{}, adminAddr string) error {
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(HangGuard)
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
@@ -186,7 +186,7 @@ func (g *VersityGW) waitReady(exited <-chan struct{}, adminAddr string) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("versitygw not ready after 15s:\n%s", g.LogTail())
+	return fmt.Errorf("versitygw not ready after %s:\n%s", HangGuard, g.LogTail())
 }
 
 func (g *VersityGW) healthy() bool {
