@@ -28,20 +28,37 @@ func newAdminFlags(name string) adminFlags {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	return adminFlags{
 		fs:         fs,
-		configPath: fs.String("config", "", "the agent's HCL config file (for data_dir)"),
-		dataDir:    fs.String("data-dir", "", "the agent's data directory (overrides the config)"),
+		configPath: fs.String("config", "", "the running agent's HCL config `file`, for its data_dir"),
+		dataDir:    fs.String("data-dir", "", "the running agent's data `directory` (overrides the config's data_dir)"),
 	}
 }
 
+// open opens the store of the agent that serve runs with the same config.
+// It never creates one: a new, empty store would hold tenants and tokens the
+// running agent does not know, and reject with 401.
 func (a adminFlags) open(ctx context.Context) (*store.SQLite, error) {
-	cfg, err := config.Load(*a.configPath)
+	path, from := config.Find(*a.configPath)
+	cfg, err := config.Load(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("loading the config named by %s: %w", from, err)
+	}
+	dataFrom := fmt.Sprintf("data_dir %q from %s", cfg.DataDir, from)
+	if path != "" {
+		dataFrom = fmt.Sprintf("data_dir %q from %s (%s)", cfg.DataDir, path, from)
 	}
 	if *a.dataDir != "" {
 		cfg.DataDir = *a.dataDir
+		dataFrom = fmt.Sprintf("-data-dir %q", cfg.DataDir)
 	}
-	return daemon.OpenStore(ctx, cfg)
+	st, err := daemon.OpenExistingStore(ctx, cfg)
+	var nf *daemon.StoreNotFoundError
+	if errors.As(err, &nf) {
+		return nil, fmt.Errorf("no agent store at %s (%s). Point this command at the running agent: "+
+			"its config with -config FILE or %s=FILE, or its data directory with -data-dir DIR; "+
+			"or start `auditexport-agent serve` with this config first, which creates the store",
+			nf.Path, dataFrom, config.EnvConfig)
+	}
+	return st, err
 }
 
 func runTenant(ctx context.Context, args []string, out io.Writer) error {
@@ -78,7 +95,7 @@ func runTenant(ctx context.Context, args []string, out io.Writer) error {
 		}
 		return nil
 	}
-	return usageError{"usage: tenant create NAME | tenant list"}
+	return usageError{msg: "use tenant create NAME or tenant list", usage: flagUsage(f.fs)}
 }
 
 func createTenant(ctx context.Context, st store.Store, name string) (store.Tenant, error) {
@@ -94,14 +111,14 @@ func createTenant(ctx context.Context, st store.Store, name string) (store.Tenan
 
 func runToken(ctx context.Context, args []string, out io.Writer) error {
 	f := newAdminFlags("token")
-	tenant := f.fs.String("tenant", "", "tenant whose manage token to create")
+	tenant := f.fs.String("tenant", "", "`name` of the tenant the token belongs to: required for a manage token; an ingest token with it may post for that tenant only")
 	scope := f.fs.String("scope", "", "\"manage\" (with -tenant, the default) or \"ingest\" (the platform's token for posting events)")
 	pos, err := parseInterspersed(f.fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 || pos[0] != "create" {
-		return usageError{"usage: token create -tenant NAME | token create -scope ingest"}
+		return usageError{msg: "use token create -tenant NAME or token create -scope ingest", usage: flagUsage(f.fs)}
 	}
 	if *scope == "" {
 		*scope = api.ScopeManage
@@ -125,9 +142,9 @@ func createToken(ctx context.Context, st store.Store, scope, tenantName string) 
 	var tenantID int64
 	switch {
 	case scope == api.ScopeManage && tenantName == "":
-		return "", usageError{"a manage token belongs to one tenant: add -tenant NAME"}
+		return "", usageError{msg: "a manage token belongs to one tenant: add -tenant NAME"}
 	case scope != api.ScopeManage && scope != api.ScopeIngest:
-		return "", usageError{fmt.Sprintf("-scope %q: use manage or ingest", scope)}
+		return "", usageError{msg: fmt.Sprintf("-scope %q: use manage or ingest", scope)}
 	case tenantName != "":
 		t, err := st.TenantByName(ctx, tenantName)
 		if errors.Is(err, store.ErrNotFound) {

@@ -5,9 +5,14 @@
 //	auditexport-agent dev
 //	auditexport-agent tenant create NAME | tenant list
 //	auditexport-agent token create -tenant NAME | -scope ingest
+//
+// Every command finds its configuration the same way: -config, else
+// $AUDITEXPORT_CONFIG, else /etc/auditexport/agent.hcl if it exists, else
+// the built-in defaults.
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -24,14 +29,36 @@ var version = "dev"
 const usage = `auditexport-agent delivers your platform's audit events to your customers' S3 buckets.
 
 Usage:
-  auditexport-agent serve  [-config agent.hcl]        run the agent
-  auditexport-agent dev    [-listen 127.0.0.1:8470]   run a throw-away agent with a local bucket
-  auditexport-agent tenant create NAME [-config F]    add a tenant (prints its external id)
-  auditexport-agent tenant list [-config F]
-  auditexport-agent token create -tenant NAME [-config F]   manage token for a tenant's Terraform provider
-  auditexport-agent token create -scope ingest [-config F]  the platform's token for posting events
+  auditexport-agent serve [-config FILE]
+      run the agent
+  auditexport-agent dev [-listen ADDR] [-s3-listen ADDR] [-dir DIR] [-tick DURATION]
+                        [-info-file FILE] [-provider-dir DIR]
+      run a throw-away agent with a local bucket
+  auditexport-agent tenant create NAME [-config FILE] [-data-dir DIR]
+      add a tenant (prints its external id)
+  auditexport-agent tenant list [-config FILE] [-data-dir DIR]
+      list the tenants and their external ids
+  auditexport-agent token create -tenant NAME [-config FILE] [-data-dir DIR]
+      a manage token, for the tenant's Terraform provider
+  auditexport-agent token create -scope ingest [-tenant NAME] [-config FILE] [-data-dir DIR]
+      the platform's token for posting events (with -tenant, for that tenant only)
   auditexport-agent version
+
+Every command reads the config file named by -config, else by
+$AUDITEXPORT_CONFIG, else /etc/auditexport/agent.hcl if it exists, else runs
+on built-in defaults. The tenant and token commands change the store of the
+agent that config describes (its data_dir, or -data-dir), which serve must
+have created. "auditexport-agent COMMAND -h" shows a command's flags.
 `
+
+// commandUsage is the synopsis of each command's -h, by flag set name.
+var commandUsage = map[string]string{
+	"serve":  "auditexport-agent serve [-config FILE]\n\nRuns the agent: the API, durable ingest and delivery.",
+	"dev":    "auditexport-agent dev [flags]\n\nRuns a throw-away agent with a local S3-compatible bucket, a tenant, tokens and a destination.",
+	"tenant": "auditexport-agent tenant create NAME [flags]\n  auditexport-agent tenant list [flags]\n\nAdds or lists tenants in the store of the agent the config describes.",
+	"token": "auditexport-agent token create -tenant NAME [flags]\n  auditexport-agent token create -scope ingest [-tenant NAME] [flags]\n\n" +
+		"Creates a token in the store of the agent the config describes and prints it (it is shown only once).",
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -39,7 +66,11 @@ func main() {
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(os.Stderr, "error: %s\n\n%s", ue.msg, usage)
+			u := ue.usage
+			if u == "" {
+				u = usage
+			}
+			fmt.Fprintf(os.Stderr, "error: %s\n\n%s", ue.msg, u)
 			os.Exit(2)
 		}
 		fmt.Fprintf(os.Stderr, "error: %s\n", err)
@@ -47,13 +78,31 @@ func main() {
 	}
 }
 
-type usageError struct{ msg string }
+// usageError is a mistake in the command line; main prints it with usage,
+// or with the whole usage when that is empty, and exits 2.
+type usageError struct{ msg, usage string }
 
 func (e usageError) Error() string { return e.msg }
 
+// helpShown is returned by parseInterspersed after it printed a command's
+// usage for -h or -help; run ends without an error.
+type helpShown struct{ usage string }
+
+func (helpShown) Error() string { return "help requested" }
+
 func run(ctx context.Context, args []string, out io.Writer) error {
+	err := dispatch(ctx, args, out)
+	var help helpShown
+	if errors.As(err, &help) {
+		fmt.Fprint(out, help.usage)
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"a command is required"}
+		return usageError{msg: "a command is required"}
 	}
 	switch args[0] {
 	case "serve":
@@ -71,16 +120,24 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprint(out, usage)
 		return nil
 	}
-	return usageError{fmt.Sprintf("unknown command %q", args[0])}
+	return usageError{msg: fmt.Sprintf("unknown command %q", args[0])}
 }
 
 // parseInterspersed parses flags that may come before or after positional
-// arguments ("tenant create acme -config x.hcl").
+// arguments ("tenant create acme -config x.hcl"). For -h or -help it returns
+// helpShown with the command's usage; for a bad flag, a usageError with it.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	// The flag package would print its own message and usage to stderr;
+	// run and main print them instead, to the right stream.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, usageError{err.Error()}
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, helpShown{flagUsage(fs)}
+			}
+			return nil, usageError{msg: err.Error(), usage: flagUsage(fs)}
 		}
 		if fs.NArg() == 0 {
 			return positional, nil
@@ -88,4 +145,17 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		positional = append(positional, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
+}
+
+// flagUsage is a command's usage: its synopsis and every flag it takes.
+func flagUsage(fs *flag.FlagSet) string {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "Usage:\n  %s\n\nFlags:\n", commandUsage[fs.Name()])
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	if fs.Lookup("config") != nil {
+		b.WriteString("\nWithout -config, the config file is $AUDITEXPORT_CONFIG, else /etc/auditexport/agent.hcl if it exists, else the built-in defaults.\n")
+	}
+	return b.String()
 }

@@ -15,15 +15,18 @@ import (
 
 func runServe(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	configPath := fs.String("config", "", "HCL config file (default: built-in defaults)")
+	configPath := fs.String("config", "", "the agent's HCL config `file`")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*configPath)
+	path, from := config.Find(*configPath)
+	cfg, err := config.Load(path)
 	if err != nil {
-		return err
+		return fmt.Errorf("loading the config named by %s: %w", from, err)
 	}
-	d, err := daemon.Start(ctx, cfg, newLogger(cfg), version)
+	log := newLogger(cfg)
+	log.Info("configuration", "file", path, "from", from)
+	d, err := daemon.Start(ctx, cfg, log, version)
 	if err != nil {
 		return err
 	}

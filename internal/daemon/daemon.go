@@ -67,6 +67,11 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, version st
 		st.Close()
 		return nil, fmt.Errorf("aws: %w", err)
 	}
+	tester := principalStatus{Principal: principal}
+	if err := checkCredentials(ctx, cfg, log.Named("aws")); err != nil {
+		tester.missing = true
+		log.Warn(missingCredentialsFix, "error", err)
+	}
 	m := metrics.New()
 	d := &Daemon{Store: st, cfg: cfg, log: log, version: version}
 	d.committer = ingest.NewCommitter(st, ingest.CommitterOptions{
@@ -75,7 +80,7 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, version st
 	d.committer.Start()
 	sinks := func(t s3sink.Target) delivery.Sink { return delivery.SinkFor(principal.Writer(t)) }
 	d.deliverer = delivery.New(sealed, sinks, m, log, deliveryOptions(cfg))
-	d.api = server.New(sealed, d.committer, principal, d.deliverer, m, log, serverOptions(cfg))
+	d.api = server.New(sealed, d.committer, tester, d.deliverer, m, log, serverOptions(cfg))
 	return d, nil
 }
 

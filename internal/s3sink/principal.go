@@ -57,7 +57,8 @@ type Options struct {
 	// takes a few seconds to become assumable. Zero means no retry.
 	AssumeRoleRetry time.Duration
 	// Logger gets what a caller cannot be told, such as a multipart upload
-	// that could not be aborted. Nil means no logging.
+	// that could not be aborted, and the AWS SDK's own log lines. Nil means
+	// no logging.
 	Logger hclog.Logger
 }
 
@@ -80,6 +81,9 @@ func NewPrincipal(ctx context.Context, opts Options) (*Principal, error) {
 	}
 	if opts.HTTPClient != nil {
 		loadOpts = append(loadOpts, config.WithHTTPClient(opts.HTTPClient))
+	}
+	if opts.Logger != nil {
+		loadOpts = append(loadOpts, config.WithLogger(SDKLogger(opts.Logger)))
 	}
 	if (opts.AccessKeyID == "") != (opts.SecretAccessKey == "") {
 		return nil, errors.New("s3sink: set both the access key id and the secret access key, or neither")

@@ -100,18 +100,49 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/destinations/{id}", s.withToken(api.ScopeManage, s.getDestination))
 	mux.HandleFunc("PUT /v1/destinations/{id}", s.withToken(api.ScopeManage, s.updateDestination))
 	mux.HandleFunc("DELETE /v1/destinations/{id}", s.withToken(api.ScopeManage, s.deleteDestination))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, api.Error{Code: "not_found", Message: "no such API route: " + r.Method + " " + r.URL.Path})
-	})
+	mux.HandleFunc("/", noRoute(mux))
 	return mux
 }
 
+// routeMethods are the methods the API's routes use.
+var routeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete}
+
+// noRoute answers what no route matched: 405 with Allow when the path is a
+// route for other methods, else 404. The catch-all "/" pattern matches every
+// method, so the mux's own 405 never applies.
+func noRoute(mux *http.ServeMux) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allowed []string
+		for _, m := range routeMethods {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "/" {
+				allowed = append(allowed, m)
+			}
+		}
+		if len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeError(w, http.StatusMethodNotAllowed, api.Error{Code: "method_not_allowed", Message: r.Method + " is not allowed on " + r.URL.Path + ": use " + strings.Join(allowed, " or ")})
+			return
+		}
+		writeError(w, http.StatusNotFound, api.Error{Code: "not_found", Message: "no such API route: " + r.Method + " " + r.URL.Path})
+	}
+}
+
+// healthz answers 200 while the store works. It reports the delivery
+// principal ("delivery_principal": "ok" or "missing") when the Tester knows
+// it, but a missing one does not fail the check: the agent still ingests,
+// so load balancers must keep sending it events.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.store.ListTenants(r.Context()); err != nil {
 		writeError(w, http.StatusServiceUnavailable, api.Error{Code: "store_unavailable", Message: err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	body := map[string]string{"status": "ok"}
+	if p, ok := s.tester.(interface{ DeliveryPrincipal() string }); ok {
+		body["delivery_principal"] = p.DeliveryPrincipal()
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 type tokenKey struct{}

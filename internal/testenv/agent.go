@@ -111,6 +111,9 @@ type AgentOptions struct {
 	AWS string
 	// TLS serves the API over HTTPS with a self-signed certificate.
 	TLS bool
+	// Stopped writes the config without starting the agent; start it with
+	// Start or StartWith.
+	Stopped bool
 }
 
 // NewAgentWithOptions is NewAgent with the choices of opts.
@@ -163,7 +166,9 @@ delivery {
 	if err := os.WriteFile(a.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a.Start(t)
+	if !opts.Stopped {
+		a.Start(t)
+	}
 	return a
 }
 
@@ -277,7 +282,18 @@ type AgentProcess struct {
 // Start starts the agent and waits until /healthz answers.
 func (a *Agent) Start(t testing.TB) *AgentProcess {
 	t.Helper()
-	cmd := exec.Command(a.bin, "serve", "-config", a.Config)
+	return a.StartWith(t, nil, "serve", "-config", a.Config)
+}
+
+// StartWith starts the agent binary with args, and env added to the test's
+// environment, and waits until /healthz answers. The command must serve
+// a's configuration, e.g. "serve" with AUDITEXPORT_CONFIG=a.Config in env.
+func (a *Agent) StartWith(t testing.TB, env []string, args ...string) *AgentProcess {
+	t.Helper()
+	cmd := exec.Command(a.bin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	p := &AgentProcess{cmd: cmd, log: &SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
