@@ -74,10 +74,10 @@ func (w *Writer) testAbort(ctx context.Context, key string) (warning string, err
 	if err := u.create(); err != nil {
 		return "", err
 	}
-	if err := u.abort(); err != nil {
-		return err.Error(), nil
+	if aerr := u.abort(); aerr != nil {
+		warning = aerr.Error()
 	}
-	return "", nil
+	return warning, nil
 }
 
 // assumeRole resolves the target's credentials. A denied AssumeRole is
