@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditexport/auditexport/internal/clock"
+	"github.com/auditexport/auditexport/internal/clock/clocktest"
 	"github.com/auditexport/auditexport/internal/store"
 )
 
@@ -86,13 +86,13 @@ func Run(t *testing.T, open Opener) {
 // fixture is one new store and the clock it runs on.
 type fixture struct {
 	s     store.Store
-	clock *clock.Fake
+	clock *clocktest.Fake
 	ctx   context.Context
 }
 
 func newFixture(t *testing.T, open Opener) *fixture {
 	t.Helper()
-	c := clock.NewFake(t0)
+	c := clocktest.NewFake(t0)
 	s := open(t, Options{Now: c.Now})
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
@@ -1452,7 +1452,7 @@ func testDestinationStatusConsistent(t *testing.T, f *fixture) {
 
 // A closed store refuses calls with an error; it does not hang or panic.
 func testClose(t *testing.T, open Opener) {
-	s := open(t, Options{Now: clock.NewFake(t0).Now})
+	s := open(t, Options{Now: clocktest.NewFake(t0).Now})
 	if _, err := s.CreateTenant(context.Background(), "a", "ext"); err != nil {
 		t.Fatal(err)
 	}
