@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/auditexport/auditexport/internal/api"
-	"github.com/auditexport/auditexport/internal/delivery"
+	"github.com/auditexport/auditexport/internal/destination"
 	"github.com/auditexport/auditexport/internal/encode"
 	"github.com/auditexport/auditexport/internal/s3sink"
 	"github.com/auditexport/auditexport/internal/store"
@@ -66,12 +66,12 @@ func (s stages) serial() float64 {
 }
 
 // measureStages times, on the events of the delivery run: reading them out
-// of the agent's store (Groups + Scan, as the planner and writer do),
+// of the agent's store (GroupsBy + Scan, as the planner and writer do),
 // gzip-encoding them with the encode package into a byte counter, and
 // uploading objects of the delivered objects' sizes with s3sink.Upload. The
 // agent is stopped; the store file is opened with the store package.
 func (w *world) measureStages(ctx context.Context, rep *report) error {
-	st, err := store.OpenSQLite(ctx, w.files.dbPath())
+	st, err := store.Open(ctx, store.Config{SQLitePath: w.files.dbPath()})
 	if err != nil {
 		return err
 	}
@@ -257,7 +257,7 @@ func (w *world) s3Writer(ctx context.Context, spec api.DestinationSpec) (*s3sink
 	if err != nil {
 		return nil, err
 	}
-	return p.Writer(delivery.TargetFor(spec, "")), nil
+	return p.Writer(destination.TargetFor(spec, "")), nil
 }
 
 // putWrite is the size of each write into an upload, about what the gzip

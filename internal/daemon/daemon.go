@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/auditexport/auditexport/internal/clock"
 	"github.com/auditexport/auditexport/internal/config"
 	"github.com/auditexport/auditexport/internal/delivery"
 	"github.com/auditexport/auditexport/internal/ingest"
@@ -29,7 +30,7 @@ const shutdownTimeout = 15 * time.Second
 
 // Daemon is a started agent: store, group commit, delivery and the API.
 type Daemon struct {
-	Store *store.SQLite
+	Store store.Store
 
 	cfg       *config.Config
 	log       hclog.Logger
@@ -49,9 +50,29 @@ func OpenStore(ctx context.Context, cfg *config.Config) (*store.SQLite, error) {
 	return store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "auditexport.db"))
 }
 
+// Options are what a Daemon takes besides its configuration.
+type Options struct {
+	// Clock is the agent's one clock: the store stamps with it, the API
+	// limits rates and computes states with it, delivery schedules,
+	// retries and sweeps with it. nil is the system clock.
+	Clock clock.Clock
+}
+
 // Start opens the store and builds the agent's parts; Serve runs them.
 func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, version string) (*Daemon, error) {
-	st, err := OpenStore(ctx, cfg)
+	return StartWith(ctx, cfg, log, version, Options{})
+}
+
+// StartWith is Start with opts.
+func StartWith(ctx context.Context, cfg *config.Config, log hclog.Logger, version string, opts Options) (*Daemon, error) {
+	clk := opts.Clock
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, store.Config{SQLitePath: filepath.Join(cfg.DataDir, "auditexport.db"), Now: clk.Now})
 	if err != nil {
 		return nil, err
 	}
@@ -79,8 +100,10 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, version st
 	}, log.Named("ingest"))
 	d.committer.Start()
 	sinks := func(t s3sink.Target) delivery.Sink { return delivery.SinkFor(principal.Writer(t)) }
-	d.deliverer = delivery.New(sealed, sinks, m, log, deliveryOptions(cfg))
-	d.api = server.New(sealed, d.committer, tester, d.deliverer, m, log, serverOptions(cfg))
+	dopts, sopts := deliveryOptions(cfg), serverOptions(cfg)
+	dopts.Clock, sopts.Now = clk, clk.Now
+	d.deliverer = delivery.New(sealed, sinks, m, log, dopts)
+	d.api = server.New(sealed, d.committer, tester, d.deliverer, m, log, sopts)
 	return d, nil
 }
 

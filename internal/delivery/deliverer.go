@@ -5,7 +5,6 @@ package delivery
 
 import (
 	"context"
-	"encoding/json"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/auditexport/auditexport/internal/api"
 	"github.com/auditexport/auditexport/internal/clock"
+	"github.com/auditexport/auditexport/internal/destination"
 	"github.com/auditexport/auditexport/internal/metrics"
 	"github.com/auditexport/auditexport/internal/s3sink"
 	"github.com/auditexport/auditexport/internal/store"
@@ -32,7 +32,8 @@ type Options struct {
 	FailingAfter time.Duration
 	// Refresh is how often the destination list is re-read without a Notify.
 	Refresh time.Duration
-	// Clock drives the schedule; the system clock when nil.
+	// Clock drives the schedule, the retries, the states and the retention
+	// sweeps; the system clock when nil.
 	Clock clock.Clock
 	// Retention is the least time events are kept; 0 keeps them forever.
 	Retention time.Duration
@@ -113,9 +114,13 @@ func (d *Deliverer) Notify() {
 // loops to stop. A loop stops between objects, never inside a commit, so a
 // plan in flight is either committed or re-run at the next start.
 func (d *Deliverer) Run(ctx context.Context) {
+	// Refresh is a poll for changes made by another agent sharing the
+	// database: a pace on the machine's clock, not a time the agent keeps.
+	// Retention runs on the agent's clock, so its sweeps follow the same
+	// time its cutoff is computed from.
 	t := time.NewTicker(d.opts.Refresh)
 	defer t.Stop()
-	sweep := time.NewTicker(d.opts.SweepEvery)
+	sweep := d.opts.Clock.NewTicker(d.opts.SweepEvery)
 	defer sweep.Stop()
 	for {
 		d.reconcile(ctx)
@@ -125,7 +130,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-d.wake:
-		case <-sweep.C:
+		case <-sweep.C():
 			d.sweep(ctx)
 		}
 	}
@@ -157,8 +162,8 @@ func (d *Deliverer) reconcile(ctx context.Context) {
 }
 
 func (d *Deliverer) startLocked(ctx context.Context, dest store.Destination) {
-	var spec api.DestinationSpec
-	if err := json.Unmarshal(dest.Spec, &spec); err != nil {
+	spec, err := destination.Decode(dest)
+	if err != nil {
 		d.log.Error("destination spec unreadable", "destination", dest.ID, "error", err)
 		return
 	}
@@ -288,21 +293,10 @@ func (d *Deliverer) sleepUntil(ctx context.Context, at time.Time) bool {
 	}
 }
 
-// destinationTarget is TargetFor, named after the destination in log lines.
+// destinationTarget is destination.TargetFor, named after the destination
+// in log lines.
 func destinationTarget(id string, spec api.DestinationSpec, externalID string) s3sink.Target {
-	t := TargetFor(spec, externalID)
+	t := destination.TargetFor(spec, externalID)
 	t.Destination = id
 	return t
-}
-
-// TargetFor maps a destination spec to the S3 writer's target.
-func TargetFor(spec api.DestinationSpec, externalID string) s3sink.Target {
-	return s3sink.Target{
-		Bucket: spec.Bucket, Region: spec.Region, Prefix: spec.Prefix,
-		RoleARN: spec.RoleARN, ExternalID: externalID,
-		AccessKeyID: spec.AccessKeyID, SecretAccessKey: spec.SecretAccessKey,
-		Encryption: spec.Encryption, KMSKeyARN: spec.KMSKeyARN,
-		ACL: spec.ACL, StorageClass: spec.StorageClass,
-		ExpectedBucketOwner: spec.ExpectedBucketOwner,
-	}
 }

@@ -18,7 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/auditexport/auditexport/internal/api"
-	"github.com/auditexport/auditexport/internal/clock"
+	"github.com/auditexport/auditexport/internal/clock/clocktest"
+	"github.com/auditexport/auditexport/internal/destination"
 	"github.com/auditexport/auditexport/internal/metrics"
 	"github.com/auditexport/auditexport/internal/s3sink"
 	"github.com/auditexport/auditexport/internal/store"
@@ -115,8 +116,8 @@ func (u *memUpload) Close() (s3sink.PutResult, error) {
 // rig is a real SQLite store, a fake clock and an in-memory bucket.
 type rig struct {
 	t       *testing.T
-	clock   *clock.Fake
-	store   *store.SQLite
+	clock   *clocktest.Fake
+	store   store.Store
 	sink    *memSink
 	d       *Deliverer
 	stop    func() // stops the Deliverer and waits for it
@@ -133,13 +134,12 @@ func newRig(t *testing.T, start string) *rig {
 // newRigWith is newRig with the Deliverer's options changed by tune.
 func newRigWith(t *testing.T, start string, tune func(*Options)) *rig {
 	t.Helper()
-	r := &rig{t: t, clock: clock.NewFake(mustTime(t, start)), sink: &memSink{objects: map[string][]byte{}}}
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "db"))
+	r := &rig{t: t, clock: clocktest.NewFake(mustTime(t, start)), sink: &memSink{objects: map[string][]byte{}}}
+	st, err := store.Open(context.Background(), store.Config{SQLitePath: filepath.Join(t.TempDir(), "db"), Now: r.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	st.SetClock(r.clock.Now)
 	r.store = st
 	if r.tenant, err = st.CreateTenant(context.Background(), "acme", "ext"); err != nil {
 		t.Fatal(err)
@@ -168,7 +168,7 @@ func (r *rig) destination(spec api.DestinationSpec) store.Destination {
 		r.t.Fatal(err)
 	}
 	ctx := context.Background()
-	cursor, err := BackfillCursor(ctx, r.store, r.tenant.ID, spec.Backfill, r.clock.Now())
+	cursor, err := destination.BackfillCursor(ctx, r.store, r.tenant.ID, spec.Backfill, r.clock.Now())
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -304,8 +304,10 @@ func TestPauseKeepsEventsAndResumeDelivers(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	r.expectDelivered(nil)
 
-	var spec api.DestinationSpec
-	_ = json.Unmarshal(dest.Spec, &spec)
+	spec, err := destination.Decode(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
 	on := true
 	spec.Enabled = &on
 	data, _ := json.Marshal(spec)
@@ -380,7 +382,7 @@ func (r *rig) stored() int64 {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	groups, err := r.store.Groups(context.Background(), r.tenant.ID, 1, head, nil)
+	groups, err := r.store.GroupsBy(context.Background(), r.tenant.ID, 1, head, nil, 24*time.Hour)
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func BenchmarkPlan(b *testing.B) {
 
 func benchmarkPlan(b *testing.B, events, types, days int) {
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, filepath.Join(b.TempDir(), "db"))
+	st, err := store.Open(ctx, store.Config{SQLitePath: filepath.Join(b.TempDir(), "db")})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func benchmarkPlan(b *testing.B, events, types, days int) {
 // fillStore appends events of ~400 bytes for the tenant, spread over types
 // event types and the last days UTC days, in commits of 5,000 as group
 // commit makes them.
-func fillStore(b *testing.B, st *store.SQLite, tenantID int64, events, types, days int) {
+func fillStore(b *testing.B, st store.Store, tenantID int64, events, types, days int) {
 	b.Helper()
 	r := rand.New(rand.NewPCG(1, 2))
 	start := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 1-days)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/auditexport/auditexport/internal/store"
 )
@@ -13,7 +14,7 @@ import (
 func TestScanAhead(t *testing.T) {
 	r := newRig(t, "2026-11-25T10:00:00Z")
 	ids := r.postLarge(300, 10<<10) // ~3 MiB: several read-ahead batches
-	groups, err := r.store.Groups(context.Background(), r.tenant.ID, 1, 300, nil)
+	groups, err := r.store.GroupsBy(context.Background(), r.tenant.ID, 1, 300, nil, 24*time.Hour)
 	if err != nil || len(groups) != 1 {
 		t.Fatalf("groups = %v, %v", groups, err)
 	}

@@ -1,12 +1,10 @@
 package delivery
 
 import (
-	"context"
 	"fmt"
 	"time"
 
 	"github.com/auditexport/auditexport/internal/api"
-	"github.com/auditexport/auditexport/internal/store"
 )
 
 // Schedule says when a destination's windows end: every Interval aligned to
@@ -69,14 +67,4 @@ func (s Schedule) Cutoff(windowEnd time.Time) time.Time {
 		return windowEnd
 	}
 	return windowEnd.UTC().Truncate(24 * time.Hour)
-}
-
-// BackfillCursor is the cursor of a new destination: it delivers the events
-// stored in the last `backfill` ("0", "1h", "7d") before now.
-func BackfillCursor(ctx context.Context, s store.Store, tenantID int64, backfill string, now time.Time) (int64, error) {
-	d, err := api.ParseBackfill(backfill)
-	if err != nil {
-		return 0, err
-	}
-	return s.LastSeqBefore(ctx, tenantID, 0, now.Add(-d))
 }

@@ -11,7 +11,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/auditexport/auditexport/internal/api"
-	"github.com/auditexport/auditexport/internal/store"
+	"github.com/auditexport/auditexport/internal/destination"
 )
 
 const testFailingAfter = 5 * time.Minute
@@ -20,15 +20,15 @@ const testFailingAfter = 5 * time.Minute
 func (r *rig) apiStatus(id string) api.DestinationStatus {
 	r.t.Helper()
 	ctx := context.Background()
-	dest, err := r.store.GetDestination(ctx, r.tenant.ID, id)
+	dest, stored, err := r.store.DestinationStatus(ctx, r.tenant.ID, id)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	var spec api.DestinationSpec
-	if err := json.Unmarshal(dest.Spec, &spec); err != nil {
+	spec, err := destination.Decode(dest)
+	if err != nil {
 		r.t.Fatal(err)
 	}
-	st, err := Status(ctx, r.store, dest, spec, testFailingAfter, r.clock.Now())
+	st, err := destination.Status(ctx, r.store, dest, stored, spec, testFailingAfter, r.clock.Now())
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -208,8 +208,8 @@ func (r *rig) setEnabled(id string, enabled bool) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	var spec api.DestinationSpec
-	if err := json.Unmarshal(dest.Spec, &spec); err != nil {
+	spec, err := destination.Decode(dest)
+	if err != nil {
 		r.t.Fatal(err)
 	}
 	spec.Enabled = &enabled
@@ -218,28 +218,4 @@ func (r *rig) setEnabled(id string, enabled bool) {
 		r.t.Fatal(err)
 	}
 	r.d.Notify()
-}
-
-func TestStateOf(t *testing.T) {
-	now := mustTime(t, "2026-11-25T10:00:00Z")
-	off, on := false, true
-	cases := []struct {
-		name string
-		st   store.Status
-		spec api.DestinationSpec
-		want string
-	}{
-		{"new", store.Status{}, api.DestinationSpec{}, api.StatePending},
-		{"empty windows only", store.Status{LastAttemptAt: now}, api.DestinationSpec{Enabled: &on}, api.StatePending},
-		{"never delivered, failing briefly", store.Status{LastAttemptAt: now, LastError: "x", FailingSince: now.Add(-time.Minute)}, api.DestinationSpec{}, api.StateRetrying},
-		{"never delivered, failing long", store.Status{LastAttemptAt: now, LastError: "x", FailingSince: now.Add(-testFailingAfter)}, api.DestinationSpec{}, api.StateFailing},
-		{"delivered", store.Status{LastAttemptAt: now, LastDeliveryAt: now}, api.DestinationSpec{}, api.StateHealthy},
-		{"delivered then failing", store.Status{LastDeliveryAt: now.Add(-time.Hour), LastError: "x", FailingSince: now.Add(-time.Hour)}, api.DestinationSpec{}, api.StateFailing},
-		{"paused while failing", store.Status{LastError: "x", FailingSince: now.Add(-time.Hour)}, api.DestinationSpec{Enabled: &off}, api.StatePaused},
-	}
-	for _, c := range cases {
-		if got := stateOf(c.st, c.spec, testFailingAfter, now); got != c.want {
-			t.Errorf("%s: stateOf = %q, want %q", c.name, got, c.want)
-		}
-	}
 }

@@ -21,6 +21,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/auditexport/auditexport/internal/clock"
+	"github.com/auditexport/auditexport/internal/clock/clocktest"
 )
 
 const (
@@ -177,7 +178,7 @@ func TestAssumeRoleValidation(t *testing.T) {
 // AssumeRole provider as the agent uses it; a session token the server did
 // not issue is refused, and so is one that has expired.
 func TestAssumedCredentialsOnS3(t *testing.T) {
-	fake := clock.NewFake(time.Now())
+	fake := clocktest.NewFake(time.Now())
 	srv := startSTSServer(t, fake)
 	ctx := context.Background()
 

@@ -59,6 +59,19 @@ func (s *Store) GetDestination(ctx context.Context, tenantID int64, id string) (
 	return s.open(ctx, d)
 }
 
+// DestinationStatus returns the destination, its secret opened, and its status.
+func (s *Store) DestinationStatus(ctx context.Context, tenantID int64, id string) (store.Destination, store.Status, error) {
+	d, st, err := s.Store.DestinationStatus(ctx, tenantID, id)
+	if err != nil {
+		return store.Destination{}, store.Status{}, err
+	}
+	d, err = s.open(ctx, d)
+	if err != nil {
+		return store.Destination{}, store.Status{}, err
+	}
+	return d, st, nil
+}
+
 // ListDestinations returns the destinations with their secrets opened.
 func (s *Store) ListDestinations(ctx context.Context, tenantID int64) ([]store.Destination, error) {
 	ds, err := s.Store.ListDestinations(ctx, tenantID)

@@ -16,9 +16,9 @@ import (
 	"github.com/auditexport/auditexport/internal/testenv"
 )
 
-func openStore(t *testing.T) (*store.SQLite, int64) {
+func openStore(t *testing.T) (store.Store, int64) {
 	t.Helper()
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "db"))
+	st, err := store.Open(context.Background(), store.Config{SQLitePath: filepath.Join(t.TempDir(), "db")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +73,10 @@ func TestStoreSealsOnTheWayIn(t *testing.T) {
 	}
 	if got := openedSecret(t, sealedStore, tid, "dst_1"); got != secret {
 		t.Fatalf("GetDestination secret %q", got)
+	}
+	withStatus, _, err := sealedStore.DestinationStatus(ctx, tid, "dst_1")
+	if err != nil || !bytes.Contains(withStatus.Spec, []byte(secret)) {
+		t.Fatalf("DestinationStatus did not open the secret: %s, %v", withStatus.Spec, err)
 	}
 	updated, err := sealedStore.UpdateDestination(ctx, tid, "dst_1", specJSON(t, "new-"+secret))
 	if err != nil || !bytes.Contains(updated.Spec, []byte("new-"+secret)) {

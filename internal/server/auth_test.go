@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/auditexport/auditexport/internal/api"
-	"github.com/auditexport/auditexport/internal/clock"
+	"github.com/auditexport/auditexport/internal/clock/clocktest"
 	"github.com/auditexport/auditexport/internal/ingest"
 	"github.com/auditexport/auditexport/internal/metrics"
 	"github.com/auditexport/auditexport/internal/store"
@@ -25,15 +25,17 @@ import (
 // one bound to tenant a ("ingest-a").
 type testAPI struct {
 	h       http.Handler
-	st      *store.SQLite
+	st      store.Store
 	metrics *metrics.Metrics
-	clock   *clock.Fake
+	clock   *clocktest.Fake
 	toks    map[string]string
 }
 
 func newTestAPI(t *testing.T, opts Options) *testAPI {
 	t.Helper()
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "db"))
+	// One clock for the store and the server, as the daemon wires them.
+	clk := clocktest.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	st, err := store.Open(context.Background(), store.Config{SQLitePath: filepath.Join(t.TempDir(), "db"), Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +44,7 @@ func newTestAPI(t *testing.T, opts Options) *testAPI {
 	c.Start()
 	t.Cleanup(c.Close)
 	ctx := context.Background()
-	a := &testAPI{st: st, metrics: metrics.New(), clock: clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), toks: map[string]string{}}
+	a := &testAPI{st: st, metrics: metrics.New(), clock: clk, toks: map[string]string{}}
 	addToken := func(name, scope string, tenantID int64) {
 		a.toks[name] = tokens.New(scope)
 		if _, err := st.CreateToken(ctx, store.Token{Hash: tokens.Hash(a.toks[name]), Scope: scope, TenantID: tenantID}); err != nil {

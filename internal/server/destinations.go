@@ -12,7 +12,7 @@ import (
 	"net/http"
 
 	"github.com/auditexport/auditexport/internal/api"
-	"github.com/auditexport/auditexport/internal/delivery"
+	"github.com/auditexport/auditexport/internal/destination"
 	"github.com/auditexport/auditexport/internal/s3sink"
 	"github.com/auditexport/auditexport/internal/store"
 )
@@ -32,7 +32,7 @@ func (s *Server) createDestination(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	cursor, err := delivery.BackfillCursor(r.Context(), s.store, tenant.ID, spec.Backfill, s.opts.Now())
+	cursor, err := destination.BackfillCursor(r.Context(), s.store, tenant.ID, spec.Backfill, s.now())
 	if err != nil {
 		s.internalError(w, "backfill", err)
 		return
@@ -107,6 +107,9 @@ func (s *Server) listDestinations(w http.ResponseWriter, r *http.Request) {
 	out := api.DestinationList{Destinations: []api.Destination{}}
 	for _, d := range dests {
 		ad, err := s.apiDestination(r.Context(), tenant, d)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted since the list
+		}
 		if err != nil {
 			s.internalError(w, "destination status", err)
 			return
@@ -218,8 +221,8 @@ func keepSecret(spec *api.DestinationSpec, old store.Destination) {
 	if spec.SecretAccessKey != "" || spec.AccessKeyID == "" {
 		return
 	}
-	var prev api.DestinationSpec
-	if json.Unmarshal(old.Spec, &prev) == nil && prev.AccessKeyID == spec.AccessKeyID {
+	prev, err := destination.Decode(old)
+	if err == nil && prev.AccessKeyID == spec.AccessKeyID {
 		spec.SecretAccessKey = prev.SecretAccessKey
 	}
 }
@@ -227,7 +230,7 @@ func keepSecret(spec *api.DestinationSpec, old store.Destination) {
 // connectionTest proves the destination works before it is saved. On
 // failure it answers 422 with the failing call, the AWS error code and the fix.
 func (s *Server) connectionTest(w http.ResponseWriter, ctx context.Context, spec api.DestinationSpec, tenant store.Tenant) ([]string, bool) {
-	res, err := s.tester.Test(ctx, delivery.TargetFor(spec, tenant.ExternalID))
+	res, err := s.tester.Test(ctx, destination.TargetFor(spec, tenant.ExternalID))
 	if err == nil {
 		return res.Warnings, true
 	}
@@ -255,20 +258,27 @@ func (s *Server) writeDestination(w http.ResponseWriter, ctx context.Context, st
 	writeJSON(w, status, ad)
 }
 
+// apiDestination is dest as the API shows it. The destination is read again
+// together with its status, so that the cursor and the counters shown are
+// of one moment even while a delivery commits.
 func (s *Server) apiDestination(ctx context.Context, tenant store.Tenant, dest store.Destination) (api.Destination, error) {
-	var spec api.DestinationSpec
-	if err := json.Unmarshal(dest.Spec, &spec); err != nil {
+	dest, st, err := s.store.DestinationStatus(ctx, tenant.ID, dest.ID)
+	if err != nil {
+		return api.Destination{}, err
+	}
+	spec, err := destination.Decode(dest)
+	if err != nil {
 		return api.Destination{}, err
 	}
 	hasSecret := spec.SecretAccessKey != ""
 	spec.SecretAccessKey = ""
-	st, err := delivery.Status(ctx, s.store, dest, spec, s.opts.FailingAfter, s.opts.Now().UTC())
+	status, err := destination.Status(ctx, s.store, dest, st, spec, s.opts.FailingAfter, s.now())
 	if err != nil {
 		return api.Destination{}, err
 	}
 	return api.Destination{
 		ID: dest.ID, Tenant: tenant.Name, DestinationSpec: spec, HasSecret: hasSecret,
-		ExternalID: tenant.ExternalID, Status: st,
+		ExternalID: tenant.ExternalID, Status: status,
 		CreatedAt: dest.CreatedAt.UTC(), UpdatedAt: dest.UpdatedAt.UTC(),
 	}, nil
 }

@@ -27,7 +27,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	events, err := ingest.Parse(body, s.opts.Fields, s.opts.Limits)
+	events, err := ingest.ParseAt(body, s.opts.Fields, s.opts.Limits, s.now())
 	if err != nil {
 		s.rejectEvents(w, tenant.Name, err)
 		return

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/auditexport/auditexport/internal/api"
+	"github.com/auditexport/auditexport/internal/clock"
 	"github.com/auditexport/auditexport/internal/ingest"
 	"github.com/auditexport/auditexport/internal/metrics"
 	"github.com/auditexport/auditexport/internal/s3sink"
@@ -55,7 +56,9 @@ type Options struct {
 	// AllowedRegions are the only regions a destination may be in; empty
 	// allows all. Identity reports them so the provider checks at plan time.
 	AllowedRegions []string
-	Now            func() time.Time
+	// Now tells the time for rate limits, backfill and destination states;
+	// the daemon passes its one clock. The system clock when nil.
+	Now func() time.Time
 }
 
 // Server serves the API.
@@ -76,7 +79,7 @@ type Server struct {
 // New returns a Server. notifier may be nil.
 func New(s store.Store, c *ingest.Committer, t Tester, n Notifier, m *metrics.Metrics, log hclog.Logger, opts Options) *Server {
 	if opts.Now == nil {
-		opts.Now = time.Now
+		opts.Now = clock.Real{}.Now
 	}
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = 16 << 20
@@ -87,6 +90,8 @@ func New(s store.Store, c *ingest.Committer, t Tester, n Notifier, m *metrics.Me
 		authLimit: newAuthLimiter(opts.AuthFailuresPerMinute, opts.Now),
 	}
 }
+
+func (s *Server) now() time.Time { return s.opts.Now().UTC() }
 
 // Handler returns the HTTP handler with every route.
 func (s *Server) Handler() http.Handler {

@@ -39,7 +39,7 @@ func newTestServer(t *testing.T, tester Tester) (http.Handler, map[string]string
 // newTestServerWith is newTestServer with opts.
 func newTestServerWith(t *testing.T, tester Tester, opts Options) (http.Handler, map[string]string) {
 	t.Helper()
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "db"))
+	st, err := store.Open(context.Background(), store.Config{SQLitePath: filepath.Join(t.TempDir(), "db"), Now: opts.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -144,6 +144,45 @@ func (s *SQLite) GetStatus(ctx context.Context, destID string) (Status, error) {
 	return st, nil
 }
 
+// DestinationStatus returns a destination of the tenant and its status in
+// one statement (see Store.DestinationStatus).
+func (s *SQLite) DestinationStatus(ctx context.Context, tenantID int64, id string) (Destination, Status, error) {
+	row := s.reader.QueryRowContext(ctx, `SELECT `+destinationStatusColumns+`
+		FROM destinations d
+		LEFT JOIN destination_status s ON s.destination_id = d.id
+		WHERE d.id = ? AND d.tenant_id = ?`, id, tenantID)
+	d, st, err := scanDestinationStatus(row)
+	if err != nil {
+		return Destination{}, Status{}, fmt.Errorf("destination status: %w", notFound(err, "destination %q", id))
+	}
+	return d, st, nil
+}
+
+// destinationStatusColumns are a destination's columns then its status's,
+// as scanDestinationStatus reads them; d is destinations, s destination_status.
+const destinationStatusColumns = `d.id, d.tenant_id, d.spec, d.cursor, d.created_at, d.updated_at,
+	COALESCE(s.last_delivery_at, 0), COALESCE(s.last_attempt_at, 0),
+	COALESCE(s.last_error, ''), COALESCE(s.failing_since, 0),
+	COALESCE(s.events_delivered, 0), COALESCE(s.objects_delivered, 0),
+	COALESCE(s.bytes_delivered, 0)`
+
+func scanDestinationStatus(sc scanner) (Destination, Status, error) {
+	var d Destination
+	var st Status
+	var created, updated, lastDelivery, lastAttempt, failingSince int64
+	err := sc.Scan(&d.ID, &d.TenantID, &d.Spec, &d.Cursor, &created, &updated,
+		&lastDelivery, &lastAttempt, &st.LastError, &failingSince,
+		&st.EventsDelivered, &st.ObjectsDelivered, &st.BytesDelivered)
+	if err != nil {
+		return Destination{}, Status{}, err
+	}
+	d.CreatedAt, d.UpdatedAt = fromMs(created), fromMs(updated)
+	st.LastDeliveryAt = fromMs(lastDelivery)
+	st.LastAttemptAt = fromMs(lastAttempt)
+	st.FailingSince = fromMs(failingSince)
+	return d, st, nil
+}
+
 // RecordAttempt records the outcome of a delivery attempt in one statement
 // (see Store.RecordAttempt). The status row is created when the destination
 // has none yet; selecting from destinations makes an unknown destination

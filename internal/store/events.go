@@ -151,12 +151,6 @@ func (s *SQLite) OldestAfter(ctx context.Context, tenantID, seq int64) (time.Tim
 	return time.UnixMilli(received).UTC(), nil
 }
 
-// Groups lists the (event name, UTC day) groups in from..to: GroupsBy with a
-// span of a day.
-func (s *SQLite) Groups(ctx context.Context, tenantID, from, to int64, eventNames []string) ([]Group, error) {
-	return s.GroupsBy(ctx, tenantID, from, to, eventNames, 24*time.Hour)
-}
-
 // GroupsBy lists the (event name, time span) groups in from..to, for spans
 // that divide a day (1h, 24h). See Store.GroupsBy.
 func (s *SQLite) GroupsBy(ctx context.Context, tenantID, from, to int64, eventNames []string, span time.Duration) ([]Group, error) {

@@ -39,9 +39,8 @@ func Open(ctx context.Context, cfg Config) (Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		if cfg.Now != nil {
-			s.SetClock(cfg.Now)
-		}
+		// Set before the store is shared; nil keeps the system clock.
+		s.clock = cfg.Now
 		return s, nil
 	}
 	return nil, errors.New("open store: no database configured: set the SQLite path or the PostgreSQL URL")

@@ -160,10 +160,6 @@ func (p *Postgres) Close() error {
 	return nil
 }
 
-// SetClock replaces the clock that stamps times, like SQLite.SetClock. Call
-// it before the store is used.
-func (p *Postgres) SetClock(now func() time.Time) { p.clock = now }
-
 func (p *Postgres) now() time.Time {
 	if p.clock != nil {
 		return p.clock().UTC().Truncate(time.Millisecond)

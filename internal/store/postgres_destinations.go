@@ -121,6 +121,21 @@ func (p *Postgres) GetStatus(ctx context.Context, destID string) (Status, error)
 	return st, nil
 }
 
+// DestinationStatus returns a destination of the tenant and its status in
+// one statement, so one snapshot (see Store.DestinationStatus).
+func (p *Postgres) DestinationStatus(ctx context.Context, tenantID int64, id string) (Destination, Status, error) {
+	ctx2, cancel := p.bound(ctx)
+	defer cancel()
+	d, st, err := scanDestinationStatus(p.pool.QueryRow(ctx2, `SELECT `+destinationStatusColumns+`
+		FROM destinations d
+		LEFT JOIN destination_status s ON s.destination_id = d.id
+		WHERE d.id = $1 AND d.tenant_id = $2`, id, tenantID))
+	if err != nil {
+		return Destination{}, Status{}, p.fail(ctx, "destination status", pgNotFound(err, "destination %q", id))
+	}
+	return d, st, nil
+}
+
 // RecordAttempt updates the destination's status in one statement. See
 // Store.RecordAttempt. The statement reads the destination row, so an
 // unknown destination changes nothing and is reported as not found.

@@ -39,8 +39,8 @@ type SQLite struct {
 
 	ckpt *checkpointer
 
-	// clock stamps created, updated and received times; time.Now unless
-	// SetClock replaced it.
+	// clock stamps created, updated and received times: Config.Now, or
+	// the system clock when nil.
 	clock func() time.Time
 }
 
@@ -212,10 +212,6 @@ func fromMs(ms int64) time.Time {
 
 // now is the current time truncated to what the database keeps, so that
 // values returned by a create equal those read back later.
-// SetClock replaces the clock that stamps times (tests drive it by hand).
-// Call it before the store is used.
-func (s *SQLite) SetClock(now func() time.Time) { s.clock = now }
-
 func (s *SQLite) now() time.Time {
 	if s.clock != nil {
 		return s.clock().UTC().Truncate(time.Millisecond)

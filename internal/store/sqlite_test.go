@@ -553,7 +553,7 @@ func TestGroupsAndScan(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			groups, err := s.Groups(ctx, a.ID, tt.from, tt.to, tt.names)
+			groups, err := s.GroupsBy(ctx, a.ID, tt.from, tt.to, tt.names, 24*time.Hour)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -581,12 +581,12 @@ func TestGroupsAndScan(t *testing.T) {
 	}
 
 	// The other tenant's group is kept apart.
-	groups, err := s.Groups(ctx, b.ID, 1, 1, nil)
+	groups, err := s.GroupsBy(ctx, b.ID, 1, 1, nil, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(groups) != 1 || groups[0].Count != 1 || groups[0].EventName != "login" {
-		t.Errorf("Groups(b) = %+v", groups)
+		t.Errorf("GroupsBy(b) = %+v", groups)
 	}
 }
 

@@ -190,6 +190,12 @@ type Store interface {
 	DeleteDestination(ctx context.Context, tenantID int64, id string) error
 
 	GetStatus(ctx context.Context, destID string) (Status, error)
+	// DestinationStatus returns a destination of the tenant and its status
+	// read together, in one statement: the cursor and the counters are
+	// those of the same moment, never an old cursor beside the counters of
+	// a plan committed in between. A destination of another tenant is
+	// ErrNotFound; one without a status yet has the zero Status.
+	DestinationStatus(ctx context.Context, tenantID int64, id string) (Destination, Status, error)
 	// RecordAttempt updates the destination's status in one statement:
 	// LastAttemptAt = a.At; on success LastError and FailingSince are
 	// cleared; on failure LastError = a.Err and FailingSince is set to a.At

@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditexport/auditexport/internal/clock"
+	"github.com/auditexport/auditexport/internal/clock/clocktest"
 	"github.com/auditexport/auditexport/internal/store"
 )
 
@@ -72,6 +72,8 @@ func Run(t *testing.T, open Opener) {
 		{"CommitPlanOnce", testCommitPlanOnce},
 		{"RecordAttempt", testRecordAttempt},
 		{"RecordAttemptConcurrentWithCommits", testRecordAttemptConcurrentWithCommits},
+		{"DestinationStatus", testDestinationStatus},
+		{"DestinationStatusConsistentWithCommits", testDestinationStatusConsistent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,13 +86,13 @@ func Run(t *testing.T, open Opener) {
 // fixture is one new store and the clock it runs on.
 type fixture struct {
 	s     store.Store
-	clock *clock.Fake
+	clock *clocktest.Fake
 	ctx   context.Context
 }
 
 func newFixture(t *testing.T, open Opener) *fixture {
 	t.Helper()
-	c := clock.NewFake(t0)
+	c := clocktest.NewFake(t0)
 	s := open(t, Options{Now: c.Now})
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
@@ -1354,9 +1356,103 @@ func testRecordAttemptConcurrentWithCommits(t *testing.T, f *fixture) {
 	}
 }
 
+func testDestinationStatus(t *testing.T, f *fixture) {
+	a, b := f.tenant(t, "a"), f.tenant(t, "b")
+	f.destination(t, a.ID, "d1", 10)
+
+	check := func(when string) {
+		t.Helper()
+		wantDest, err := f.s.GetDestination(f.ctx, a.ID, "d1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus := f.status(t, "d1")
+		d, st, err := f.s.DestinationStatus(f.ctx, a.ID, "d1")
+		if err != nil {
+			t.Fatalf("%s: DestinationStatus: %v", when, err)
+		}
+		if !reflect.DeepEqual(d, wantDest) || st != wantStatus {
+			t.Errorf("%s: DestinationStatus = %+v, %+v; want %+v, %+v", when, d, st, wantDest, wantStatus)
+		}
+	}
+	check("new destination")
+	if _, st, _ := f.s.DestinationStatus(f.ctx, a.ID, "d1"); st != (store.Status{}) {
+		t.Errorf("status of a new destination = %+v, want zero", st)
+	}
+
+	p := store.Plan{DestinationID: "d1", FromSeq: 11, ToSeq: 20, WindowEnd: t0, Objects: []byte(`[]`)}
+	if err := f.s.SavePlan(f.ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.CommitPlan(f.ctx, p, store.Delivered{Events: 10, Objects: 1, Bytes: 99, At: t0.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.RecordAttempt(f.ctx, "d1", store.Attempt{At: t0.Add(2 * time.Minute), Err: "SlowDown"}); err != nil {
+		t.Fatal(err)
+	}
+	check("after a commit and a failed attempt")
+
+	for _, c := range []struct {
+		name     string
+		tenantID int64
+		id       string
+	}{
+		{"unknown destination", a.ID, "nope"},
+		{"another tenant's destination", b.ID, "d1"},
+	} {
+		if _, _, err := f.s.DestinationStatus(f.ctx, c.tenantID, c.id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("DestinationStatus(%s): err = %v, want ErrNotFound", c.name, err)
+		}
+	}
+}
+
+// A reader racing plan commits sees the cursor and the counters of the
+// same moment: each commit delivers one event and moves the cursor by one,
+// so every read must have cursor == events delivered.
+func testDestinationStatusConsistent(t *testing.T, f *fixture) {
+	a := f.tenant(t, "a")
+	f.destination(t, a.ID, "d1", 0)
+	const commits = 30
+	done := make(chan error, 1)
+	go func() {
+		for i := range int64(commits) {
+			p := store.Plan{DestinationID: "d1", FromSeq: i + 1, ToSeq: i + 1, WindowEnd: t0, Objects: []byte(`[]`)}
+			if err := f.s.SavePlan(f.ctx, p); err != nil {
+				done <- err
+				return
+			}
+			if err := f.s.CommitPlan(f.ctx, p, store.Delivered{Events: 1, Objects: 1, Bytes: 1, At: t0}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for finished := false; !finished; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			finished = true
+		default:
+		}
+		d, st, err := f.s.DestinationStatus(f.ctx, a.ID, "d1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Cursor != st.EventsDelivered {
+			t.Fatalf("read cursor %d beside %d events delivered: not one moment", d.Cursor, st.EventsDelivered)
+		}
+	}
+	if d, st, err := f.s.DestinationStatus(f.ctx, a.ID, "d1"); err != nil || d.Cursor != commits || st.EventsDelivered != commits {
+		t.Errorf("after the commits: cursor %d, %d events, %v; want %d", d.Cursor, st.EventsDelivered, err, commits)
+	}
+}
+
 // A closed store refuses calls with an error; it does not hang or panic.
 func testClose(t *testing.T, open Opener) {
-	s := open(t, Options{Now: clock.NewFake(t0).Now})
+	s := open(t, Options{Now: clocktest.NewFake(t0).Now})
 	if _, err := s.CreateTenant(context.Background(), "a", "ext"); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,120 @@
+package destination
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/auditexport/auditexport/internal/api"
+	"github.com/auditexport/auditexport/internal/metrics"
+	"github.com/auditexport/auditexport/internal/store"
+)
+
+// Status computes the API status of dest, whose stored status is st: state,
+// lag and counters. dest and st must be read together
+// (store.Store.DestinationStatus), or the cursor and the counters can be of
+// different moments.
+func Status(ctx context.Context, s store.Store, dest store.Destination, st store.Status, spec api.DestinationSpec, failingAfter time.Duration, now time.Time) (api.DestinationStatus, error) {
+	events, seconds, err := Lag(ctx, s, dest, now)
+	if err != nil {
+		return api.DestinationStatus{}, err
+	}
+	return api.DestinationStatus{
+		State:            stateOf(st, spec, failingAfter, now),
+		LastDeliveryAt:   timePtr(st.LastDeliveryAt),
+		LastAttemptAt:    timePtr(st.LastAttemptAt),
+		LastError:        st.LastError,
+		FailingSince:     timePtr(st.FailingSince),
+		Cursor:           dest.Cursor,
+		LagEvents:        events,
+		LagSeconds:       seconds,
+		EventsDelivered:  st.EventsDelivered,
+		ObjectsDelivered: st.ObjectsDelivered,
+		BytesDelivered:   st.BytesDelivered,
+	}, nil
+}
+
+// Lag is how many of the tenant's events dest has not delivered yet and
+// how long ago the oldest of them was stored (0 when there is none).
+func Lag(ctx context.Context, s store.Store, dest store.Destination, now time.Time) (events, seconds int64, err error) {
+	head, err := s.Head(ctx, dest.TenantID)
+	if err != nil {
+		return 0, 0, err
+	}
+	events = max(head-dest.Cursor, 0)
+	if events == 0 {
+		return 0, 0, nil
+	}
+	oldest, err := s.OldestAfter(ctx, dest.TenantID, dest.Cursor)
+	if err != nil {
+		return 0, 0, err
+	}
+	if !oldest.IsZero() {
+		seconds = int64(max(now.Sub(oldest), 0) / time.Second)
+	}
+	return events, seconds, nil
+}
+
+// stateOf is a destination's state, one of api.States. The API, the
+// provider and the metrics all show this one word. A failed last attempt
+// (FailingSince set) is retrying until it has lasted failingAfter; an
+// attempt that had nothing to send proves nothing about the bucket, so a
+// destination stays pending until its first delivery.
+func stateOf(st store.Status, spec api.DestinationSpec, failingAfter time.Duration, now time.Time) string {
+	switch {
+	case spec.Enabled != nil && !*spec.Enabled:
+		return api.StatePaused
+	case !st.FailingSince.IsZero() && now.Sub(st.FailingSince) >= failingAfter:
+		return api.StateFailing
+	case !st.FailingSince.IsZero():
+		return api.StateRetrying
+	case st.LastDeliveryAt.IsZero():
+		return api.StatePending
+	}
+	return api.StateHealthy
+}
+
+// States lists every destination's state for the state metrics, computed
+// from the stored status exactly as the API computes it. A destination
+// deleted during the listing, or whose spec cannot be read, is left out.
+func States(ctx context.Context, s store.Store, failingAfter time.Duration, now time.Time) ([]metrics.DestinationState, error) {
+	dests, err := s.ListDestinations(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	tenants, err := s.ListTenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := make(map[int64]string, len(tenants))
+	for _, t := range tenants {
+		names[t.ID] = t.Name
+	}
+	out := make([]metrics.DestinationState, 0, len(dests))
+	for _, listed := range dests {
+		dest, st, err := s.DestinationStatus(ctx, listed.TenantID, listed.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		spec, err := Decode(dest)
+		if err != nil {
+			continue
+		}
+		out = append(out, metrics.DestinationState{
+			Tenant: names[dest.TenantID], Destination: dest.ID,
+			State: stateOf(st, spec, failingAfter, now),
+		})
+	}
+	return out, nil
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
