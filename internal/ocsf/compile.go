@@ -355,9 +355,49 @@ func enumList(a *Attribute) string {
 	return strings.Join(parts, ", ")
 }
 
+// normalize lowercases s and drops spaces, underscores and hyphens, so
+// "Password Change", "password_change" and "passwordchange" compare equal.
 func normalize(s string) string {
-	s = strings.ToLower(strings.TrimSpace(s))
-	return strings.NewReplacer(" ", "", "_", "", "-", "").Replace(s)
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '_' || c == '-' || c == '\t':
+			continue
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+// sameCaption is normalize(a) == normalize(b) without allocating.
+func sameCaption(a, b string) bool {
+	i, j := 0, 0
+	for {
+		for i < len(a) && (a[i] == ' ' || a[i] == '_' || a[i] == '-' || a[i] == '\t') {
+			i++
+		}
+		for j < len(b) && (b[j] == ' ' || b[j] == '_' || b[j] == '-' || b[j] == '\t') {
+			j++
+		}
+		if i == len(a) || j == len(b) {
+			return i == len(a) && j == len(b)
+		}
+		ca, cb := a[i], b[j]
+		if ca >= 'A' && ca <= 'Z' {
+			ca += 'a' - 'A'
+		}
+		if cb >= 'A' && cb <= 'Z' {
+			cb += 'a' - 'A'
+		}
+		if ca != cb {
+			return false
+		}
+		i++
+		j++
+	}
 }
 
 func classNames() []string {

@@ -243,7 +243,20 @@ func (p *jparser) str() ([]byte, error) {
 			p.i++
 			return p.b[start:p.i], nil
 		case c == '\\':
-			p.i += 2
+			if p.i+1 >= len(p.b) {
+				return nil, errJSON
+			}
+			switch p.b[p.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				p.i += 2
+			case 'u':
+				if _, _, ok := hex4(p.b[p.i+2:]); !ok {
+					return nil, errJSON
+				}
+				p.i += 6
+			default:
+				return nil, errJSON
+			}
 		case c < 0x20:
 			return nil, errJSON
 		default:

@@ -237,12 +237,13 @@ func (m *Mapper) applyField(root *Value, f *field, doc *jvalue) bool {
 // captionID is the enum id of a caption: a translation, a caption match,
 // else Other (99) or, without Other, Unknown (0).
 func captionID(a *Attribute, s string, values map[string]int32) int32 {
-	if id, ok := values[strings.ToLower(s)]; ok {
-		return id
+	if len(values) > 0 {
+		if id, ok := values[strings.ToLower(s)]; ok {
+			return id
+		}
 	}
-	key := normalize(s)
 	for _, v := range a.Enum {
-		if normalize(v.Caption) == key {
+		if sameCaption(v.Caption, s) {
 			return v.ID
 		}
 	}

@@ -3,18 +3,13 @@ package parquetenc
 import (
 	"errors"
 	"fmt"
-	"os"
 )
 
 // pageSizes walks the data page headers of one column chunk of a Parquet
 // file, from its first page (as DuckDB's parquet_metadata reports it) for
 // total bytes, and returns each page's uncompressed size. It reads the
 // Thrift compact encoding of PageHeader itself, independently of the writer.
-func pageSizes(path string, offset, total int64) ([]int64, error) {
-	f, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
+func pageSizes(f []byte, offset, total int64) ([]int64, error) {
 	var sizes []int64
 	end := offset + total
 	for offset < end {
