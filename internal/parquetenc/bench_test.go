@@ -1,7 +1,9 @@
 package parquetenc
 
 import (
+	"maps"
 	"os"
+	"slices"
 	"runtime"
 	"testing"
 	"time"
@@ -10,77 +12,144 @@ import (
 	"github.com/auditexport/auditexport/internal/ocsf"
 )
 
-// The benchmarks encode the same 20,000 events: as raw Parquet, as OCSF
-// Parquet (mapped beforehand), and as the gzip NDJSON the agent writes by
-// default, for comparison. events/s is per core.
-
-func benchRaw(n int) []RawEvent {
-	out := make([]RawEvent, n)
-	for i, raw := range sampleEvents(n, 9) {
-		out[i] = RawEvent{Time: 1764064800000 + int64(i), Name: "user.login", MessageID: "m", Seq: int64(i), JSON: raw}
-	}
-	return out
-}
-
-func BenchmarkParquetRaw(b *testing.B) {
-	events := benchRaw(20000)
-	b.ReportAllocs()
-	for b.Loop() {
-		w, _ := NewRawWriter(discard{}, Options{})
-		for _, ev := range events {
-			if err := w.WriteRaw(ev); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := w.Close(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N*len(events))/b.Elapsed().Seconds(), "events/s")
-}
-
-func BenchmarkParquetOCSF(b *testing.B) {
+// BenchmarkFormats measures, in one run over the same 20,000 events (a mix
+// the default mapping sends to every class), each way an object can be
+// written: gzip NDJSON of the raw events (the agent's default), raw
+// Parquet, OCSF mapping alone, OCSF mapped and written as gzip NDJSON, OCSF
+// Parquet per class (events mapped beforehand) and OCSF mapped and written
+// as Parquet, one writer per class. The stages run in turn within each
+// iteration, so a busy machine slows them alike; the ratios to gzip NDJSON
+// ("x_gzip") are the figures to compare, events/s moves with the load.
+func BenchmarkFormats(b *testing.B) {
+	raws := sampleEvents(20000, 9)
+	rawEvents := benchRaw(raws)
 	m := testMapper(b)
-	var events []ocsf.Event
-	for i, raw := range sampleEvents(20000, 9) {
+	byClass := map[int32][]ocsf.Event{}
+	for i, raw := range raws {
 		ev, err := m.Map(raw, int64(i))
 		if err != nil {
 			b.Fatal(err)
 		}
-		if ev.ClassUID == 3002 {
-			events = append(events, ev)
-		}
+		byClass[ev.ClassUID] = append(byClass[ev.ClassUID], ev)
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		w, _ := NewOCSFWriter(discard{}, 3002, Options{})
-		for _, ev := range events {
-			if err := w.WriteOCSF(ev); err != nil {
-				b.Fatal(err)
+	type stage struct {
+		name string
+		n    int
+		run  func() error
+	}
+	stages := []stage{
+		{"gzip_ndjson", len(raws), func() error {
+			w, _ := encode.NewWriter(discard{}, "ndjson", "gzip")
+			for _, raw := range raws {
+				if err := w.Write(raw); err != nil {
+					return err
+				}
 			}
-		}
-		if err := w.Close(); err != nil {
-			b.Fatal(err)
-		}
+			return w.Close()
+		}},
+		{"raw_parquet", len(raws), func() error {
+			w, err := NewRawWriter(discard{}, Options{})
+			if err != nil {
+				return err
+			}
+			for _, ev := range rawEvents {
+				if err := w.WriteRaw(ev); err != nil {
+					return err
+				}
+			}
+			return w.Close()
+		}},
+		{"ocsf_map", len(raws), func() error {
+			for i, raw := range raws {
+				if _, err := m.Map(raw, int64(i)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"ocsf_map_gzip_ndjson", len(raws), func() error {
+			w, _ := encode.NewWriter(discard{}, "ndjson", "gzip")
+			for i, raw := range raws {
+				ev, err := m.Map(raw, int64(i))
+				if err != nil {
+					return err
+				}
+				if err := w.Write(ev.JSON); err != nil {
+					return err
+				}
+			}
+			return w.Close()
+		}},
+		{"ocsf_map_parquet", len(raws), func() error {
+			ws := map[int32]*Writer{}
+			for i, raw := range raws {
+				ev, err := m.Map(raw, int64(i))
+				if err != nil {
+					return err
+				}
+				w := ws[ev.ClassUID]
+				if w == nil {
+					if w, err = newBenchOCSFWriter(m, ev.ClassUID); err != nil {
+						return err
+					}
+					ws[ev.ClassUID] = w
+				}
+				if err := w.WriteOCSF(ev); err != nil {
+					return err
+				}
+			}
+			for _, w := range ws {
+				if err := w.Close(); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
 	}
-	b.ReportMetric(float64(b.N*len(events))/b.Elapsed().Seconds(), "events/s")
+	uids := slices.Sorted(maps.Keys(byClass))
+	for _, uid := range uids {
+		events := byClass[uid]
+		stages = append(stages, stage{"ocsf_parquet_" + ocsf.ClassByUID(uid).Name, len(events), func() error {
+			w, err := newBenchOCSFWriter(m, uid)
+			if err != nil {
+				return err
+			}
+			for _, ev := range events {
+				if err := w.WriteOCSF(ev); err != nil {
+					return err
+				}
+			}
+			return w.Close()
+		}})
+	}
+	spent := make([]time.Duration, len(stages))
+	iters := 0
+	for b.Loop() {
+		for i, s := range stages {
+			start := time.Now()
+			if err := s.run(); err != nil {
+				b.Fatalf("%s: %v", s.name, err)
+			}
+			spent[i] += time.Since(start)
+		}
+		iters++
+	}
+	rate := func(i int) float64 { return float64(iters*stages[i].n) / spent[i].Seconds() }
+	b.ReportMetric(rate(0), "gzip_ndjson_events/s")
+	for i, s := range stages {
+		if i > 0 {
+			b.ReportMetric(rate(i)/rate(0), s.name+"_x_gzip")
+		}
+		b.Logf("%-34s %6d events  %9.0f events/s  %5.2f x gzip NDJSON", s.name, s.n, rate(i), rate(i)/rate(0))
+	}
 }
 
-func BenchmarkNDJSONGzip(b *testing.B) {
-	events := benchRaw(20000)
-	b.ReportAllocs()
-	for b.Loop() {
-		w, _ := encode.NewWriter(discard{}, "ndjson", "gzip")
-		for _, ev := range events {
-			if err := w.Write(ev.JSON); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := w.Close(); err != nil {
-			b.Fatal(err)
-		}
+func benchRaw(raws [][]byte) []RawEvent {
+	out := make([]RawEvent, len(raws))
+	for i, raw := range raws {
+		out[i] = RawEvent{Time: 1764064800000 + int64(i), Name: "user.login", MessageID: "m", Seq: int64(i), JSON: raw}
 	}
-	b.ReportMetric(float64(b.N*len(events))/b.Elapsed().Seconds(), "events/s")
+	return out
 }
 
 // TestPeakHeap writes many events into one object and samples the heap:
@@ -121,4 +190,8 @@ func TestPeakHeap(t *testing.T) {
 	}
 	close(done)
 	t.Logf("raw Parquet, %d events: %d bytes written in %v, peak heap in use %.1f MiB", n, out.n, time.Since(start), float64(peak)/(1<<20))
+}
+
+func newBenchOCSFWriter(_ *ocsf.Mapper, uid int32) (*Writer, error) {
+	return NewOCSFWriter(discard{}, uid, Options{})
 }
