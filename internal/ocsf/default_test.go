@@ -37,6 +37,7 @@ func TestDefaultMappingOutputValid(t *testing.T) {
 			if err := Validate(ev.JSON); err != nil {
 				t.Errorf("%s (shape %d): %v\n%s", name, i, err, ev.JSON)
 			}
+			checkAttributes(t, m, ev)
 			classes[ev.ClassUID]++
 		}
 	}
@@ -44,6 +45,62 @@ func TestDefaultMappingOutputValid(t *testing.T) {
 		if classes[c.UID] == 0 {
 			t.Errorf("no output of class %s (%d)", c.Name, c.UID)
 		}
+	}
+}
+
+// checkAttributes asserts that every scalar the event holds is among the
+// mapper's Attributes for its class, which columnar encoders rely on.
+func checkAttributes(t *testing.T, m *Mapper, ev Event) {
+	t.Helper()
+	known := map[string]bool{}
+	for _, p := range m.Attributes(ev.ClassUID) {
+		known[p] = true
+	}
+	var walk func(v *Value, prefix string)
+	walk = func(v *Value, prefix string) {
+		for i := range v.Fields {
+			f := &v.Fields[i]
+			if f.Value.Kind == KindObject && !f.Value.Array {
+				walk(&f.Value, prefix+f.Name+".")
+				continue
+			}
+			if !known[prefix+f.Name] {
+				t.Errorf("class %d: %s%s is set but not among Attributes", ev.ClassUID, prefix, f.Name)
+			}
+		}
+	}
+	walk(&ev.Root, "")
+}
+
+// TestAttributesPruned pins what Attributes leaves out and keeps.
+func TestAttributesPruned(t *testing.T) {
+	m := testMapper(t, Config{})
+	off := false
+	noRaw := testMapper(t, Config{RawData: &off})
+	for _, c := range Classes() {
+		got := map[string]bool{}
+		for _, p := range m.Attributes(c.UID) {
+			got[p] = true
+		}
+		for _, p := range []string{"class_uid", "type_uid", "time", "metadata.version", "metadata.product.vendor_name", "raw_data", "unmapped", "severity"} {
+			if !got[p] {
+				t.Errorf("%s: %s missing", c.Name, p)
+			}
+		}
+		if got["observables"] || got["enrichments"] || got["dst_endpoint.ip"] {
+			t.Errorf("%s: attributes no rule fills are kept", c.Name)
+		}
+		if len(got) > 80 {
+			t.Errorf("%s: %d attributes", c.Name, len(got))
+		}
+		for _, p := range noRaw.Attributes(c.UID) {
+			if p == "raw_data" {
+				t.Errorf("%s: raw_data kept with raw_data = false", c.Name)
+			}
+		}
+	}
+	if m.Attributes(4001) != nil {
+		t.Error("Attributes of an unknown class")
 	}
 }
 

@@ -192,6 +192,6 @@ func TestPeakHeap(t *testing.T) {
 	t.Logf("raw Parquet, %d events: %d bytes written in %v, peak heap in use %.1f MiB", n, out.n, time.Since(start), float64(peak)/(1<<20))
 }
 
-func newBenchOCSFWriter(_ *ocsf.Mapper, uid int32) (*Writer, error) {
-	return NewOCSFWriter(discard{}, uid, Options{})
+func newBenchOCSFWriter(m *ocsf.Mapper, uid int32) (*Writer, error) {
+	return NewOCSFWriter(discard{}, m, uid, Options{})
 }

@@ -7,10 +7,17 @@
 // event's JSON as written) and, per OCSF class, the class's columns from
 // the ocsf package's schema table.
 //
-// The writer streams: it buffers one row group (RowGroupBytes of values),
-// sorts it by time, encodes it and writes it to the io.Writer, so memory
-// is bounded by the row group, not the object. BytesWritten tells how much
-// reached the io.Writer, for splitting objects at max_object_bytes.
+// The writer streams: it buffers one row group column by column (each
+// leaf column's values with their levels, the bytes of strings in one
+// arena), sorts the rows by time, hands each column's values to
+// parquet-go's column writer in batches and writes the row group to the
+// io.Writer. Memory is bounded by RowGroupBytes plus the row group's
+// compressed pages, not by the object. BytesWritten tells how much reached
+// the io.Writer, for splitting objects at max_object_bytes.
+//
+// An OCSF object's columns are those its mapper can fill (Mapper.Attributes)
+// rather than every attribute of the class: a column always null costs per
+// row and per file, and a class has hundreds.
 package parquetenc
 
 import (
@@ -18,7 +25,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"unsafe"
+	"strings"
+	"sync"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
@@ -41,8 +49,9 @@ const (
 
 // Options tune the writer; zero values take the defaults.
 type Options struct {
-	// RowGroupBytes is how many bytes of values (uncompressed) a row group
-	// holds before it is sorted and written; at most MaxRowGroupBytes.
+	// RowGroupBytes is how many bytes the writer buffers (values with their
+	// levels, and the bytes of strings) before it sorts them and writes
+	// them as a row group; at most MaxRowGroupBytes.
 	RowGroupBytes int64
 	// PageBytes bounds a data page before encoding and compression; at most
 	// MaxPageBytes. A single value larger than that is one page of its own.
@@ -76,45 +85,65 @@ type RawEvent struct {
 
 // Writer writes one Parquet object.
 type Writer struct {
-	out      *countingWriter
-	pw       *parquet.Writer
-	opt      Options
-	class    *ocsf.Class // nil for raw events
-	cols     *column
-	ncols    int
-	rows     []parquet.Row
-	times    []int64
+	out    *countingWriter
+	pw     *parquet.Writer
+	opt    Options
+	class  *ocsf.Class // nil for raw events
+	cols   *column
+	leaves []leafBuf // by column index
+	bytes  arena
+	times  []int64 // per buffered row
+	order  []int32 // scratch: rows in time order
+	batch  []parquet.Value
+
 	buffered int64
 	count    int64
 	closed   bool
 }
+
+// leafBuf holds one leaf column's values of the buffered rows, levels set.
+type leafBuf struct {
+	vals []parquet.Value
+	// starts is, for a repeated column, the index in vals of each row's
+	// first value (a row has one or more); nil for other columns, whose
+	// row i is vals[i].
+	starts []int32
+}
+
+// valueBytes is the size of a parquet.Value, what the writer counts for
+// each value it buffers besides the bytes of strings.
+const valueBytes = 24
 
 // NewRawWriter returns a Writer of raw events.
 func NewRawWriter(w io.Writer, opt Options) (*Writer, error) {
 	return newWriter(w, rawSchema, nil, nil, opt)
 }
 
-// NewOCSFWriter returns a Writer of OCSF events of class classUID.
-func NewOCSFWriter(w io.Writer, classUID int32, opt Options) (*Writer, error) {
+// NewOCSFWriter returns a Writer of OCSF events of class classUID mapped by
+// m; its columns are the attributes m can set on the class (plus the
+// class's required ones). A nil m gives every attribute of the class a
+// column, nested objects up to a few levels deep.
+func NewOCSFWriter(w io.Writer, m *ocsf.Mapper, classUID int32, opt Options) (*Writer, error) {
 	c := ocsf.ClassByUID(classUID)
 	if c == nil {
 		return nil, fmt.Errorf("parquet: OCSF class %d is not in the schema table", classUID)
 	}
-	s, cols, err := schemaOf(c)
-	if err != nil {
-		return nil, err
+	cs := schemaOf(m, c)
+	if cs.err != nil {
+		return nil, cs.err
 	}
-	return newWriter(w, s, c, cols, opt)
+	return newWriter(w, cs.s, c, cs.cols, opt)
 }
 
-// Schema returns the Parquet schema of an OCSF class's objects.
-func Schema(classUID int32) (*parquet.Schema, error) {
+// Schema returns the Parquet schema of the objects NewOCSFWriter writes
+// for m and classUID.
+func Schema(m *ocsf.Mapper, classUID int32) (*parquet.Schema, error) {
 	c := ocsf.ClassByUID(classUID)
 	if c == nil {
 		return nil, fmt.Errorf("parquet: OCSF class %d is not in the schema table", classUID)
 	}
-	s, _, err := schemaOf(c)
-	return s, err
+	cs := schemaOf(m, c)
+	return cs.s, cs.err
 }
 
 // RawSchema is the Parquet schema of raw event objects.
@@ -126,18 +155,27 @@ type classCols struct {
 	err  error
 }
 
-var schemas = func() map[int32]classCols {
-	m := map[int32]classCols{}
-	for _, c := range ocsf.Classes() {
-		s, cols, err := classSchema(c)
-		m[c.UID] = classCols{s, cols, err}
-	}
-	return m
-}()
+// schemas caches the schemas built, by class and attribute set: mappers
+// are few and long-lived, objects many.
+var schemas sync.Map // string -> classCols
 
-func schemaOf(c *ocsf.Class) (*parquet.Schema, *column, error) {
-	cc := schemas[c.UID]
-	return cc.s, cc.cols, cc.err
+func schemaOf(m *ocsf.Mapper, c *ocsf.Class) classCols {
+	var paths []string
+	if m != nil {
+		paths = m.Attributes(c.UID)
+	}
+	key := fmt.Sprintf("%d %t %s", c.UID, m != nil, strings.Join(paths, ","))
+	if cs, ok := schemas.Load(key); ok {
+		return cs.(classCols)
+	}
+	var cs classCols
+	if m == nil {
+		cs.s, cs.cols, cs.err = classSchema(c)
+	} else {
+		cs.s, cs.cols, cs.err = prunedSchema(c, paths)
+	}
+	schemas.Store(key, cs)
+	return cs
 }
 
 func newWriter(w io.Writer, s *parquet.Schema, c *ocsf.Class, cols *column, opt Options) (*Writer, error) {
@@ -148,49 +186,80 @@ func newWriter(w io.Writer, s *parquet.Schema, c *ocsf.Class, cols *column, opt 
 	out := &countingWriter{w: w}
 	pw := parquet.NewWriter(out, s,
 		parquet.Compression(&zstd.Codec{Level: zstd.SpeedDefault, Concurrency: 1}),
+		// The writer ends pages itself (see writeColumn); parquet-go's own
+		// bound is the same, a backstop.
 		parquet.PageBufferSize(opt.PageBytes),
 		parquet.DataPageStatistics(true),
 		parquet.CreatedBy("auditexport", "", ""),
 		parquet.SortingWriterConfig(parquet.SortingColumns(parquet.Ascending("time"))),
 	)
-	return &Writer{out: out, pw: pw, opt: opt, class: c, cols: cols, ncols: len(s.Columns())}, nil
+	wr := &Writer{out: out, pw: pw, opt: opt, class: c, cols: cols, leaves: make([]leafBuf, len(s.Columns()))}
+	for i, leaf := range s.Columns() {
+		if l, ok := s.Lookup(leaf...); ok && l.MaxRepetitionLevel > 0 {
+			wr.leaves[i].starts = []int32{}
+		}
+	}
+	return wr, nil
 }
 
-// WriteRaw buffers a raw event. The writer keeps its own copy of the JSON.
+// WriteRaw buffers a raw event. The writer keeps its own copy of the bytes.
 func (w *Writer) WriteRaw(ev RawEvent) error {
 	if w.class != nil {
 		return errors.New("parquet: WriteRaw on a writer of OCSF events")
 	}
-	row := make(parquet.Row, 5)
-	js := append([]byte(nil), ev.JSON...)
-	row[rawEvent] = parquet.ByteArrayValue(js).Level(0, 0, rawEvent)
-	row[rawEventName] = parquet.ByteArrayValue([]byte(ev.Name)).Level(0, 0, rawEventName)
-	row[rawMessageID] = parquet.ByteArrayValue([]byte(ev.MessageID)).Level(0, 0, rawMessageID)
-	row[rawSeq] = parquet.Int64Value(ev.Seq).Level(0, 0, rawSeq)
-	row[rawTime] = parquet.Int64Value(ev.Time).Level(0, 0, rawTime)
-	return w.add(row, ev.Time, int64(len(js)+len(ev.Name)+len(ev.MessageID)+16))
+	if w.closed {
+		return errors.New("parquet: write after Close")
+	}
+	w.leaves[rawEvent].add(parquet.ByteArrayValue(w.bytes.copy(ev.JSON)))
+	w.leaves[rawEventName].add(parquet.ByteArrayValue(w.bytes.copyString(ev.Name)))
+	w.leaves[rawMessageID].add(parquet.ByteArrayValue(w.bytes.copyString(ev.MessageID)))
+	w.leaves[rawSeq].add(parquet.Int64Value(ev.Seq))
+	w.leaves[rawTime].add(parquet.Int64Value(ev.Time))
+	return w.added(ev.Time, int64(len(ev.JSON)+len(ev.Name)+len(ev.MessageID)+5*valueBytes))
 }
 
+func (l *leafBuf) add(v parquet.Value) { l.vals = append(l.vals, v) }
+
 // WriteOCSF buffers a mapped event, which must be of the writer's class.
+// The writer keeps its own copy of the event's strings, so the event's
+// memory may be reused once WriteOCSF returns.
 func (w *Writer) WriteOCSF(ev ocsf.Event) error {
 	if w.class == nil {
 		return errors.New("parquet: WriteOCSF on a writer of raw events")
 	}
-	if ev.ClassUID != w.class.UID {
-		return fmt.Errorf("parquet: event %d is class %d; this object holds class %d (%s) only", ev.Seq, ev.ClassUID, w.class.UID, w.class.Name)
-	}
-	b := rowBuilder{row: make(parquet.Row, 0, w.ncols)}
-	if err := b.object(w.cols, &ev.Root, 0); err != nil {
-		return fmt.Errorf("parquet: event %d: %w", ev.Seq, err)
-	}
-	return w.add(b.row, ev.Time, b.size)
-}
-
-func (w *Writer) add(row parquet.Row, t int64, size int64) error {
 	if w.closed {
 		return errors.New("parquet: write after Close")
 	}
-	w.rows = append(w.rows, row)
+	if ev.ClassUID != w.class.UID {
+		return fmt.Errorf("parquet: event %d is class %d; this object holds class %d (%s) only", ev.Seq, ev.ClassUID, w.class.UID, w.class.Name)
+	}
+	b := rowBuilder{w: w}
+	if err := b.object(w.cols, &ev.Root, 0); err != nil {
+		// Drop the partial row: every leaf back to its length before it.
+		w.truncate(len(w.times))
+		return fmt.Errorf("parquet: event %d: %w", ev.Seq, err)
+	}
+	return w.added(ev.Time, b.size)
+}
+
+// truncate drops buffered values beyond row n (a row that failed halfway).
+func (w *Writer) truncate(n int) {
+	for i := range w.leaves {
+		l := &w.leaves[i]
+		if l.starts != nil {
+			if len(l.starts) > n {
+				l.vals = l.vals[:l.starts[n]]
+				l.starts = l.starts[:n]
+			}
+			continue
+		}
+		if len(l.vals) > n {
+			l.vals = l.vals[:n]
+		}
+	}
+}
+
+func (w *Writer) added(t int64, size int64) error {
 	w.times = append(w.times, t)
 	w.buffered += size
 	w.count++
@@ -201,37 +270,116 @@ func (w *Writer) add(row parquet.Row, t int64, size int64) error {
 }
 
 // flush sorts the buffered rows by time (stable, so events of the same
-// millisecond keep sequence order) and writes them as one row group.
+// millisecond keep sequence order) and writes them as one row group,
+// column by column.
 func (w *Writer) flush() error {
-	if len(w.rows) == 0 {
+	n := len(w.times)
+	if n == 0 {
 		return nil
 	}
-	order := make([]int, len(w.rows))
-	for i := range order {
-		order[i] = i
+	w.order = w.order[:0]
+	for i := range n {
+		w.order = append(w.order, int32(i))
 	}
-	slices.SortStableFunc(order, func(a, b int) int {
-		switch {
-		case w.times[a] < w.times[b]:
-			return -1
-		case w.times[a] > w.times[b]:
-			return 1
+	if !slices.IsSorted(w.times) {
+		slices.SortStableFunc(w.order, func(a, b int32) int {
+			switch ta, tb := w.times[a], w.times[b]; {
+			case ta < tb:
+				return -1
+			case ta > tb:
+				return 1
+			}
+			return 0
+		})
+	}
+	cws := w.pw.ColumnWriters()
+	for i := range w.leaves {
+		if err := w.writeColumn(cws[i], &w.leaves[i]); err != nil {
+			return fmt.Errorf("parquet: column %s: %w", strings.Join(w.pw.Schema().Columns()[i], "."), err)
 		}
-		return 0
-	})
-	sorted := make([]parquet.Row, len(order))
-	for i, j := range order {
-		sorted[i] = w.rows[j]
-	}
-	if _, err := w.pw.WriteRows(sorted); err != nil {
-		return fmt.Errorf("parquet: %w", err)
 	}
 	if err := w.pw.Flush(); err != nil {
 		return fmt.Errorf("parquet: %w", err)
 	}
-	clear(w.rows)
-	w.rows, w.times, w.buffered = w.rows[:0], w.times[:0], 0
+	for i := range w.leaves {
+		l := &w.leaves[i]
+		clear(l.vals) // drop the references into the arena
+		l.vals = l.vals[:0]
+		if l.starts != nil {
+			l.starts = l.starts[:0]
+		}
+	}
+	w.bytes.reset()
+	w.times, w.buffered = w.times[:0], 0
 	return nil
+}
+
+// writeColumn hands one column's values, in time order, to parquet-go in
+// batches of whole rows. It ends a page before it would pass the page
+// bound, so no page is larger unless a single value is.
+func (w *Writer) writeColumn(cw *parquet.ColumnWriter, l *leafBuf) error {
+	limit := int64(w.opt.PageBytes - w.opt.PageBytes/16) // room for levels and headers
+	const maxBatch = 1024
+	var page int64
+	batch := w.batch[:0]
+	write := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		_, err := cw.WriteRowValues(batch)
+		clear(batch)
+		batch = batch[:0]
+		return err
+	}
+	for _, r := range w.order {
+		vals := l.vals[r : r+1]
+		if l.starts != nil {
+			end := len(l.vals)
+			if int(r)+1 < len(l.starts) {
+				end = int(l.starts[r+1])
+			}
+			vals = l.vals[l.starts[r]:end]
+		}
+		var size int64
+		for i := range vals {
+			size += valueSize(&vals[i])
+		}
+		if page > 0 && page+size > limit {
+			if err := write(); err != nil {
+				return err
+			}
+			if err := cw.Flush(); err != nil {
+				return err
+			}
+			page = 0
+		}
+		if len(batch)+len(vals) > maxBatch {
+			if err := write(); err != nil {
+				return err
+			}
+		}
+		batch = append(batch, vals...)
+		page += size
+	}
+	err := write()
+	w.batch = batch
+	return err
+}
+
+// valueSize is a value's size in a page before compression.
+func valueSize(v *parquet.Value) int64 {
+	if v.IsNull() {
+		return 1 // its levels
+	}
+	switch v.Kind() {
+	case parquet.ByteArray:
+		return 4 + int64(len(v.ByteArray())) // PLAIN: a length, the bytes
+	case parquet.Int32, parquet.Float:
+		return 4
+	case parquet.Boolean:
+		return 1
+	}
+	return 8 // int64, double
 }
 
 // Flush writes the buffered rows as a row group now, e.g. before checking
@@ -261,7 +409,7 @@ func (w *Writer) Count() int64 { return w.count }
 // written so far (and, after Close, the footer).
 func (w *Writer) BytesWritten() int64 { return w.out.n }
 
-// Buffered is the uncompressed size of the rows not yet written.
+// Buffered is how many bytes of rows are buffered, not yet written.
 func (w *Writer) Buffered() int64 { return w.buffered }
 
 // Extension is the key suffix of Parquet objects.
@@ -281,30 +429,105 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// rowBuilder lays an event's values out as a Parquet row, leaf by leaf in
-// column order, with their repetition and definition levels.
+// arena holds the bytes of the buffered strings in chunks that are never
+// moved (values point into them) and are reused from one row group to the
+// next.
+type arena struct {
+	chunks [][]byte
+	cur    int
+}
+
+const chunkBytes = 1 << 20
+
+func (a *arena) copy(b []byte) []byte {
+	if len(a.chunks) == 0 {
+		a.chunks = append(a.chunks, make([]byte, 0, chunkBytes))
+	}
+	c := a.chunks[a.cur]
+	for cap(c)-len(c) < len(b) {
+		a.cur++
+		if a.cur == len(a.chunks) {
+			a.chunks = append(a.chunks, make([]byte, 0, max(chunkBytes, len(b))))
+		}
+		c = a.chunks[a.cur]
+		if cap(c) < len(b) {
+			// A reused chunk too small for a large value: replace it.
+			c = make([]byte, 0, len(b))
+			a.chunks[a.cur] = c
+		}
+	}
+	start := len(c)
+	c = append(c, b...)
+	a.chunks[a.cur] = c
+	return c[start:len(c):len(c)]
+}
+
+func (a *arena) copyString(s string) []byte {
+	if len(a.chunks) == 0 {
+		a.chunks = append(a.chunks, make([]byte, 0, chunkBytes))
+	}
+	c := a.chunks[a.cur]
+	if cap(c)-len(c) < len(s) {
+		return a.copy([]byte(s))
+	}
+	start := len(c)
+	c = append(c, s...)
+	a.chunks[a.cur] = c
+	return c[start:len(c):len(c)]
+}
+
+func (a *arena) reset() {
+	for i := range a.chunks {
+		a.chunks[i] = a.chunks[i][:0]
+	}
+	a.cur = 0
+}
+
+// rowBuilder lays an event's values out column by column, leaf by leaf,
+// with their repetition and definition levels.
 type rowBuilder struct {
-	row  parquet.Row
+	w    *Writer
 	size int64
 }
 
+func (b *rowBuilder) leaf(c *column) *leafBuf { return &b.w.leaves[c.index] }
+
 func (b *rowBuilder) object(c *column, v *ocsf.Value, def int) error {
+	matched := 0
 	for _, ch := range c.children {
 		var f *ocsf.Value
 		if v != nil {
-			f = v.Field(ch.name)
+			if f = v.Field(ch.name); f != nil {
+				matched++
+			}
 		}
 		if err := b.node(ch, f, def); err != nil {
 			return err
 		}
 	}
+	if v != nil && matched < len(v.Fields) {
+		// The schema comes from what the mapper can set; a value it has no
+		// column for would be lost silently.
+		for i := range v.Fields {
+			if !slices.ContainsFunc(c.children, func(ch *column) bool { return ch.name == v.Fields[i].Name }) {
+				return fmt.Errorf("attribute %s%s has no column in this object's schema", prefixOf(c), v.Fields[i].Name)
+			}
+		}
+	}
 	return nil
+}
+
+func prefixOf(c *column) string {
+	if c.path == "" {
+		return ""
+	}
+	return c.path + "."
 }
 
 func (b *rowBuilder) node(c *column, v *ocsf.Value, def int) error {
 	if v == nil {
 		if c.required {
-			return fmt.Errorf("required attribute %s has no value", c.name)
+			return fmt.Errorf("required attribute %s has no value", c.path)
 		}
 		b.nulls(c, def)
 		return nil
@@ -312,10 +535,13 @@ func (b *rowBuilder) node(c *column, v *ocsf.Value, def int) error {
 	switch {
 	case c.list:
 		if !v.Array {
-			return fmt.Errorf("%s: want an array", c.name)
+			return fmt.Errorf("%s: want an array", c.path)
 		}
+		l := b.leaf(c)
+		l.starts = append(l.starts, int32(len(l.vals)))
 		if len(v.Items) == 0 {
-			b.row = append(b.row, parquet.NullValue().Level(c.rep, c.def, c.index))
+			l.add(parquet.NullValue().Level(c.rep, c.def, c.index))
+			b.size += valueBytes
 			return nil
 		}
 		for i := range v.Items {
@@ -327,12 +553,12 @@ func (b *rowBuilder) node(c *column, v *ocsf.Value, def int) error {
 			if err != nil {
 				return err
 			}
-			b.row = append(b.row, val.Level(rep, c.def+2, c.index))
+			l.add(val.Level(rep, c.def+2, c.index))
 		}
 		return nil
 	case len(c.children) > 0:
-		if v.Kind != ocsf.KindObject {
-			return fmt.Errorf("%s: want an object", c.name)
+		if v.Kind != ocsf.KindObject || v.Array {
+			return fmt.Errorf("%s: want an object", c.path)
 		}
 		return b.object(c, v, c.def)
 	}
@@ -340,7 +566,7 @@ func (b *rowBuilder) node(c *column, v *ocsf.Value, def int) error {
 	if err != nil {
 		return err
 	}
-	b.row = append(b.row, val.Level(c.rep, c.def, c.index))
+	b.leaf(c).add(val.Level(c.rep, c.def, c.index))
 	return nil
 }
 
@@ -348,7 +574,12 @@ func (b *rowBuilder) node(c *column, v *ocsf.Value, def int) error {
 // definition level of the node's parent.
 func (b *rowBuilder) nulls(c *column, def int) {
 	if len(c.children) == 0 || c.list {
-		b.row = append(b.row, parquet.NullValue().Level(c.rep, def, c.index))
+		l := b.leaf(c)
+		if c.list {
+			l.starts = append(l.starts, int32(len(l.vals)))
+		}
+		l.add(parquet.NullValue().Level(c.rep, def, c.index))
+		b.size += valueBytes
 		return
 	}
 	for _, ch := range c.children {
@@ -358,24 +589,19 @@ func (b *rowBuilder) nulls(c *column, def int) {
 
 func (b *rowBuilder) scalar(c *column, v *ocsf.Value) (parquet.Value, error) {
 	if v.Kind != c.kind {
-		return parquet.Value{}, fmt.Errorf("%s: a %s value, want %s", c.name, v.Kind, c.kind)
+		return parquet.Value{}, fmt.Errorf("%s: a %s value, want %s", c.path, v.Kind, c.kind)
 	}
+	b.size += valueBytes
 	switch c.kind {
 	case ocsf.KindInteger:
-		b.size += 4
 		return parquet.Int32Value(int32(v.Int)), nil
 	case ocsf.KindLong, ocsf.KindTimestamp:
-		b.size += 8
 		return parquet.Int64Value(v.Int), nil
 	case ocsf.KindFloat:
-		b.size += 8
 		return parquet.DoubleValue(v.Float), nil
 	case ocsf.KindBoolean:
-		b.size++
 		return parquet.BooleanValue(v.Bool), nil
 	}
-	b.size += int64(len(v.Str)) + 4
-	// The bytes are the event's string, which is never modified; the
-	// column writer copies them when the row group is written.
-	return parquet.ByteArrayValue(unsafe.Slice(unsafe.StringData(v.Str), len(v.Str))), nil
+	b.size += int64(len(v.Str))
+	return parquet.ByteArrayValue(b.w.bytes.copyString(v.Str)), nil
 }

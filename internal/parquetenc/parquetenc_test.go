@@ -177,11 +177,21 @@ func TestOCSFParquetReadByDuckDB(t *testing.T) {
 		}
 	}
 	const bound = 256 << 10
-	for uid, events := range byClass {
-		c := ocsf.ClassByUID(uid)
-		t.Run(c.Name, func(t *testing.T) {
+	type run struct {
+		name   string
+		mapper *ocsf.Mapper // nil: every attribute of the class a column
+		uid    int32
+	}
+	var runs []run
+	for uid := range byClass {
+		runs = append(runs, run{ocsf.ClassByUID(uid).Name, m, uid})
+	}
+	runs = append(runs, run{"authentication_all_columns", nil, 3002})
+	for _, r := range runs {
+		uid, events, c := r.uid, byClass[r.uid], ocsf.ClassByUID(r.uid)
+		t.Run(r.name, func(t *testing.T) {
 			path, w := writeFile(t, c.Name+".parquet", func(f *os.File) *Writer {
-				w, err := NewOCSFWriter(f, uid, Options{RowGroupBytes: bound})
+				w, err := NewOCSFWriter(f, r.mapper, uid, Options{RowGroupBytes: bound})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -205,8 +215,13 @@ func TestOCSFParquetReadByDuckDB(t *testing.T) {
 				sum(epoch_ms(time)) AS time_sum FROM %s`, uid, c.CategoryUID, from)
 			q["describe"] = "DESCRIBE SELECT * FROM " + from
 			q["schema"] = fmt.Sprintf("SELECT name, type, repetition_type, logical_type, num_children FROM parquet_schema('%s')", path)
+			s, err := Schema(r.mapper, uid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			known := schemaPaths(s)
 			var nullChecks []string
-			for _, p := range requiredPaths(c) {
+			for _, p := range requiredPaths(c, known) {
 				nullChecks = append(nullChecks, fmt.Sprintf("count(*) FILTER (WHERE %s) AS %q", p.missing, p.name))
 			}
 			q["required"] = "SELECT " + strings.Join(nullChecks, ", ") + " FROM " + from
@@ -233,7 +248,11 @@ func TestOCSFParquetReadByDuckDB(t *testing.T) {
 					t.Errorf("required %s missing in %v rows", k, v)
 				}
 			}
-			checkColumns(t, c, res["describe"], res["schema"])
+			var attrs []string
+			if r.mapper != nil {
+				attrs = r.mapper.Attributes(uid)
+			}
+			checkColumns(t, c, attrs, res["describe"], res["schema"])
 			checkLayout(t, path, bound, 2, res)
 		})
 	}
@@ -241,10 +260,27 @@ func TestOCSFParquetReadByDuckDB(t *testing.T) {
 
 type requiredPath struct{ name, missing string }
 
+// schemaPaths are the dotted paths of every node of a Parquet schema.
+func schemaPaths(s *parquet.Schema) map[string]bool {
+	out := map[string]bool{}
+	var walk func(n parquet.Node, prefix string)
+	walk = func(n parquet.Node, prefix string) {
+		for _, f := range n.Fields() {
+			out[prefix+f.Name()] = true
+			if !f.Leaf() {
+				walk(f, prefix+f.Name()+".")
+			}
+		}
+	}
+	walk(s, "")
+	return out
+}
+
 // requiredPaths are SQL conditions, one per required attribute of the class
-// and of the objects below it, true where a row lacks it (an object's
-// required attributes count where the object is present).
-func requiredPaths(c *ocsf.Class) []requiredPath {
+// and of the objects below it that has a column, true where a row lacks it
+// (an object's required attributes count where the object is present).
+// checkColumns asserts the class's own required attributes have columns.
+func requiredPaths(c *ocsf.Class, known map[string]bool) []requiredPath {
 	var out []requiredPath
 	var walk func(attrs []ocsf.Attribute, prefix string, parent string, depth int)
 	walk = func(attrs []ocsf.Attribute, prefix, parent string, depth int) {
@@ -254,6 +290,9 @@ func requiredPaths(c *ocsf.Class) []requiredPath {
 				continue
 			}
 			col := prefix + `"` + a.Name + `"`
+			if !known[strings.ReplaceAll(col, `"`, "")] {
+				continue
+			}
 			if a.Requirement == ocsf.Required {
 				cond := col + " IS NULL"
 				if parent != "" {
@@ -270,11 +309,18 @@ func requiredPaths(c *ocsf.Class) []requiredPath {
 	return out
 }
 
-// checkColumns compares DuckDB's view of the columns with the class: every
-// scalar attribute a column of its type, REQUIRED exactly where OCSF
-// requires it, objects as structs.
-func checkColumns(t *testing.T, c *ocsf.Class, describe, schema []map[string]any) {
+// checkColumns compares DuckDB's view of the columns with the class: each
+// attribute with a column of its type, REQUIRED exactly where OCSF
+// requires it, objects as structs. With attrs (the mapper's Attributes) the
+// columns are those attributes' and every required attribute of the class;
+// without, every attribute of the class the table carries.
+func checkColumns(t *testing.T, c *ocsf.Class, attrs []string, describe, schema []map[string]any) {
 	t.Helper()
+	top := map[string]bool{}
+	for _, p := range attrs {
+		first, _, _ := strings.Cut(p, ".")
+		top[first] = true
+	}
 	types := map[string]string{}
 	for _, d := range describe {
 		types[fmt.Sprint(d["column_name"])] = fmt.Sprint(d["column_type"])
@@ -290,7 +336,16 @@ func checkColumns(t *testing.T, c *ocsf.Class, describe, schema []map[string]any
 	for i := range c.Attributes {
 		a := &c.Attributes[i]
 		got, ok := types[a.Name]
+		required := a.Requirement == ocsf.Required && a.Profile == "" && !(a.Kind == ocsf.KindObject && a.Array)
 		switch {
+		case attrs != nil && !top[a.Name]:
+			if ok {
+				t.Errorf("%s: column %s, which the mapper never fills", a.Name, got)
+			}
+			if required {
+				t.Errorf("%s: required, not among the mapper's attributes", a.Name)
+			}
+			continue
 		case a.Kind == ocsf.KindObject && (a.Array || ocsf.ObjectByName(a.Object) == nil):
 			if ok {
 				t.Errorf("%s: column %s, want none (objects not in the table)", a.Name, got)
@@ -379,7 +434,7 @@ func TestRawParquetReadByDuckDB(t *testing.T) {
 }
 
 func TestWriterErrors(t *testing.T) {
-	if _, err := NewOCSFWriter(nil, 4001, Options{}); err == nil || !strings.Contains(err.Error(), "4001") {
+	if _, err := NewOCSFWriter(nil, nil, 4001, Options{}); err == nil || !strings.Contains(err.Error(), "4001") {
 		t.Errorf("unknown class: %v", err)
 	}
 	if _, err := NewRawWriter(nil, Options{RowGroupBytes: MaxRowGroupBytes + 1}); err == nil {
@@ -397,7 +452,7 @@ func TestWriterErrors(t *testing.T) {
 	if ev.ClassUID == other {
 		other = 6003
 	}
-	w, err := NewOCSFWriter(&countingWriter{w: discard{}}, other, Options{})
+	w, err := NewOCSFWriter(&countingWriter{w: discard{}}, m, other, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +465,7 @@ func TestWriterErrors(t *testing.T) {
 	// An event lacking a required attribute is refused, not written broken.
 	ev.ClassUID = 0
 	ev.Root = ocsf.Value{Kind: ocsf.KindObject}
-	w0, _ := NewOCSFWriter(&countingWriter{w: discard{}}, 0, Options{})
+	w0, _ := NewOCSFWriter(&countingWriter{w: discard{}}, m, 0, Options{})
 	if err := w0.WriteOCSF(ev); err == nil || !strings.Contains(err.Error(), "required") {
 		t.Errorf("event without required attributes: %v", err)
 	}
@@ -423,13 +478,22 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 // TestSchemaColumns pins the schema build for each class: leaf columns
 // resolve, and the schema parquet-go reads from a written file equals it.
 func TestSchemaColumns(t *testing.T) {
+	m := testMapper(t)
 	for _, c := range ocsf.Classes() {
-		s, err := Schema(c.UID)
+		s, err := Schema(nil, c.UID)
 		if err != nil {
 			t.Fatalf("%s: %v", c.Name, err)
 		}
 		if n := len(s.Columns()); n < 50 || n > 1000 {
 			t.Errorf("%s: %d columns", c.Name, n)
+		}
+		pruned, err := Schema(m, c.UID)
+		if err != nil {
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		// One column per attribute the mapper can set; lists and scalars alike.
+		if got, want := len(pruned.Columns()), len(m.Attributes(c.UID)); got != want {
+			t.Errorf("%s: %d pruned columns, %d attributes", c.Name, got, want)
 		}
 		if _, ok := s.Lookup("time"); !ok {
 			t.Errorf("%s: no time column", c.Name)

@@ -2,6 +2,7 @@ package parquetenc
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -18,6 +19,7 @@ const maxObjectDepth = 3
 // for a leaf its column index and the definition level of a present value.
 type column struct {
 	name     string
+	path     string // dotted, for messages
 	kind     ocsf.Kind
 	required bool
 	list     bool // a LIST of scalars
@@ -25,6 +27,73 @@ type column struct {
 	index    int // leaf column index
 	def      int // definition level when this node is present
 	rep      int // repetition level of the node (the list's element for a list)
+}
+
+// prunedSchema builds the Parquet schema of an OCSF class with the columns
+// of paths only (dotted scalar attribute paths, Mapper.Attributes), nested
+// as the class nests them, with classSchema's types and repetition.
+func prunedSchema(c *ocsf.Class, paths []string) (*parquet.Schema, *column, error) {
+	want := wantTree{}
+	for _, p := range paths {
+		t := want
+		for _, seg := range strings.Split(p, ".") {
+			if t[seg] == nil {
+				t[seg] = wantTree{}
+			}
+			t = t[seg]
+		}
+	}
+	root := &column{kind: ocsf.KindObject, required: true}
+	group := prunedGroup(c.Attributes, want, root, "")
+	if len(group) == 0 {
+		return nil, nil, fmt.Errorf("class %s: no columns", c.Name)
+	}
+	s := parquet.NewSchema(c.Name, group)
+	if err := resolve(s, root, nil, 0, 0); err != nil {
+		return nil, nil, fmt.Errorf("class %s: %w", c.Name, err)
+	}
+	return s, root, nil
+}
+
+// wantTree is a set of attribute paths as a tree of their segments.
+type wantTree map[string]wantTree
+
+func prunedGroup(attrs []ocsf.Attribute, want wantTree, parent *column, prefix string) parquet.Group {
+	g := parquet.Group{}
+	for i := range attrs {
+		a := &attrs[i]
+		sub, ok := want[a.Name]
+		if !ok {
+			continue
+		}
+		col := &column{name: a.Name, path: prefix + a.Name, kind: a.Kind, required: a.Requirement == ocsf.Required && a.Profile == ""}
+		var node parquet.Node
+		if a.Kind == ocsf.KindObject {
+			o := ocsf.ObjectByName(a.Object)
+			if a.Array || o == nil {
+				continue
+			}
+			inner := prunedGroup(o.Attributes, sub, col, col.path+".")
+			if len(inner) == 0 {
+				continue
+			}
+			node = inner
+		} else {
+			node = scalarNode(a.Kind)
+			if a.Array {
+				col.list = true
+				node = parquet.List(parquet.Optional(node))
+			}
+		}
+		if col.required && !col.list {
+			node = parquet.Required(node)
+		} else {
+			node = parquet.Optional(node)
+		}
+		g[a.Name] = node
+		parent.children = append(parent.children, col)
+	}
+	return g
 }
 
 // classSchema builds the Parquet schema of an OCSF class: an attribute is a
@@ -36,7 +105,7 @@ func classSchema(c *ocsf.Class) (*parquet.Schema, *column, error) {
 	group := parquet.Group{}
 	for i := range c.Attributes {
 		a := &c.Attributes[i]
-		node, col := attrNode(a, 0, map[string]bool{})
+		node, col := attrNode(a, "", 0, map[string]bool{})
 		if node == nil {
 			continue
 		}
@@ -50,8 +119,8 @@ func classSchema(c *ocsf.Class) (*parquet.Schema, *column, error) {
 	return s, root, nil
 }
 
-func attrNode(a *ocsf.Attribute, depth int, onPath map[string]bool) (parquet.Node, *column) {
-	col := &column{name: a.Name, kind: a.Kind, required: a.Requirement == ocsf.Required && a.Profile == ""}
+func attrNode(a *ocsf.Attribute, prefix string, depth int, onPath map[string]bool) (parquet.Node, *column) {
+	col := &column{name: a.Name, path: prefix + a.Name, kind: a.Kind, required: a.Requirement == ocsf.Required && a.Profile == ""}
 	var node parquet.Node
 	switch a.Kind {
 	case ocsf.KindObject:
@@ -63,7 +132,7 @@ func attrNode(a *ocsf.Attribute, depth int, onPath map[string]bool) (parquet.Nod
 		g := parquet.Group{}
 		for i := range o.Attributes {
 			sub := &o.Attributes[i]
-			n, c := attrNode(sub, depth+1, onPath)
+			n, c := attrNode(sub, col.path+".", depth+1, onPath)
 			if n == nil {
 				continue
 			}
