@@ -3,8 +3,8 @@ package parquetenc
 import (
 	"maps"
 	"os"
-	"slices"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
