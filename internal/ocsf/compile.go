@@ -16,6 +16,9 @@ type rule struct {
 	activity int32
 	severity int32
 	fields   []field
+
+	activityName string // the activity's caption
+	typeName     string // "<class caption>: <activity caption>"
 }
 
 // field is one compiled mapping: an attribute path and the event paths
@@ -140,6 +143,8 @@ func compileRule(d Rule, common map[string]string, values map[string]map[string]
 			errs = append(errs, fmt.Errorf("severity: %w", err))
 		}
 	}
+	r.activityName, _ = r.class.Attribute("activity_id").EnumCaption(r.activity)
+	r.typeName = r.class.Caption + ": " + r.activityName
 	merged := map[string]string{}
 	fromRule := map[string]bool{}
 	for k, v := range common {

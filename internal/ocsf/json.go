@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // A small JSON reader for the mapper. Events arrive validated by ingest,
@@ -111,6 +112,11 @@ func (p *jparser) value(v *jvalue, depth int) error {
 				return errJSON
 			}
 			p.i++
+			if v.fields == nil {
+				// Most objects of audit events have a handful of fields:
+				// one allocation instead of growing 1, 2, 4, 8.
+				v.fields = make([]jfield, 0, 8)
+			}
 			v.fields = append(v.fields, jfield{key: key})
 			if err := p.value(&v.fields[len(v.fields)-1].val, depth+1); err != nil {
 				return err
@@ -350,13 +356,19 @@ func (v *jvalue) field(key string) *jvalue {
 
 // text is a scalar's text: a string's decoded content, a number or
 // boolean as written.
+//
+// The mapper parses a string it owns (parseJSON of the event copied once),
+// so text of a string without escapes is a substring of it, not a copy.
 func (v *jvalue) text() (string, bool) {
 	switch v.kind {
 	case jString:
 		s, ok := unquote(v.raw)
+		if ok && len(s) == len(v.raw)-2 {
+			return unsafe.String(unsafe.SliceData(s), len(s)), true
+		}
 		return string(s), ok
 	case jNumber, jBool:
-		return string(v.raw), true
+		return unsafe.String(unsafe.SliceData(v.raw), len(v.raw)), true
 	}
 	return "", false
 }

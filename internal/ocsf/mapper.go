@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // Mapper turns stored audit events into OCSF events. It is safe for
@@ -54,7 +55,10 @@ func New(cfg Config) (*Mapper, error) {
 // Map maps one stored event (its JSON as ingested) with sequence number seq.
 func (m *Mapper) Map(raw []byte, seq int64) (Event, error) {
 	ev := Event{Seq: seq}
-	doc, err := parseJSON(raw)
+	// One copy of the event, which raw_data keeps, that the parse tree and
+	// the event's strings point into: text() returns substrings of it.
+	own := string(raw)
+	doc, err := parseJSON(unsafe.Slice(unsafe.StringData(own), len(own)))
 	if err != nil {
 		return ev, fmt.Errorf("event %d: %w", seq, err)
 	}
@@ -86,7 +90,7 @@ func (m *Mapper) Map(raw []byte, seq int64) (Event, error) {
 		root.insert("unmapped", Value{Kind: KindJSON, Str: string(u)})
 	}
 	if m.rawData {
-		root.insert("raw_data", stringValue(string(raw)))
+		root.insert("raw_data", stringValue(own))
 	}
 	ev.ClassUID, ev.Time, ev.Root = r.class.UID, ms, root
 	ev.JSON = root.AppendJSON(make([]byte, 0, len(raw)*2+256))
@@ -118,8 +122,10 @@ func (m *Mapper) timestamp(doc *jvalue) (int64, error) {
 	if !ok {
 		return 0, fmt.Errorf("a JSON %s, not a time", v.kind)
 	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return n, nil
+	if isInteger(s) {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return n, nil
+		}
 	}
 	if v.kind == jNumber {
 		f, err := strconv.ParseFloat(s, 64)
@@ -153,16 +159,18 @@ func (m *Mapper) match(name string) *rule {
 // has no value, so the event needs the fallback class.
 func (m *Mapper) apply(r *rule, doc *jvalue, name, msgID string, ms int64) (Value, bool) {
 	root := Value{Kind: KindObject, Fields: make([]Field, 0, 24)}
-	profiles := map[string]bool{}
+	var profiles map[string]bool // nil (no allocation) without profiles
 	for i := range r.fields {
 		f := &r.fields[i]
 		if m.applyField(&root, f, doc) && f.profile != "" {
+			if profiles == nil {
+				profiles = map[string]bool{}
+			}
 			profiles[f.profile] = true
 		}
 	}
 	c := r.class
-	act := c.Attribute("activity_id")
-	actName, _ := act.EnumCaption(r.activity)
+	actName := r.activityName
 	if r.activity == 99 {
 		actName = name
 	}
@@ -177,12 +185,11 @@ func (m *Mapper) apply(r *rule, doc *jvalue, name, msgID string, ms int64) (Valu
 	}
 	root.insert("time", intValue(KindTimestamp, ms))
 	root.insert("type_uid", intValue(KindLong, int64(c.UID)*100+int64(r.activity)))
-	typeCaption, _ := act.EnumCaption(r.activity)
-	root.insert("type_name", stringValue(c.Caption+": "+typeCaption))
+	root.insert("type_name", stringValue(r.typeName))
 
 	md := root.Field("metadata")
 	if md == nil {
-		md = root.insert("metadata", Value{Kind: KindObject})
+		md = root.insert("metadata", Value{Kind: KindObject, Fields: make([]Field, 0, 8)})
 	}
 	md.insert("event_code", stringValue(name))
 	md.insert("product", m.product)
@@ -294,6 +301,9 @@ func convertScalar(v *jvalue, a *Attribute, f *field) (Value, bool) {
 		return Value{Kind: KindFloat, Float: x}, err == nil && !math.IsInf(x, 0)
 	case KindInteger, KindLong, KindTimestamp:
 		if len(a.Enum) > 0 {
+			if !isInteger(s) {
+				return intValue(a.Kind, int64(captionID(a, s, f.values))), true
+			}
 			if n, err := strconv.ParseInt(s, 10, 32); err == nil {
 				if _, ok := a.EnumCaption(int32(n)); ok {
 					return intValue(a.Kind, n), true
@@ -315,6 +325,23 @@ func convertScalar(v *jvalue, a *Attribute, f *field) (Value, bool) {
 		return intValue(a.Kind, n), true
 	}
 	return Value{}, false
+}
+
+// isInteger reports whether s is an optional '-' and digits, so parsing it
+// as a number is worth trying (a failed strconv call allocates its error).
+func isInteger(s string) bool {
+	if len(s) > 0 && s[0] == '-' {
+		s = s[1:]
+	}
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // lookup follows an event path; nil when any step is missing.

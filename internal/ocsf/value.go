@@ -93,7 +93,7 @@ func (o *Value) set(path []*Attribute, val Value) bool {
 			return true
 		}
 		if f == nil {
-			f = cur.insert(a.Name, Value{Kind: KindObject})
+			f = cur.insert(a.Name, Value{Kind: KindObject, Fields: make([]Field, 0, 4)})
 		}
 		cur = f
 	}

@@ -185,7 +185,7 @@ func newWriter(w io.Writer, s *parquet.Schema, c *ocsf.Class, cols *column, opt 
 	}
 	out := &countingWriter{w: w}
 	pw := parquet.NewWriter(out, s,
-		parquet.Compression(&zstd.Codec{Level: zstd.SpeedDefault, Concurrency: 1}),
+		parquet.Compression(zstdCodec),
 		// The writer ends pages itself (see writeColumn); parquet-go's own
 		// bound is the same, a backstop.
 		parquet.PageBufferSize(opt.PageBytes),
@@ -193,13 +193,55 @@ func newWriter(w io.Writer, s *parquet.Schema, c *ocsf.Class, cols *column, opt 
 		parquet.CreatedBy("auditexport", "", ""),
 		parquet.SortingWriterConfig(parquet.SortingColumns(parquet.Ascending("time"))),
 	)
-	wr := &Writer{out: out, pw: pw, opt: opt, class: c, cols: cols, leaves: make([]leafBuf, len(s.Columns()))}
+	wr := &Writer{out: out, pw: pw, opt: opt, class: c, cols: cols}
+	wr.takeBuffers(len(s.Columns()))
 	for i, leaf := range s.Columns() {
 		if l, ok := s.Lookup(leaf...); ok && l.MaxRepetitionLevel > 0 {
 			wr.leaves[i].starts = []int32{}
 		}
 	}
 	return wr, nil
+}
+
+// zstdCodec is shared by all writers: it pools its encoders, whose set-up
+// (history buffers) costs as much as compressing a small object.
+var zstdCodec = &zstd.Codec{Level: zstd.SpeedDefault, Concurrency: 1}
+
+// buffers are a writer's row group buffers, reused by the next writer once
+// a writer is closed: objects are many and small ones common, and growing
+// the buffers anew for each costs more than encoding.
+type buffers struct {
+	vals  [][]parquet.Value
+	bytes arena
+	times []int64
+	order []int32
+	batch []parquet.Value
+}
+
+var bufferPool sync.Pool // *buffers
+
+func (w *Writer) takeBuffers(ncols int) {
+	b, _ := bufferPool.Get().(*buffers)
+	if b == nil {
+		b = &buffers{}
+	}
+	w.leaves = make([]leafBuf, ncols)
+	for i := range w.leaves {
+		if i < len(b.vals) {
+			w.leaves[i].vals = b.vals[i][:0]
+		}
+	}
+	w.bytes, w.times, w.order, w.batch = b.bytes, b.times[:0], b.order[:0], b.batch[:0]
+}
+
+// releaseBuffers returns the (flushed, cleared) buffers to the pool.
+func (w *Writer) releaseBuffers() {
+	b := &buffers{bytes: w.bytes, times: w.times[:0], order: w.order[:0], batch: w.batch[:0]}
+	for i := range w.leaves {
+		b.vals = append(b.vals, w.leaves[i].vals[:0])
+	}
+	w.leaves, w.bytes, w.times, w.order, w.batch = nil, arena{}, nil, nil, nil
+	bufferPool.Put(b)
 }
 
 // WriteRaw buffers a raw event. The writer keeps its own copy of the bytes.
@@ -396,6 +438,7 @@ func (w *Writer) Close() error {
 		return err
 	}
 	w.closed = true
+	w.releaseBuffers()
 	if err := w.pw.Close(); err != nil {
 		return fmt.Errorf("parquet: %w", err)
 	}
