@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -166,7 +167,8 @@ func benchRaw(raws [][]byte) []RawEvent {
 	return out
 }
 
-// TestPeakHeap writes many events into one object and samples the heap:
+// TestPeakHeap writes 1M events into one object (raw) or one object per
+// class (OCSF, mapped on the way, as delivery does) and samples the heap:
 // memory is bounded by the row group, not the object. It runs only with
 // AUDITEXPORT_MEASURE=1 (it takes a while) and logs what it measured.
 func TestPeakHeap(t *testing.T) {
@@ -175,37 +177,84 @@ func TestPeakHeap(t *testing.T) {
 	}
 	const n = 1_000_000
 	sample := sampleEvents(1000, 5)
-	var peak uint64
-	done := make(chan struct{})
-	go func() {
-		var ms runtime.MemStats
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				runtime.ReadMemStats(&ms)
-				peak = max(peak, ms.HeapInuse)
+	m := testMapper(t)
+	tests := []struct {
+		name  string
+		write func(out *countingWriter) error
+	}{
+		{"raw", func(out *countingWriter) error {
+			w, err := NewRawWriter(out, Options{})
+			if err != nil {
+				return err
 			}
-		}
-	}()
-	out := &countingWriter{w: discard{}}
-	w, _ := NewRawWriter(out, Options{})
-	start := time.Now()
-	for i := 0; i < n; i++ {
-		if err := w.WriteRaw(RawEvent{Time: 1764064800000 + int64(i), Name: "user.login", MessageID: "m", Seq: int64(i), JSON: sample[i%len(sample)]}); err != nil {
-			t.Fatal(err)
-		}
+			for i := range n {
+				if err := w.WriteRaw(RawEvent{Time: 1764064800000 + int64(i), Name: "user.login", MessageID: "m", Seq: int64(i), JSON: sample[i%len(sample)]}); err != nil {
+					return err
+				}
+			}
+			return w.Close()
+		}},
+		{"ocsf", func(out *countingWriter) error {
+			ws := map[int32]*Writer{}
+			for i := range n {
+				ev, err := m.Map(sample[i%len(sample)], int64(i))
+				if err != nil {
+					return err
+				}
+				w := ws[ev.ClassUID]
+				if w == nil {
+					if w, err = NewOCSFWriter(out, m, ev.ClassUID, Options{}); err != nil {
+						return err
+					}
+					ws[ev.ClassUID] = w
+				}
+				if err := w.WriteOCSF(ev); err != nil {
+					return err
+				}
+			}
+			for _, w := range ws {
+				if err := w.Close(); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			runtime.GC()
+			var peak atomic.Uint64
+			done, stopped := make(chan struct{}), make(chan struct{})
+			go func() {
+				defer close(stopped)
+				var ms runtime.MemStats
+				tick := time.NewTicker(20 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					select {
+					case <-done:
+						return
+					case <-tick.C:
+						runtime.ReadMemStats(&ms)
+						if ms.HeapInuse > peak.Load() {
+							peak.Store(ms.HeapInuse)
+						}
+					}
+				}
+			}()
+			out := &countingWriter{w: discard{}}
+			start := time.Now()
+			err := tt.write(out)
+			close(done)
+			<-stopped
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s Parquet, %d events: %d bytes written in %v, peak heap in use %.1f MiB (row groups of %d MiB)",
+				tt.name, n, out.n, time.Since(start), float64(peak.Load())/(1<<20), DefaultRowGroupBytes>>20)
+		})
 	}
-	close(done)
-	t.Logf("raw Parquet, %d events: %d bytes written in %v, peak heap in use %.1f MiB", n, out.n, time.Since(start), float64(peak)/(1<<20))
 }
-
 func newBenchOCSFWriter(m *ocsf.Mapper, uid int32) (*Writer, error) {
 	return NewOCSFWriter(discard{}, m, uid, Options{})
 }
