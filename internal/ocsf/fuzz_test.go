@@ -51,7 +51,9 @@ func FuzzParseJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		_, err := parseJSON([]byte(s))
-		if valid := json.Valid([]byte(s)); valid != (err == nil) && !(valid && err != nil && depthExceeded(s)) {
+		valid := json.Valid([]byte(s))
+		tooDeep := valid && err != nil && depthExceeded(s)
+		if valid != (err == nil) && !tooDeep {
 			t.Fatalf("parseJSON(%q) error %v, encoding/json valid %v", s, err, valid)
 		}
 	})

@@ -208,7 +208,7 @@ func TestConfigErrors(t *testing.T) {
 		{"unexpanded object", Config{VendorName: "A", Rules: []Rule{{Event: "x", Class: "3002", Fields: map[string]string{"actor.process.name": "p"}}}}, []string{"process object, whose attributes this version does not map"}},
 		{"empty path", Config{VendorName: "A", Rules: []Rule{{Event: "x", Class: "3002", Fields: map[string]string{"message": "a..b"}}}}, []string{"empty segment"}},
 		{"common nowhere", Config{VendorName: "A", Fields: map[string]string{"src_endpoint.ipp": "ip"}}, []string{`"src_endpoint.ipp" fits no rule's class`, `did you mean "ip"`}},
-		{"values", Config{VendorName: "A", Values: map[string]map[string]string{"status_id": {"ok": "Sucess"}}}, []string{`"Sucess" is not a value of status_id`}},
+		{"values", Config{VendorName: "A", Values: map[string]map[string]string{"status_id": {"ok": "Fine"}}}, []string{`"Fine" is not a value of status_id`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

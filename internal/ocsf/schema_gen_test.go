@@ -75,9 +75,9 @@ func TestSchemaTable(t *testing.T) {
 				t.Errorf("%s.%s: %+v, want required", tt.name, r, a)
 			}
 		}
-		cap, ok := c.Attribute("activity_id").EnumCaption(tt.activity)
-		if !ok || cap != tt.activityCap {
-			t.Errorf("%s activity %d = %q, want %q", tt.name, tt.activity, cap, tt.activityCap)
+		caption, ok := c.Attribute("activity_id").EnumCaption(tt.activity)
+		if !ok || caption != tt.activityCap {
+			t.Errorf("%s activity %d = %q, want %q", tt.name, tt.activity, caption, tt.activityCap)
 		}
 	}
 	// Profile attributes keep their profile; "profile": null removes it.

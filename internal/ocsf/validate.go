@@ -110,7 +110,8 @@ func checkValue(f *jvalue, a *Attribute, path string, profiles map[string]bool, 
 		}
 		// class_uid and category_uid list only the base values; they are
 		// checked against the class instead.
-		if len(a.Enum) > 0 && !(top && (a.Name == "class_uid" || a.Name == "category_uid")) {
+		classIDs := top && (a.Name == "class_uid" || a.Name == "category_uid")
+		if len(a.Enum) > 0 && !classIDs {
 			if _, ok := a.EnumCaption(int32(n)); !ok || n != int64(int32(n)) {
 				return []error{fmt.Errorf("%s: %d is not a value of the enum (%s)", path, n, enumList(a))}
 			}

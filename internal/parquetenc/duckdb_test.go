@@ -3,6 +3,7 @@ package parquetenc
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,7 +51,8 @@ func duckdbDir(t *testing.T) string {
 		duckdbOnce.dir, duckdbOnce.err = dir, err
 	})
 	if duckdbOnce.err != nil {
-		if ee, ok := duckdbOnce.err.(*exec.ExitError); ok {
+		var ee *exec.ExitError
+		if errors.As(duckdbOnce.err, &ee) {
 			t.Fatalf("install DuckDB (%s) with npm: %s", duckdbVersion, ee.Stderr)
 		}
 		t.Fatalf("DuckDB (%s) needs node and npm: %v", duckdbVersion, duckdbOnce.err)

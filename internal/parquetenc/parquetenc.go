@@ -86,7 +86,7 @@ type RawEvent struct {
 // Writer writes one Parquet object.
 type Writer struct {
 	out    *countingWriter
-	pw     *parquet.Writer
+	pw     *parquet.GenericWriter[any]
 	opt    Options
 	class  *ocsf.Class // nil for raw events
 	cols   *column
@@ -184,7 +184,7 @@ func newWriter(w io.Writer, s *parquet.Schema, c *ocsf.Class, cols *column, opt 
 		return nil, err
 	}
 	out := &countingWriter{w: w}
-	pw := parquet.NewWriter(out, s,
+	pw := parquet.NewGenericWriter[any](out, s,
 		parquet.Compression(zstdCodec),
 		// The writer ends pages itself (see writeColumn); parquet-go's own
 		// bound is the same, a backstop.

@@ -336,7 +336,8 @@ func checkColumns(t *testing.T, c *ocsf.Class, attrs []string, describe, schema 
 	for i := range c.Attributes {
 		a := &c.Attributes[i]
 		got, ok := types[a.Name]
-		required := a.Requirement == ocsf.Required && a.Profile == "" && !(a.Kind == ocsf.KindObject && a.Array)
+		objectArray := a.Kind == ocsf.KindObject && a.Array
+		required := a.Requirement == ocsf.Required && a.Profile == "" && !objectArray
 		switch {
 		case attrs != nil && !top[a.Name]:
 			if ok {
