@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/auditexport/auditexport/internal/suggest"
 	"io"
 	"reflect"
 	"slices"
@@ -197,7 +198,7 @@ func nearestField(name string) string {
 	lower := strings.ToLower(name)
 	best, bestDist := "", -1
 	for _, f := range specFields {
-		d := editDistance(lower, f.name)
+		d := suggest.Distance(lower, f.name)
 		if bestDist < 0 || d < bestDist {
 			best, bestDist = f.name, d
 		}
@@ -217,30 +218,4 @@ func nearestField(name string) string {
 		}
 	}
 	return ""
-}
-
-// editDistance is the optimal string alignment distance: insertions,
-// deletions, substitutions and swaps of adjacent bytes each count one.
-func editDistance(a, b string) int {
-	prev2 := make([]int, len(b)+1)
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(b)]
 }

@@ -146,20 +146,6 @@ func isZeroSpec(s DestinationSpec) bool {
 	return string(b) == `{"bucket":"","region":""}`
 }
 
-func TestEditDistance(t *testing.T) {
-	for _, c := range []struct {
-		a, b string
-		want int
-	}{
-		{"", "", 0}, {"bucket", "bucket", 0}, {"buckett", "bucket", 1}, {"regoin", "region", 1},
-		{"", "acl", 3}, {"kitten", "sitting", 3}, {"ca", "abc", 3},
-	} {
-		if got := editDistance(c.a, c.b); got != c.want {
-			t.Errorf("editDistance(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
-		}
-	}
-}
-
 func TestCheckRegionAllowed(t *testing.T) {
 	allowed := []string{"us-east-1", "eu-west-1"}
 	for _, c := range []struct {

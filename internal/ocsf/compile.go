@@ -3,6 +3,7 @@ package ocsf
 import (
 	"errors"
 	"fmt"
+	"github.com/auditexport/auditexport/internal/suggest"
 	"sort"
 	"strconv"
 	"strings"
@@ -130,7 +131,7 @@ func compileRule(d Rule, common map[string]string, values map[string]map[string]
 	}
 	r.class = lookupClass(d.Class)
 	if r.class == nil {
-		return r, fmt.Errorf("class %q is not an OCSF class this version maps (one of %s)%s", d.Class, classList(), suggest(d.Class, classNames()))
+		return r, fmt.Errorf("class %q is not an OCSF class this version maps (one of %s)%s", d.Class, classList(), didYouMean(d.Class, classNames()))
 	}
 	var err error
 	if d.Activity != "" {
@@ -269,7 +270,7 @@ func resolveTarget(c *Class, target string) ([]*Attribute, error) {
 			for j := range attrs {
 				names[j] = attrs[j].Name
 			}
-			return nil, fmt.Errorf("%q: %s has no attribute %q%s", target, owner, s, suggest(s, names))
+			return nil, fmt.Errorf("%q: %s has no attribute %q%s", target, owner, s, didYouMean(s, names))
 		}
 		path = append(path, a)
 		if i == len(segs)-1 {
@@ -349,7 +350,7 @@ func enumID(a *Attribute, s string) (int32, error) {
 		}
 		names[i] = v.Caption
 	}
-	return 0, fmt.Errorf("%q is not a value of %s (%s)%s", s, a.Name, enumList(a), suggest(s, names))
+	return 0, fmt.Errorf("%q is not a value of %s (%s)%s", s, a.Name, enumList(a), didYouMean(s, names))
 }
 
 func enumList(a *Attribute) string {
@@ -421,12 +422,12 @@ func classList() string {
 	return strings.Join(parts, ", ")
 }
 
-// suggest returns "; did you mean X?" for the candidate nearest to s, when
+// didYouMean returns "; did you mean X?" for the candidate nearest to s, when
 // one is near enough to be a likely typo.
-func suggest(s string, candidates []string) string {
+func didYouMean(s string, candidates []string) string {
 	best, bestD := "", 1<<30
 	for _, c := range candidates {
-		d := levenshtein(normalize(s), normalize(c))
+		d := suggest.Distance(normalize(s), normalize(c))
 		if d < bestD {
 			best, bestD = c, d
 		}
@@ -435,24 +436,4 @@ func suggest(s string, candidates []string) string {
 		return ""
 	}
 	return fmt.Sprintf("; did you mean %q?", best)
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
