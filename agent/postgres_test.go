@@ -206,8 +206,11 @@ func (p *outagePoster) postUntilAcked(ctx context.Context, body []byte) error {
 		switch {
 		case resp.StatusCode == http.StatusOK:
 			var res api.IngestResponse
-			if err := json.Unmarshal(msg, &res); err != nil || res.Stored+res.Duplicates != outageBatch {
-				return fmt.Errorf("answer %s (%v) for %d events", msg, err, outageBatch)
+			if err := json.Unmarshal(msg, &res); err != nil {
+				return fmt.Errorf("answer %s: %w", msg, err)
+			}
+			if res.Stored+res.Duplicates != outageBatch {
+				return fmt.Errorf("answer %s for %d events", msg, outageBatch)
 			}
 			return nil
 		case resp.StatusCode == http.StatusServiceUnavailable:
