@@ -28,15 +28,15 @@ func newAdminFlags(name string) adminFlags {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	return adminFlags{
 		fs:         fs,
-		configPath: fs.String("config", "", "the running agent's HCL config `file`, for its data_dir"),
-		dataDir:    fs.String("data-dir", "", "the running agent's data `directory` (overrides the config's data_dir)"),
+		configPath: fs.String("config", "", "the running agent's HCL config `file`, for its store (data_dir or store.postgres)"),
+		dataDir:    fs.String("data-dir", "", "the running agent's data `directory` (overrides the config's data_dir; SQLite only)"),
 	}
 }
 
 // open opens the store of the agent that serve runs with the same config.
 // It never creates one: a new, empty store would hold tenants and tokens the
 // running agent does not know, and reject with 401.
-func (a adminFlags) open(ctx context.Context) (*store.SQLite, error) {
+func (a adminFlags) open(ctx context.Context) (store.Store, error) {
 	path, from := config.Find(*a.configPath)
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -58,7 +58,37 @@ func (a adminFlags) open(ctx context.Context) (*store.SQLite, error) {
 			"or start `auditexport-agent serve` with this config first, which creates the store",
 			nf.Path, dataFrom, config.EnvConfig)
 	}
+	var nm *daemon.NotMigratedError
+	if errors.As(err, &nm) {
+		return nil, fmt.Errorf("%w with this config; or point this command at the running agent's database: "+
+			"its config with -config FILE or %s=FILE, or %s=URL", nm, config.EnvConfig, config.EnvDatabaseURL)
+	}
 	return st, err
+}
+
+// runMigrate brings the store's schema up to date and exits, so that a
+// schema change is applied (and any failure seen) before agents of a new
+// version are rolled out. Agents starting meanwhile wait for it.
+func runMigrate(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	configPath := fs.String("config", "", "the agent's HCL config `file`, for its store")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usageError{msg: fmt.Sprintf("migrate takes no arguments, got %q", pos), usage: flagUsage(fs)}
+	}
+	path, from := config.Find(*configPath)
+	cfg, err := config.Load(path)
+	if err != nil {
+		return fmt.Errorf("loading the config named by %s: %w", from, err)
+	}
+	if err := daemon.Migrate(ctx, cfg); err != nil {
+		return fmt.Errorf("migrate %s: %w", daemon.DescribeStore(cfg), err)
+	}
+	fmt.Fprintf(out, "migrated %s\n", daemon.DescribeStore(cfg))
+	return nil
 }
 
 func runTenant(ctx context.Context, args []string, out io.Writer) error {

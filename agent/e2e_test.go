@@ -132,8 +132,14 @@ func (w *world) newDestination(t *testing.T, c *api.Client, bucket, roleARN stri
 }
 
 func TestEndToEndDelivery(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) { testEndToEndDelivery(t, backend) })
+	}
+}
+
+func testEndToEndDelivery(t *testing.T, backend string) {
 	const tick = 3 * time.Second
-	w := newWorld(t, tick.String())
+	w := newWorldOn(t, backend, tick.String())
 	extID, manage := w.tenant(t, "acme")
 	bucket, role := w.CustomerSetup(t, "acme", extID, "audit")
 
@@ -261,7 +267,13 @@ func TestDestinationCreateFailures(t *testing.T) {
 }
 
 func TestIngestSurvivesSIGKILL(t *testing.T) {
-	w := newWorld(t, "1h") // no delivery before the kill
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) { testIngestSurvivesSIGKILL(t, backend) })
+	}
+}
+
+func testIngestSurvivesSIGKILL(t *testing.T, backend string) {
+	w := newWorldOn(t, backend, "1h") // no delivery before the kill
 	p := w.Process()
 	extID, manage := w.tenant(t, "acme")
 	bucket, role := w.CustomerSetup(t, "acme", extID, "audit")
@@ -312,7 +324,13 @@ func TestTenantIsolation(t *testing.T) {
 }
 
 func TestIngestRejectsBadInput(t *testing.T) {
-	w := newWorld(t, "1h")
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) { testIngestRejectsBadInput(t, backend) })
+	}
+}
+
+func testIngestRejectsBadInput(t *testing.T, backend string) {
+	w := newWorldOn(t, backend, "1h")
 	w.tenant(t, "acme")
 	ingest := w.ingestClient(t)
 	good := auditEvent("ok-1", time.Now(), "user.login")

@@ -43,7 +43,15 @@ type faultDestination struct {
 // upload part size: the first destination writes each as a multipart upload,
 // the second splits it into several objects. So the faults hit UploadPart
 // and CompleteMultipartUpload as well as PutObject.
+//
+// It runs with the agent's store in SQLite and in PostgreSQL.
 func TestDeliveryExactlyOnceUnderFaults(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) { testDeliveryExactlyOnceUnderFaults(t, backend) })
+	}
+}
+
+func testDeliveryExactlyOnceUnderFaults(t *testing.T, backend string) {
 	const (
 		batches      = 200 // of perBatch events each, ~400 bytes an event
 		perBatch     = 150
@@ -78,9 +86,9 @@ func TestDeliveryExactlyOnceUnderFaults(t *testing.T) {
 	})
 	// The destinations' connection tests run without faults.
 	proxy.SetEnabled(false)
-	w := &world{testenv.NewAgentWithOptions(t, moto, testenv.AgentOptions{
+	w := &world{testenv.NewAgentWithOptions(t, moto, onBackend(t, backend, testenv.AgentOptions{
 		Tick: "1s", S3Endpoint: proxy.URL(), LogLevel: "info",
-	})}
+	}))}
 	extID, manage := w.tenant(t, "acme")
 	var dests []faultDestination
 	for _, d := range []struct {

@@ -22,6 +22,34 @@ func newWorld(t *testing.T, tick string) *world {
 	return &world{testenv.NewAgent(t, testenv.StartMoto(t), tick)}
 }
 
+// pg is the PostgreSQL server of the package's tests, started by the first
+// test that needs it; each test takes a database of its own.
+var pg testenv.SharedPostgres
+
+// backends are the store engines the end-to-end tests run the agent on.
+var backends = []string{"sqlite", "postgres"}
+
+// onBackend sets opts to keep the agent's store on backend: SQLite in its
+// data directory, or a new database of the package's PostgreSQL server.
+func onBackend(t *testing.T, backend string, opts testenv.AgentOptions) testenv.AgentOptions {
+	t.Helper()
+	switch backend {
+	case "sqlite":
+	case "postgres":
+		opts.PostgresURL = pg.Get(t).NewDatabase(t)
+	default:
+		t.Fatalf("unknown backend %q", backend)
+	}
+	return opts
+}
+
+// newWorldOn is newWorld with the agent's store on backend.
+func newWorldOn(t *testing.T, backend, tick string) *world {
+	t.Helper()
+	m := testenv.StartMoto(t)
+	return &world{testenv.NewAgentWithOptions(t, m, onBackend(t, backend, testenv.AgentOptions{Tick: tick}))}
+}
+
 func (w *world) ingestClient(t *testing.T) *api.Client {
 	t.Helper()
 	return w.Client(t, w.IngestToken(t))

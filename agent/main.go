@@ -2,6 +2,7 @@
 // them to each tenant's own S3 bucket.
 //
 //	auditexport-agent serve [-config agent.hcl]
+//	auditexport-agent migrate [-config agent.hcl]
 //	auditexport-agent dev
 //	auditexport-agent tenant create NAME | tenant list
 //	auditexport-agent token create -tenant NAME | -scope ingest
@@ -31,6 +32,8 @@ const usage = `auditexport-agent delivers your platform's audit events to your c
 Usage:
   auditexport-agent serve [-config FILE]
       run the agent
+  auditexport-agent migrate [-config FILE]
+      create the store or bring its schema up to date, and exit
   auditexport-agent dev [-listen ADDR] [-s3-listen ADDR] [-dir DIR] [-tick DURATION]
                         [-info-file FILE] [-provider-dir DIR]
       run a throw-away agent with a local bucket
@@ -47,13 +50,16 @@ Usage:
 Every command reads the config file named by -config, else by
 $AUDITEXPORT_CONFIG, else /etc/auditexport/agent.hcl if it exists, else runs
 on built-in defaults. The tenant and token commands change the store of the
-agent that config describes (its data_dir, or -data-dir), which serve must
-have created. "auditexport-agent COMMAND -h" shows a command's flags.
+agent that config describes (its data_dir, or -data-dir; or its PostgreSQL
+database, from store.postgres or $AUDITEXPORT_DATABASE_URL), which serve or
+migrate must have created. "auditexport-agent COMMAND -h" shows a command's flags.
 `
 
 // commandUsage is the synopsis of each command's -h, by flag set name.
 var commandUsage = map[string]string{
-	"serve":  "auditexport-agent serve [-config FILE]\n\nRuns the agent: the API, durable ingest and delivery.",
+	"serve": "auditexport-agent serve [-config FILE]\n\nRuns the agent: the API, durable ingest and delivery.",
+	"migrate": "auditexport-agent migrate [-config FILE]\n\nCreates the store the config describes, or brings its schema up to date, and exits.\n" +
+		"Agents that start during a migration wait for it.",
 	"dev":    "auditexport-agent dev [flags]\n\nRuns a throw-away agent with a local S3-compatible bucket, a tenant, tokens and a destination.",
 	"tenant": "auditexport-agent tenant create NAME [flags]\n  auditexport-agent tenant list [flags]\n\nAdds or lists tenants in the store of the agent the config describes.",
 	"token": "auditexport-agent token create -tenant NAME [flags]\n  auditexport-agent token create -scope ingest [-tenant NAME] [flags]\n\n" +
@@ -107,6 +113,8 @@ func dispatch(ctx context.Context, args []string, out io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return runServe(ctx, args[1:])
+	case "migrate":
+		return runMigrate(ctx, args[1:], out)
 	case "dev":
 		return runDev(ctx, args[1:], out)
 	case "tenant":

@@ -25,18 +25,20 @@ import (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	pg.Close()
 	testenv.RemoveAgentBinary()
 	os.Exit(code)
 }
 
 // runAgent runs the agent binary in dir with env added to a clean
-// environment (no AUDITEXPORT_CONFIG of the machine's), and returns its
+// environment (no AUDITEXPORT_CONFIG or AUDITEXPORT_DATABASE_URL of the
+// machine's), and returns its
 // stdout, stderr and exit code.
 func runAgent(t *testing.T, dir string, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.Command(testenv.AgentBinary(t), args...)
 	cmd.Dir = dir
-	cmd.Env = append(withoutEnv(os.Environ(), config.EnvConfig), env...)
+	cmd.Env = append(withoutEnv(os.Environ(), config.EnvConfig, config.EnvDatabaseURL), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -79,6 +81,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		flags []string
 	}{
 		{[]string{"serve"}, []string{"config"}},
+		{[]string{"migrate"}, []string{"config"}},
 		{[]string{"dev"}, []string{"listen", "s3-listen", "dir", "tick", "info-file", "provider-dir"}},
 		{[]string{"tenant"}, []string{"config", "data-dir"}},
 		{[]string{"tenant", "create"}, []string{"config", "data-dir"}},

@@ -23,12 +23,14 @@ import (
 // Config is the whole agent configuration.
 //
 // AWS, Ingest, Delivery and HTTP are never nil in a Config returned by
-// Default, Load or Parse. TLS is nil when the listener serves plain HTTP, and
-// Secrets when the store's secrets are sealed with a generated key.
+// Default, Load or Parse. TLS is nil when the listener serves plain HTTP,
+// Secrets when the store's secrets are sealed with a generated key, and
+// Store when the store is SQLite in DataDir.
 type Config struct {
 	// Listen is the host:port the HTTP API listens on.
 	Listen string `hcl:"listen,optional"`
-	// DataDir holds the SQLite store and the agent's signing key.
+	// DataDir holds the SQLite store (unless the store block names a
+	// PostgreSQL database) and the generated secrets key.
 	DataDir string `hcl:"data_dir,optional"`
 	// LogLevel is one of trace, debug, info, warn or error.
 	LogLevel string `hcl:"log_level,optional"`
@@ -49,6 +51,8 @@ type Config struct {
 	// static secrets in the store. Nil uses a key file the agent generates
 	// in the data directory.
 	Secrets *Secrets `hcl:"secrets,block"`
+	// Store is the store block: nil keeps the store in SQLite in DataDir.
+	Store *Store `hcl:"store,block"`
 }
 
 // TLS turns on HTTPS for the API listener.

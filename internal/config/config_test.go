@@ -62,6 +62,7 @@ func TestDefaults(t *testing.T) {
 		{"http.max_connections", cfg.HTTP.MaxConnections, 1024},
 		{"http.auth_failures_per_minute", cfg.HTTP.AuthFailuresPerMinute, 10},
 		{"secrets", cfg.Secrets, (*Secrets)(nil)},
+		{"store", cfg.Store, (*Store)(nil)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

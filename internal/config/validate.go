@@ -88,6 +88,9 @@ func (c *Config) Validate() error {
 	if c.Secrets != nil {
 		c.Secrets.validate(&p)
 	}
+	if c.Store != nil {
+		c.Store.validate(&p)
+	}
 	return p.err()
 }
 

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"path/filepath"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -40,16 +39,6 @@ type Daemon struct {
 	api       *server.Server
 }
 
-// OpenStore opens the SQLite store in the config's data directory, creating
-// the directory when needed and making it private (see prepareDataDir). The
-// operator commands use it directly.
-func OpenStore(ctx context.Context, cfg *config.Config) (*store.SQLite, error) {
-	if err := prepareDataDir(cfg.DataDir); err != nil {
-		return nil, err
-	}
-	return store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "auditexport.db"))
-}
-
 // Options are what a Daemon takes besides its configuration.
 type Options struct {
 	// Clock is the agent's one clock: the store stamps with it, the API
@@ -69,13 +58,11 @@ func StartWith(ctx context.Context, cfg *config.Config, log hclog.Logger, versio
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	if err := prepareDataDir(cfg.DataDir); err != nil {
-		return nil, err
-	}
-	st, err := store.Open(ctx, store.Config{SQLitePath: filepath.Join(cfg.DataDir, "auditexport.db"), Now: clk.Now})
+	st, err := openStore(ctx, cfg, clk.Now)
 	if err != nil {
 		return nil, err
 	}
+	log.Info("store opened", "store", DescribeStore(cfg))
 	sealed, err := sealSecrets(ctx, cfg, st, log)
 	if err != nil {
 		st.Close()

@@ -21,10 +21,10 @@ func TestHealthzReportsTheDeliveryPrincipal(t *testing.T) {
 		tester Tester
 		want   map[string]string
 	}{
-		{"principal ok", principalTester{status: "ok"}, map[string]string{"status": "ok", "delivery_principal": "ok"}},
+		{"principal ok", principalTester{status: "ok"}, map[string]string{"status": "ok", "store": "ok", "delivery_principal": "ok"}},
 		// Still 200: the agent ingests without credentials.
-		{"principal missing", principalTester{status: "missing"}, map[string]string{"status": "ok", "delivery_principal": "missing"}},
-		{"tester without a status", fakeTester{}, map[string]string{"status": "ok"}},
+		{"principal missing", principalTester{status: "missing"}, map[string]string{"status": "ok", "store": "ok", "delivery_principal": "missing"}},
+		{"tester without a status", fakeTester{}, map[string]string{"status": "ok", "store": "ok"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -134,20 +134,40 @@ func noRoute(mux *http.ServeMux) http.HandlerFunc {
 	}
 }
 
-// healthz answers 200 while the store works. It reports the delivery
-// principal ("delivery_principal": "ok" or "missing") when the Tester knows
-// it, but a missing one does not fail the check: the agent still ingests,
-// so load balancers must keep sending it events.
+// healthz reports the agent's dependencies: "store" is "ok" or
+// "unavailable: …", and the answer is 503 while the store is down, so that a
+// load balancer stops sending ingest to an agent that cannot store it. It
+// also reports the delivery principal ("delivery_principal": "ok" or
+// "missing") when the Tester knows it, but a missing one does not fail the
+// check: the agent still ingests, so load balancers must keep sending it
+// events.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.store.ListTenants(r.Context()); err != nil {
-		writeError(w, http.StatusServiceUnavailable, api.Error{Code: "store_unavailable", Message: err.Error()})
-		return
+	body := map[string]string{"status": "ok", "store": "ok"}
+	status := http.StatusOK
+	if err := s.probeStore(r.Context()); err != nil {
+		body["status"], body["store"] = "degraded", "unavailable: "+err.Error()
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", strconv.Itoa(unavailableRetryAfter))
 	}
-	body := map[string]string{"status": "ok"}
 	if p, ok := s.tester.(interface{ DeliveryPrincipal() string }); ok {
 		body["delivery_principal"] = p.DeliveryPrincipal()
 	}
-	writeJSON(w, http.StatusOK, body)
+	writeJSON(w, status, body)
+}
+
+// healthProbeTimeout bounds the store check of /healthz, well within the
+// timeouts load balancers give a health check.
+const healthProbeTimeout = 5 * time.Second
+
+// probeStore makes one cheap read: a tenant that cannot exist answers
+// ErrNotFound when the store works.
+func (s *Server) probeStore(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, healthProbeTimeout)
+	defer cancel()
+	if _, err := s.store.TenantByID(ctx, 0); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
 }
 
 type tokenKey struct{}
@@ -232,7 +252,22 @@ func (s *Server) identity(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.Identity{Tenant: tenant.Name, ExternalID: tenant.ExternalID, PrincipalARN: arn, AllowedRegions: s.opts.AllowedRegions})
 }
 
+// unavailableRetryAfter is the Retry-After, in seconds, of a 503 for a store
+// that cannot be reached: long enough not to hammer a database that is
+// restarting, short enough that a failover costs little.
+const unavailableRetryAfter = 5
+
+// internalError answers a failed store or commit call. A store that could not
+// be reached is 503 with Retry-After: nothing of the request was stored (or,
+// when the outcome of a commit is unknown, a retry is recognised as a
+// duplicate), so the client retries it as it is.
 func (s *Server) internalError(w http.ResponseWriter, what string, err error) {
+	if errors.Is(err, store.ErrUnavailable) {
+		s.log.Warn("store unavailable", "during", what, "error", err)
+		w.Header().Set("Retry-After", strconv.Itoa(unavailableRetryAfter))
+		writeError(w, http.StatusServiceUnavailable, api.Error{Code: "store_unavailable", Message: "the agent's store is unavailable during " + what + ": retry after " + strconv.Itoa(unavailableRetryAfter) + "s; nothing of this request was stored"})
+		return
+	}
 	s.log.Error("internal error", "during", what, "error", err)
 	writeError(w, http.StatusInternalServerError, api.Error{Code: "internal", Message: "internal error during " + what + "; see the agent's log"})
 }

@@ -114,6 +114,9 @@ type AgentOptions struct {
 	// Stopped writes the config without starting the agent; start it with
 	// Start or StartWith.
 	Stopped bool
+	// PostgresURL keeps the agent's store in this PostgreSQL database (a
+	// store.postgres block) instead of SQLite in its data directory.
+	PostgresURL string
 }
 
 // NewAgentWithOptions is NewAgent with the choices of opts.
@@ -133,6 +136,11 @@ func NewAgentWithOptions(t testing.TB, m *Moto, opts AgentOptions) *Agent {
 	tlsBlock := ""
 	if opts.TLS {
 		tlsBlock = a.useTLS(t, dir)
+	}
+	storeBlock := ""
+	if opts.PostgresURL != "" {
+		// A small pool: agents and the database share the test machine.
+		storeBlock = fmt.Sprintf("store {\n  postgres {\n    url       = %q\n    max_conns = 4\n  }\n}\n", opts.PostgresURL)
 	}
 	cfg := fmt.Sprintf(`
 listen    = %q
@@ -162,7 +170,8 @@ delivery {
 %s
 }
 %s
-`, a.listen, filepath.Join(dir, "data"), opts.LogLevel, opts.S3Endpoint, m.URL, arn, key, secret, opts.AWS, opts.Ingest, opts.Tick, opts.Delivery, tlsBlock)
+%s
+`, a.listen, filepath.Join(dir, "data"), opts.LogLevel, opts.S3Endpoint, m.URL, arn, key, secret, opts.AWS, opts.Ingest, opts.Tick, opts.Delivery, tlsBlock, storeBlock)
 	if err := os.WriteFile(a.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
