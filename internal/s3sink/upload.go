@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -22,6 +23,11 @@ const (
 // part size: an object that fits in one buffer goes out as one PutObject,
 // a larger one as a multipart upload whose parts are sent while the caller
 // is still encoding. Memory stays at one part whatever the object's size.
+//
+// The buffer starts small and grows with the data, so that the many small
+// objects of quiet destinations (a few KB each) do not each allocate a whole
+// part. A buffer that reaches the part size is taken from, and given back
+// to, a pool shared by the uploads of that part size.
 // The final PutObject or CompleteMultipartUpload carries If-None-Match: *,
 // so an object that already landed is never replaced.
 type Upload struct {
@@ -31,7 +37,7 @@ type Upload struct {
 	meta     PutMeta
 	partSize int
 
-	buf      bytes.Buffer
+	buf      []byte
 	uploadID *string
 	parts    []types.CompletedPart
 	written  int64
@@ -43,9 +49,57 @@ func (w *Writer) NewUpload(ctx context.Context, key string, meta PutMeta, partSi
 	if partSize < MinPartSize {
 		partSize = DefaultPartSize
 	}
-	u := &Upload{ctx: ctx, w: w, key: key, meta: meta, partSize: partSize}
-	u.buf.Grow(partSize)
-	return u
+	return &Upload{ctx: ctx, w: w, key: key, meta: meta, partSize: partSize}
+}
+
+// minBufSize is an upload's first buffer: a small object of a quiet
+// destination fits, and growing from here to a part costs a few copies.
+const minBufSize = 16 << 10
+
+// partPools holds one *sync.Pool of part-sized buffers per part size; there
+// are few sizes (DefaultPartSize, and larger ones for large max_object_bytes).
+var partPools sync.Map
+
+func partPool(size int) *sync.Pool {
+	if p, ok := partPools.Load(size); ok {
+		return p.(*sync.Pool)
+	}
+	p, _ := partPools.LoadOrStore(size, &sync.Pool{})
+	return p.(*sync.Pool)
+}
+
+// grow makes room for n more bytes, up to the part size. Buffers grow by
+// doubling; the step that reaches half a part or more takes a whole part
+// from the pool instead.
+func (u *Upload) grow(n int) {
+	need := len(u.buf) + n
+	if need <= cap(u.buf) {
+		return
+	}
+	size := max(minBufSize, 2*cap(u.buf), need)
+	var buf []byte
+	if size >= u.partSize/2 {
+		if b, ok := partPool(u.partSize).Get().(*[]byte); ok {
+			buf = (*b)[:0]
+		} else {
+			buf = make([]byte, 0, u.partSize)
+		}
+	} else {
+		buf = make([]byte, 0, size)
+	}
+	u.buf = append(buf, u.buf...)
+}
+
+// release gives a part-sized buffer back to the pool. It is called only once
+// the last request that read the buffer has returned successfully; after a
+// failed request the buffer is left to the garbage collector, since a
+// transport may still be reading a request body after its round trip ends.
+func (u *Upload) release() {
+	if cap(u.buf) == u.partSize {
+		b := u.buf[:0]
+		partPool(u.partSize).Put(&b)
+	}
+	u.buf = nil
 }
 
 // Written is the number of bytes written so far: the object's size once closed.
@@ -58,11 +112,11 @@ func (u *Upload) Write(p []byte) (int, error) {
 	}
 	n := len(p)
 	for len(p) > 0 {
-		room := u.partSize - u.buf.Len()
-		chunk := min(room, len(p))
-		u.buf.Write(p[:chunk])
+		chunk := min(u.partSize-len(u.buf), len(p))
+		u.grow(chunk)
+		u.buf = append(u.buf, p[:chunk]...)
 		p = p[chunk:]
-		if u.buf.Len() == u.partSize {
+		if len(u.buf) == u.partSize {
 			if err := u.sendPart(); err != nil {
 				u.err = err
 				return n - len(p), err
@@ -79,13 +133,23 @@ func (u *Upload) Close() (PutResult, error) {
 		return PutResult{}, u.failed(u.err)
 	}
 	if u.uploadID == nil {
-		return u.w.Put(u.ctx, u.key, bytes.NewReader(u.buf.Bytes()), int64(u.buf.Len()), u.meta)
+		// The object fits one part: one PutObject, conditional like the
+		// multipart completion.
+		res, err := u.w.Put(u.ctx, u.key, bytes.NewReader(u.buf), int64(len(u.buf)), u.meta)
+		if err != nil {
+			u.err = err
+			return res, err
+		}
+		u.release()
+		return res, nil
 	}
-	if u.buf.Len() > 0 {
+	if len(u.buf) > 0 {
 		if err := u.sendPart(); err != nil {
+			u.err = err
 			return PutResult{}, u.failed(err)
 		}
 	}
+	u.release()
 	return u.complete()
 }
 
@@ -94,6 +158,11 @@ func (u *Upload) Close() (PutResult, error) {
 // an error of its own to report; a lifecycle rule for incomplete uploads
 // catches what is left.
 func (u *Upload) Abort() {
+	if u.err == nil {
+		// No request failed while reading the buffer, so none can still
+		// be reading it.
+		u.release()
+	}
 	_ = u.abort()
 }
 
@@ -155,14 +224,14 @@ func (u *Upload) sendPart() error {
 	num := int32(len(u.parts) + 1)
 	out, err := u.w.client.UploadPart(u.ctx, &s3.UploadPartInput{
 		Bucket: aws.String(u.w.t.Bucket), Key: aws.String(u.key), UploadId: u.uploadID,
-		PartNumber: aws.Int32(num), Body: bytes.NewReader(u.buf.Bytes()),
-		ContentLength: aws.Int64(int64(u.buf.Len())), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+		PartNumber: aws.Int32(num), Body: bytes.NewReader(u.buf),
+		ContentLength: aws.Int64(int64(len(u.buf))), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
 	})
 	if err != nil {
 		return u.w.fail(u.ctx, "UploadPart", err)
 	}
 	u.parts = append(u.parts, types.CompletedPart{PartNumber: aws.Int32(num), ETag: out.ETag, ChecksumCRC32C: out.ChecksumCRC32C})
-	u.buf.Reset()
+	u.buf = u.buf[:0]
 	return nil
 }
 
