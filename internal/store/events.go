@@ -11,13 +11,57 @@ import (
 
 const msPerDay = int64(24 * time.Hour / time.Millisecond)
 
-// insertEventSQL names the conflict target so that only a repeated event (the
-// same messageId and timestamp) is skipped; a clash on (tenant_id, seq) would
-// be a bug and must fail.
-const insertEventSQL = `INSERT INTO events
-	(tenant_id, seq, message_id, event_name, time_ms, received_ms, body)
-	VALUES (?, ?, ?, ?, ?, ?, ?)
-	ON CONFLICT (tenant_id, time_ms, message_id) DO NOTHING`
+// Append writes many events per statement: one statement per event spent
+// most of a commit stepping the VM, binding and crossing into SQLite per row.
+// Statements are prepared for chunks of appendChunk rows and for every power
+// of two below it, so a batch of any size runs on a few prepared statements
+// (1000 events: 256×3+128+64+32+8).
+const appendChunk = 256
+
+// insertEventsSQL inserts n events. The conflict target is named so that
+// only a repeated event (the same messageId and timestamp) is skipped; a
+// clash on (tenant_id, seq) would be a bug and must fail.
+func insertEventsSQL(n int) string {
+	return `INSERT INTO events (tenant_id, seq, message_id, event_name, time_ms, received_ms, body) VALUES ` +
+		strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?), `, n), `, `) +
+		` ON CONFLICT (tenant_id, time_ms, message_id) DO NOTHING`
+}
+
+// appendStmts are Append's statements, prepared once on the writer's only
+// connection, by chunk size.
+type appendStmts struct {
+	insert map[int]*sql.Stmt
+}
+
+func prepareAppend(ctx context.Context, db *sql.DB) (*appendStmts, error) {
+	a := &appendStmts{insert: map[int]*sql.Stmt{}}
+	for n := appendChunk; n >= 1; n /= 2 {
+		ins, err := db.PrepareContext(ctx, insertEventsSQL(n))
+		if err != nil {
+			return nil, errors.Join(err, a.Close())
+		}
+		a.insert[n] = ins
+	}
+	return a, nil
+}
+
+// Close closes the statements.
+func (a *appendStmts) Close() error {
+	var errs []error
+	for _, st := range a.insert {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// chunkSize is the largest prepared chunk size not above n (n > 0).
+func chunkSize(n int) int {
+	size := appendChunk
+	for size > n {
+		size /= 2
+	}
+	return size
+}
 
 // slotExpr is the number of the time span (its length in ms bound twice
 // times) holding time_ms, rounded down also for times before 1970 (SQLite's
@@ -38,9 +82,7 @@ func (s *SQLite) Append(ctx context.Context, batches []AppendBatch) ([]AppendRes
 	received := toMs(s.now())
 
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		ins := tx.StmtContext(ctx, s.insertEvent)
-		defer ins.Close()
-
+		ap := appender{ctx: ctx, tx: tx, stmts: s.insertEvent, received: received}
 		heads := make(map[int64]int64)
 		for i, b := range batches {
 			head, ok := heads[b.TenantID]
@@ -50,7 +92,7 @@ func (s *SQLite) Append(ctx context.Context, batches []AppendBatch) ([]AppendRes
 					return err
 				}
 			}
-			r, err := appendBatch(ctx, ins, b, head, received)
+			r, err := ap.appendBatch(b, head)
 			if err != nil {
 				return err
 			}
@@ -77,32 +119,121 @@ func hasEvents(batches []AppendBatch) bool {
 	return false
 }
 
-// appendBatch inserts b's events after head. A duplicate uses no sequence
-// number, so the stored events stay dense.
-func appendBatch(ctx context.Context, ins *sql.Stmt, b AppendBatch, head, received int64) (AppendResult, error) {
+// appender writes the batches of one Append call in its transaction.
+type appender struct {
+	ctx      context.Context
+	tx       *sql.Tx
+	stmts    *appendStmts
+	received int64
+	args     []any
+	// txStmts are the statements bound to tx, by prepared statement.
+	txStmts map[*sql.Stmt]*sql.Stmt
+}
+
+// stmt returns st bound to the transaction, binding it once per Append.
+func (a *appender) stmt(st *sql.Stmt) *sql.Stmt {
+	if s, ok := a.txStmts[st]; ok {
+		return s
+	}
+	if a.txStmts == nil {
+		a.txStmts = make(map[*sql.Stmt]*sql.Stmt)
+	}
+	s := a.tx.StmtContext(a.ctx, st)
+	a.txStmts[st] = s
+	return s
+}
+
+// appendBatch inserts b's events after head. A duplicate, of a stored event
+// or of an earlier one in the batch, uses no sequence number, so the stored
+// events stay dense.
+func (a *appender) appendBatch(b AppendBatch, head int64) (AppendResult, error) {
 	var r AppendResult
-	for _, ev := range b.Events {
-		res, err := ins.ExecContext(ctx, b.TenantID, head+1, ev.MessageID,
-			ev.EventName, ev.TimeMs, received, nonNil(ev.Body))
+	seq := head + 1
+	for evs := b.Events; len(evs) > 0; {
+		n := chunkSize(len(evs))
+		stored, err := a.insertChunk(b.TenantID, seq, evs[:n])
 		if err != nil {
 			return AppendResult{}, err
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return AppendResult{}, err
-		}
-		if n == 0 {
-			r.Duplicates++
-			continue
-		}
-		head++
-		if r.Stored == 0 {
-			r.FirstSeq = head
-		}
-		r.LastSeq = head
-		r.Stored++
+		r.Stored += stored
+		r.Duplicates += n - stored
+		seq += int64(stored)
+		evs = evs[n:]
+	}
+	if r.Stored > 0 {
+		r.FirstSeq, r.LastSeq = head+1, seq-1
 	}
 	return r, nil
+}
+
+// insertChunk stores evs as seq, seq+1, ... less the duplicates, and
+// returns how many it stored. The insert numbers the rows before SQLite
+// skips the duplicates, so a chunk with one leaves a gap. Duplicates are
+// rare (a client's retry), so rather than look every key up first, such a
+// chunk is undone and its fresh events, now known, inserted again densely.
+// A chunk of nothing but duplicates (a whole request retried) stores nothing
+// and needs no second pass.
+func (a *appender) insertChunk(tenantID, seq int64, evs []Event) (int, error) {
+	n, err := a.insert(tenantID, seq, evs)
+	if err != nil || n == len(evs) || n == 0 {
+		return n, err
+	}
+	fresh, err := a.landed(tenantID, seq, evs)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := a.tx.ExecContext(a.ctx, `DELETE FROM events WHERE tenant_id = ? AND seq >= ? AND seq < ?`,
+		tenantID, seq, seq+int64(len(evs))); err != nil {
+		return 0, err
+	}
+	for stored := 0; stored < len(fresh); {
+		chunk := fresh[stored : stored+chunkSize(len(fresh)-stored)]
+		n, err := a.insert(tenantID, seq+int64(stored), chunk)
+		if err != nil {
+			return 0, err
+		}
+		if n != len(chunk) {
+			return 0, fmt.Errorf("stored %d of %d events known to be new", n, len(chunk))
+		}
+		stored += n
+	}
+	return len(fresh), nil
+}
+
+// landed returns the events of a chunk inserted from seq that were stored,
+// in order: those whose sequence number is in the table.
+func (a *appender) landed(tenantID, seq int64, evs []Event) ([]Event, error) {
+	rows, err := a.tx.QueryContext(a.ctx, `SELECT seq FROM events WHERE tenant_id = ? AND seq >= ? AND seq < ? ORDER BY seq`,
+		tenantID, seq, seq+int64(len(evs)))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var fresh []Event
+	for rows.Next() {
+		var s int64
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		fresh = append(fresh, evs[s-seq])
+	}
+	return fresh, rows.Err()
+}
+
+// insert inserts evs (a prepared chunk size) numbered from seq and returns
+// how many were stored, the others being duplicates.
+func (a *appender) insert(tenantID, seq int64, evs []Event) (int, error) {
+	args := a.args[:0]
+	for i, ev := range evs {
+		args = append(args, tenantID, seq+int64(i), ev.MessageID, ev.EventName, ev.TimeMs, a.received, nonNil(ev.Body))
+	}
+	a.args = args
+	res, err := a.stmt(a.stmts.insert[len(evs)]).ExecContext(a.ctx, args...)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }
 
 func headTx(ctx context.Context, tx *sql.Tx, tenantID int64) (int64, error) {

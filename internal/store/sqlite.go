@@ -33,9 +33,9 @@ type SQLite struct {
 	writer *sql.DB
 	reader *sql.DB
 
-	// insertEvent is prepared once on the writer's only connection, so each
-	// Append reuses it instead of compiling the statement again.
-	insertEvent *sql.Stmt
+	// insertEvent holds Append's statements, prepared once on the writer's
+	// only connection, so each Append reuses them instead of compiling again.
+	insertEvent *appendStmts
 
 	ckpt *checkpointer
 
@@ -82,7 +82,7 @@ func openSQLite(ctx context.Context, path string) (*SQLite, error) {
 		s.Close()
 		return nil, err
 	}
-	if s.insertEvent, err = s.writer.PrepareContext(ctx, insertEventSQL); err != nil {
+	if s.insertEvent, err = prepareAppend(ctx, s.writer); err != nil {
 		s.Close()
 		return nil, err
 	}
