@@ -389,3 +389,25 @@ func floorDiv(a, b int64) int64 {
 	}
 	return q
 }
+
+// expiredRangeSQL reads the oldest event through the primary key and the
+// last one stored before the cutoff through the ingest-time index, newest
+// first: one probe each, however many events are retained.
+const expiredRangeSQL = `SELECT
+	COALESCE((SELECT o.seq FROM (SELECT seq, received_ms FROM events WHERE tenant_id = ?1 ORDER BY seq LIMIT 1) o
+		WHERE o.received_ms < ?2), 0),
+	COALESCE((SELECT seq FROM events INDEXED BY events_received WHERE tenant_id = ?1 AND received_ms < ?2
+		ORDER BY received_ms DESC, seq DESC LIMIT 1), 0)`
+
+// ExpiredRange returns the sequence range retention may delete from. See
+// Store.ExpiredRange.
+func (s *SQLite) ExpiredRange(ctx context.Context, tenantID int64, before time.Time) (first, last int64, err error) {
+	err = s.reader.QueryRowContext(ctx, expiredRangeSQL, tenantID, before.UnixMilli()).Scan(&first, &last)
+	if err != nil {
+		return 0, 0, fmt.Errorf("expired range: %w", err)
+	}
+	if first == 0 {
+		return 0, 0, nil
+	}
+	return first, last, nil
+}

@@ -373,3 +373,23 @@ func (p *Postgres) DeleteEvents(ctx context.Context, tenantID, maxSeq int64, bef
 	}
 	return tag.RowsAffected(), nil
 }
+
+// ExpiredRange returns the sequence range retention may delete from. See
+// Store.ExpiredRange. The oldest event comes from the primary key and the
+// last one stored before the cutoff from the ingest-time index, read
+// backwards: one probe each.
+func (p *Postgres) ExpiredRange(ctx context.Context, tenantID int64, before time.Time) (first, last int64, err error) {
+	err = p.queryRow(ctx, `SELECT
+		COALESCE((SELECT o.seq FROM (SELECT seq, received_ms FROM events WHERE tenant_id = $1 ORDER BY seq LIMIT 1) o
+			WHERE o.received_ms < $2), 0),
+		COALESCE((SELECT seq FROM events WHERE tenant_id = $1 AND received_ms < $2
+			ORDER BY received_ms DESC, seq DESC LIMIT 1), 0)`,
+		[]any{tenantID, before.UnixMilli()}, &first, &last)
+	if err != nil {
+		return 0, 0, p.fail(ctx, "expired range", err)
+	}
+	if first == 0 {
+		return 0, 0, nil
+	}
+	return first, last, nil
+}

@@ -181,6 +181,12 @@ type Store interface {
 	// DeleteEvents deletes up to limit of the tenant's events with
 	// seq <= maxSeq stored before `before`, oldest first (retention).
 	DeleteEvents(ctx context.Context, tenantID, maxSeq int64, before time.Time, limit int) (int64, error)
+	// ExpiredRange bounds what retention may delete: first is the seq of the
+	// tenant's oldest stored event and last the seq of the last event stored
+	// before `before` (by ingest time), or 0, 0 when the oldest stored event
+	// is not older than `before`. Both are index lookups, whatever the
+	// number of retained events.
+	ExpiredRange(ctx context.Context, tenantID int64, before time.Time) (first, last int64, err error)
 
 	CreateDestination(ctx context.Context, d Destination) (Destination, error)
 	GetDestination(ctx context.Context, tenantID int64, id string) (Destination, error)
