@@ -23,6 +23,11 @@ func (s *SQLite) CreateDestination(ctx context.Context, d Destination) (Destinat
 			(id, tenant_id, spec, cursor, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?)`,
 			d.ID, d.TenantID, nonNil(d.Spec), d.Cursor, toMs(d.CreatedAt), toMs(d.UpdatedAt))
+		if err != nil {
+			return err
+		}
+		// Every destination has a lease row, free until claimed.
+		_, err = tx.ExecContext(ctx, `INSERT INTO leases (destination_id) VALUES (?)`, d.ID)
 		return err
 	})
 	if isUnique(err) {
@@ -129,12 +134,12 @@ func (s *SQLite) GetStatus(ctx context.Context, destID string) (Status, error) {
 			COALESCE(s.last_delivery_at, 0), COALESCE(s.last_attempt_at, 0),
 			COALESCE(s.last_error, ''), COALESCE(s.failing_since, 0),
 			COALESCE(s.events_delivered, 0), COALESCE(s.objects_delivered, 0),
-			COALESCE(s.bytes_delivered, 0)
+			COALESCE(s.bytes_delivered, 0), `+sqliteHolderColumn+`
 		FROM destinations d
 		LEFT JOIN destination_status s ON s.destination_id = d.id
-		WHERE d.id = ?`, destID).
+		WHERE d.id = ?`, toMs(s.now()), destID).
 		Scan(&lastDelivery, &lastAttempt, &st.LastError, &failingSince,
-			&st.EventsDelivered, &st.ObjectsDelivered, &st.BytesDelivered)
+			&st.EventsDelivered, &st.ObjectsDelivered, &st.BytesDelivered, &st.Holder)
 	if err != nil {
 		return Status{}, fmt.Errorf("get status: %w", notFound(err, "destination %q", destID))
 	}
@@ -147,10 +152,10 @@ func (s *SQLite) GetStatus(ctx context.Context, destID string) (Status, error) {
 // DestinationStatus returns a destination of the tenant and its status in
 // one statement (see Store.DestinationStatus).
 func (s *SQLite) DestinationStatus(ctx context.Context, tenantID int64, id string) (Destination, Status, error) {
-	row := s.reader.QueryRowContext(ctx, `SELECT `+destinationStatusColumns+`
+	row := s.reader.QueryRowContext(ctx, `SELECT `+destinationStatusColumns+`, `+sqliteHolderColumn+`
 		FROM destinations d
 		LEFT JOIN destination_status s ON s.destination_id = d.id
-		WHERE d.id = ? AND d.tenant_id = ?`, id, tenantID)
+		WHERE d.id = ? AND d.tenant_id = ?`, toMs(s.now()), id, tenantID)
 	d, st, err := scanDestinationStatus(row)
 	if err != nil {
 		return Destination{}, Status{}, fmt.Errorf("destination status: %w", notFound(err, "destination %q", id))
@@ -158,8 +163,14 @@ func (s *SQLite) DestinationStatus(ctx context.Context, tenantID int64, id strin
 	return d, st, nil
 }
 
+// sqliteHolderColumn is the holder of d's unexpired lease, '' when none;
+// its one parameter is the time now in milliseconds.
+const sqliteHolderColumn = `COALESCE((SELECT l.holder FROM leases l
+	WHERE l.destination_id = d.id AND l.expires_at > ?), '')`
+
 // destinationStatusColumns are a destination's columns then its status's,
-// as scanDestinationStatus reads them; d is destinations, s destination_status.
+// as scanDestinationStatus reads them (followed by the engine's holder
+// column); d is destinations, s destination_status.
 const destinationStatusColumns = `d.id, d.tenant_id, d.spec, d.cursor, d.created_at, d.updated_at,
 	COALESCE(s.last_delivery_at, 0), COALESCE(s.last_attempt_at, 0),
 	COALESCE(s.last_error, ''), COALESCE(s.failing_since, 0),
@@ -172,7 +183,7 @@ func scanDestinationStatus(sc scanner) (Destination, Status, error) {
 	var created, updated, lastDelivery, lastAttempt, failingSince int64
 	err := sc.Scan(&d.ID, &d.TenantID, &d.Spec, &d.Cursor, &created, &updated,
 		&lastDelivery, &lastAttempt, &st.LastError, &failingSince,
-		&st.EventsDelivered, &st.ObjectsDelivered, &st.BytesDelivered)
+		&st.EventsDelivered, &st.ObjectsDelivered, &st.BytesDelivered, &st.Holder)
 	if err != nil {
 		return Destination{}, Status{}, err
 	}
@@ -190,6 +201,9 @@ func scanDestinationStatus(sc scanner) (Destination, Status, error) {
 func (s *SQLite) RecordAttempt(ctx context.Context, destID string, a Attempt) error {
 	at := toMs(a.At)
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := s.checkFence(ctx, tx, destID, a.Fence); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO destination_status
 			(destination_id, last_attempt_at, last_error, failing_since)
 			SELECT id, ?1, ?2, CASE WHEN ?2 = '' THEN 0 ELSE ?1 END
@@ -241,6 +255,9 @@ func (s *SQLite) SavePlan(ctx context.Context, p Plan) error {
 		if err := destinationExists(ctx, tx, p.DestinationID); err != nil {
 			return err
 		}
+		if err := s.checkFence(ctx, tx, p.DestinationID, p.Fence); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO plans
 			(destination_id, from_seq, to_seq, window_end, objects, created_at)
 			VALUES (?, ?, ?, ?, ?, ?)`,
@@ -266,6 +283,9 @@ func (s *SQLite) CommitPlan(ctx context.Context, p Plan, d Delivered) error {
 		d.At = s.now()
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := s.checkFence(ctx, tx, p.DestinationID, p.Fence); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM plans
 			WHERE destination_id = ? AND from_seq = ? AND to_seq = ?`,
 			p.DestinationID, p.FromSeq, p.ToSeq)

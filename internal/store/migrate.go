@@ -87,6 +87,26 @@ CREATE TABLE plans (
 	created_at     INTEGER NOT NULL
 );
 `,
+	// 2: destination leases and agent heartbeats (see leases.go). Every
+	// destination has a lease row; holder '' means free.
+	`
+CREATE TABLE leases (
+	destination_id TEXT    PRIMARY KEY
+	                       REFERENCES destinations (id) ON DELETE CASCADE,
+	holder         TEXT    NOT NULL DEFAULT '',
+	epoch          INTEGER NOT NULL DEFAULT 0,
+	expires_at     INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE INDEX leases_holder ON leases (holder);
+
+INSERT INTO leases (destination_id) SELECT id FROM destinations;
+
+CREATE TABLE agents (
+	id         TEXT    PRIMARY KEY,
+	expires_at INTEGER NOT NULL
+);
+`,
 }
 
 // migrate applies the migrations the database does not have yet, all in one

@@ -31,6 +31,9 @@ func (s *SQLite) LastSeqBefore(ctx context.Context, tenantID, after int64, t tim
 // UpdatePlan records p.Objects in the pending plan. See Store.UpdatePlan.
 func (s *SQLite) UpdatePlan(ctx context.Context, p Plan) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := s.checkFence(ctx, tx, p.DestinationID, p.Fence); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE plans SET objects = ?
 			WHERE destination_id = ? AND from_seq = ? AND to_seq = ?`,
 			nonNil(p.Objects), p.DestinationID, p.FromSeq, p.ToSeq)

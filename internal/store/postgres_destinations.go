@@ -14,9 +14,13 @@ import (
 func (p *Postgres) CreateDestination(ctx context.Context, d Destination) (Destination, error) {
 	d.CreatedAt = p.now()
 	d.UpdatedAt = d.CreatedAt
-	_, err := p.exec(ctx, `INSERT INTO destinations
-		(id, tenant_id, spec, cursor, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`,
+	// The destination and its free lease row are inserted together.
+	_, err := p.exec(ctx, `WITH created AS (
+			INSERT INTO destinations (id, tenant_id, spec, cursor, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6)
+			RETURNING id
+		)
+		INSERT INTO leases (destination_id) SELECT id FROM created`,
 		d.ID, d.TenantID, nonNil(d.Spec), d.Cursor, toMs(d.CreatedAt), toMs(d.UpdatedAt))
 	switch pgCode(err) {
 	case codeUniqueViolation:
@@ -106,12 +110,12 @@ func (p *Postgres) GetStatus(ctx context.Context, destID string) (Status, error)
 			COALESCE(s.last_delivery_at, 0), COALESCE(s.last_attempt_at, 0),
 			COALESCE(s.last_error, ''), COALESCE(s.failing_since, 0),
 			COALESCE(s.events_delivered, 0), COALESCE(s.objects_delivered, 0),
-			COALESCE(s.bytes_delivered, 0)
+			COALESCE(s.bytes_delivered, 0), `+pgHolderColumn+`
 		FROM destinations d
 		LEFT JOIN destination_status s ON s.destination_id = d.id
 		WHERE d.id = $1`, []any{destID},
 		&lastDelivery, &lastAttempt, &st.LastError, &failingSince,
-		&st.EventsDelivered, &st.ObjectsDelivered, &st.BytesDelivered)
+		&st.EventsDelivered, &st.ObjectsDelivered, &st.BytesDelivered, &st.Holder)
 	if err != nil {
 		return Status{}, p.fail(ctx, "get status", pgNotFound(err, "destination %q", destID))
 	}
@@ -126,7 +130,7 @@ func (p *Postgres) GetStatus(ctx context.Context, destID string) (Status, error)
 func (p *Postgres) DestinationStatus(ctx context.Context, tenantID int64, id string) (Destination, Status, error) {
 	ctx2, cancel := p.bound(ctx)
 	defer cancel()
-	d, st, err := scanDestinationStatus(p.pool.QueryRow(ctx2, `SELECT `+destinationStatusColumns+`
+	d, st, err := scanDestinationStatus(p.pool.QueryRow(ctx2, `SELECT `+destinationStatusColumns+`, `+pgHolderColumn+`
 		FROM destinations d
 		LEFT JOIN destination_status s ON s.destination_id = d.id
 		WHERE d.id = $1 AND d.tenant_id = $2`, id, tenantID))
@@ -144,7 +148,7 @@ func (p *Postgres) RecordAttempt(ctx context.Context, destID string, a Attempt) 
 	tag, err := p.exec(ctx, `INSERT INTO destination_status
 			(destination_id, last_attempt_at, last_error, failing_since)
 		SELECT id, $2, $3, CASE WHEN $3 = '' THEN 0 ELSE $2::bigint END
-		FROM destinations WHERE id = $1
+		FROM destinations WHERE id = $1 AND `+pgFenced("$1", "$4", "$5")+`
 		ON CONFLICT (destination_id) DO UPDATE SET
 			last_attempt_at = excluded.last_attempt_at,
 			last_error      = excluded.last_error,
@@ -153,7 +157,11 @@ func (p *Postgres) RecordAttempt(ctx context.Context, destID string, a Attempt) 
 				WHEN destination_status.failing_since = 0 THEN excluded.last_attempt_at
 				ELSE destination_status.failing_since
 			END`,
-		destID, at, a.Err)
+		destID, at, a.Err, a.Fence.Holder, a.Fence.Epoch)
+	if err == nil && tag.RowsAffected() == 0 {
+		return p.lostOr(ctx, "record attempt", destID, a.Fence,
+			fmt.Errorf("record attempt: destination %q: %w", destID, ErrNotFound))
+	}
 	return p.statusWritten(ctx, "record attempt", destID, tag.RowsAffected(), err)
 }
 
@@ -193,10 +201,15 @@ func (p *Postgres) SavePlan(ctx context.Context, pl Plan) error {
 	if pl.CreatedAt.IsZero() {
 		pl.CreatedAt = p.now()
 	}
-	_, err := p.exec(ctx, `INSERT INTO plans
+	tag, err := p.exec(ctx, `INSERT INTO plans
 		(destination_id, from_seq, to_seq, window_end, objects, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`,
-		pl.DestinationID, pl.FromSeq, pl.ToSeq, toMs(pl.WindowEnd), nonNil(pl.Objects), toMs(pl.CreatedAt))
+		SELECT $1::text, $2::bigint, $3::bigint, $4::bigint, $5::bytea, $6::bigint
+		WHERE `+pgFenced("$1", "$7", "$8"),
+		pl.DestinationID, pl.FromSeq, pl.ToSeq, toMs(pl.WindowEnd), nonNil(pl.Objects), toMs(pl.CreatedAt),
+		pl.Fence.Holder, pl.Fence.Epoch)
+	if err == nil && tag.RowsAffected() == 0 {
+		return fmt.Errorf("save plan: %w", leaseLost(pl.DestinationID, pl.Fence))
+	}
 	switch pgCode(err) {
 	case codeUniqueViolation:
 		return fmt.Errorf("save plan: plan of destination %q already pending: %w", pl.DestinationID, ErrConflict)
@@ -212,14 +225,16 @@ func (p *Postgres) SavePlan(ctx context.Context, pl Plan) error {
 // UpdatePlan records pl.Objects in the pending plan. See Store.UpdatePlan.
 func (p *Postgres) UpdatePlan(ctx context.Context, pl Plan) error {
 	tag, err := p.exec(ctx, `UPDATE plans SET objects = $1
-		WHERE destination_id = $2 AND from_seq = $3 AND to_seq = $4`,
-		nonNil(pl.Objects), pl.DestinationID, pl.FromSeq, pl.ToSeq)
+		WHERE destination_id = $2 AND from_seq = $3 AND to_seq = $4
+		AND `+pgFenced("$2", "$5", "$6"),
+		nonNil(pl.Objects), pl.DestinationID, pl.FromSeq, pl.ToSeq, pl.Fence.Holder, pl.Fence.Epoch)
 	if err != nil {
 		return p.fail(ctx, "update plan", err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("update plan: plan %d-%d of destination %q: %w",
-			pl.FromSeq, pl.ToSeq, pl.DestinationID, ErrNotFound)
+		return p.lostOr(ctx, "update plan", pl.DestinationID, pl.Fence,
+			fmt.Errorf("update plan: plan %d-%d of destination %q: %w",
+				pl.FromSeq, pl.ToSeq, pl.DestinationID, ErrNotFound))
 	}
 	return nil
 }
@@ -227,10 +242,12 @@ func (p *Postgres) UpdatePlan(ctx context.Context, pl Plan) error {
 // pgCommitPlanSQL is CommitPlan's single statement. Deleting the plan row
 // locks it, so of two agents committing the same plan the second waits, then
 // finds the row gone and changes nothing; the cursor and the counters move
-// only for the deleted row, and all three changes commit together.
-const pgCommitPlanSQL = `WITH done AS (
+// only for the deleted row, and all three changes commit together. The
+// delete is fenced: without the lease nothing is deleted, so nothing moves.
+var pgCommitPlanSQL = `WITH done AS (
 	DELETE FROM plans
 	WHERE destination_id = $1 AND from_seq = $2 AND to_seq = $3
+	AND ` + pgFenced("$1", "$8", "$9") + `
 	RETURNING destination_id
 ), cursor_moved AS (
 	UPDATE destinations SET cursor = $3 WHERE id IN (SELECT destination_id FROM done)
@@ -259,13 +276,14 @@ func (p *Postgres) CommitPlan(ctx context.Context, pl Plan, d Delivered) error {
 	}
 	var n int64
 	err := p.queryRow(ctx, pgCommitPlanSQL, []any{pl.DestinationID, pl.FromSeq, pl.ToSeq,
-		toMs(d.At), d.Events, d.Objects, d.Bytes}, &n)
+		toMs(d.At), d.Events, d.Objects, d.Bytes, pl.Fence.Holder, pl.Fence.Epoch}, &n)
 	if err != nil {
 		return p.fail(ctx, "commit plan", err)
 	}
 	if n == 0 {
-		return fmt.Errorf("commit plan: plan %d-%d of destination %q: %w",
-			pl.FromSeq, pl.ToSeq, pl.DestinationID, ErrNotFound)
+		return p.lostOr(ctx, "commit plan", pl.DestinationID, pl.Fence,
+			fmt.Errorf("commit plan: plan %d-%d of destination %q: %w",
+				pl.FromSeq, pl.ToSeq, pl.DestinationID, ErrNotFound))
 	}
 	return nil
 }

@@ -93,12 +93,18 @@ type Status struct {
 	EventsDelivered  int64
 	ObjectsDelivered int64
 	BytesDelivered   int64
+	// Holder is the agent holding the destination's unexpired lease, ""
+	// when none does (and always with a store that is not Shared).
+	Holder string
 }
 
 // Attempt is the outcome of one delivery attempt.
 type Attempt struct {
 	At  time.Time
 	Err string // "" when the attempt succeeded
+	// Fence, when its Holder is set, makes the write fail with
+	// ErrLeaseLost unless that lease is still held (see Leases).
+	Fence Lease
 }
 
 // Plan is a persisted delivery batch. It is saved before any object is
@@ -113,6 +119,10 @@ type Plan struct {
 	// of the objects to write.
 	Objects   []byte
 	CreatedAt time.Time
+	// Fence, when its Holder is set, makes SavePlan, UpdatePlan and
+	// CommitPlan fail with ErrLeaseLost, changing nothing, unless that
+	// lease is still held (see Leases). The store does not keep it.
+	Fence Lease
 }
 
 // Delivered is what a committed plan adds to a destination's counters.
@@ -142,6 +152,9 @@ type Delivered struct {
 //     first copy was deleted by DeleteEvents is stored again, as new.
 //   - Tenants are kept apart: a destination of another tenant is
 //     ErrNotFound, and events are read per tenant only.
+//   - Writes with a Fence are made only under that lease (see Leases), so
+//     an agent that paused past its lease cannot record a part, commit a
+//     plan or move a cursor after another agent took the destination over.
 //   - Errors wrap ErrNotFound or ErrConflict where the method says so, and
 //     ErrUnavailable when the database could not be reached in time.
 type Store interface {
@@ -220,6 +233,8 @@ type Store interface {
 	// CommitPlan, in one transaction, deletes the plan, sets the cursor to
 	// p.ToSeq and adds d to the counters. It fails if the plan is gone.
 	CommitPlan(ctx context.Context, p Plan, d Delivered) error
+
+	Leases
 
 	Close() error
 }

@@ -75,6 +75,7 @@ func Run(t *testing.T, open Opener) {
 		{"DestinationStatus", testDestinationStatus},
 		{"DestinationStatusConsistentWithCommits", testDestinationStatusConsistent},
 	}
+	tests = append(tests, leaseTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.fn(t, newFixture(t, open))
