@@ -163,7 +163,7 @@ func (s *SQLite) DestinationStatus(ctx context.Context, tenantID int64, id strin
 	return d, st, nil
 }
 
-// sqliteHolderColumn is the holder of d's unexpired lease, ” when none;
+// sqliteHolderColumn is the holder of d's unexpired lease, empty when none;
 // its one parameter is the time now in milliseconds.
 const sqliteHolderColumn = `COALESCE((SELECT l.holder FROM leases l
 	WHERE l.destination_id = d.id AND l.expires_at > ?), '')`

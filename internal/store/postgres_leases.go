@@ -13,7 +13,7 @@ import (
 const pgNowMs = `(extract(epoch FROM now()) * 1000)::bigint`
 
 // pgFenced is the condition that makes a write fenced: true when the write
-// carries no fence (holder ”) or when the holder still holds the
+// carries no fence (an empty holder) or when the holder still holds the
 // destination's lease with that epoch, unexpired. The lease row is read FOR
 // SHARE, so a claim racing the write either commits first (and the write,
 // re-reading the row, finds another holder) or waits for the write to
@@ -24,7 +24,7 @@ func pgFenced(dest, holder, epoch string) string {
 		AND epoch = ` + epoch + `::bigint AND expires_at > ` + pgNowMs + ` FOR SHARE))`
 }
 
-// pgHolderColumn is the holder of d's unexpired lease, ” when none.
+// pgHolderColumn is the holder of d's unexpired lease, empty when none.
 const pgHolderColumn = `COALESCE((SELECT l.holder FROM leases l
 	WHERE l.destination_id = d.id AND l.expires_at > ` + pgNowMs + `), '')`
 
