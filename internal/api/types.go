@@ -152,6 +152,10 @@ type DestinationStatus struct {
 	EventsDelivered  int64 `json:"events_delivered"`
 	ObjectsDelivered int64 `json:"objects_delivered"`
 	BytesDelivered   int64 `json:"bytes_delivered"`
+	// DeliveredBy names the agent delivering the destination (holding its
+	// lease) when several agents share a PostgreSQL database; empty with
+	// a single agent, or while no agent holds it.
+	DeliveredBy string `json:"delivered_by,omitempty"`
 }
 
 // DestinationList answers GET /v1/destinations.

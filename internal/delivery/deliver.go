@@ -71,6 +71,11 @@ type target struct {
 	tenant store.Tenant
 	sink   Sink
 	sched  Schedule
+	// fence is the lease every store write of the destination's plans is
+	// made under (the zero Lease when the store is not shared), and hard
+	// ends when it is lost.
+	fence store.Lease
+	hard  context.Context
 }
 
 // attemptState is one run of a plan.
@@ -94,6 +99,12 @@ func (d *Deliverer) runOnce(ctx context.Context, t *target, windowEnd time.Time)
 	} else if err != nil {
 		return 0, fmt.Errorf("reading pending plan: %w", err)
 	}
+	// The plan's writes (parts recorded, the commit) are fenced by the
+	// lease: after a takeover they fail with ErrLeaseLost and change
+	// nothing. A PUT already sent by then is harmless: its key and bytes
+	// are the plan's, and If-None-Match: * makes the new holder's write of
+	// the same object a 412, never a second copy.
+	plan.Fence = t.fence
 	a := &attemptState{t: t, plan: plan}
 	if err := json.Unmarshal(plan.Objects, &a.groups); err != nil {
 		return 0, fmt.Errorf("decoding plan: %w", err)
@@ -135,7 +146,7 @@ func (d *Deliverer) newPlan(ctx context.Context, t *target, windowEnd time.Time)
 	}
 	plan := store.Plan{
 		DestinationID: t.dest.ID, FromSeq: t.dest.Cursor + 1, ToSeq: head,
-		WindowEnd: windowEnd, Objects: data, CreatedAt: d.now(),
+		WindowEnd: windowEnd, Objects: data, CreatedAt: d.now(), Fence: t.fence,
 	}
 	if err := d.store.SavePlan(ctx, plan); err != nil {
 		return store.Plan{}, fmt.Errorf("saving plan: %w", err)

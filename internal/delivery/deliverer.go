@@ -5,8 +5,10 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -42,6 +44,15 @@ type Options struct {
 	// ShutdownGrace is how long an attempt in flight may finish after a
 	// stop before it is cancelled.
 	ShutdownGrace time.Duration
+	// AgentID names this agent in destination leases, logs and the
+	// destination status; hostname-pid-random when empty. It must be unique
+	// among the agents sharing a store.
+	AgentID string
+	// LeaseTTL is how long a destination lease lasts unless renewed
+	// (DefaultLeaseTTL when 0), and LeaseRenew how often the leases are
+	// renewed (DefaultLeaseRenew). Used only with a shared store.
+	LeaseTTL   time.Duration
+	LeaseRenew time.Duration
 }
 
 // Deliverer runs one loop per enabled destination.
@@ -57,11 +68,26 @@ type Deliverer struct {
 
 	mu    sync.Mutex
 	loops map[string]*loop
+
+	// leased is set when the store is shared: destinations are then
+	// delivered only under their lease (see leases.go).
+	leased    bool
+	leader    atomic.Bool
+	leaseWake chan struct{}
+	// held and releasing are guarded by mu. renewedAt is when the last
+	// successful renewal started, on this machine's clock.
+	held      map[string]store.Lease
+	releasing map[string]bool
+	renewedAt time.Time
+	// detached counts loops stopped without waiting and lease releases in
+	// progress; Run waits for them before it returns.
+	detached sync.WaitGroup
 }
 
 type loop struct {
 	updated time.Time
-	cancel  context.CancelFunc
+	cancel  context.CancelFunc // stop after the attempt in flight
+	hard    context.CancelFunc // cancel the attempt in flight too
 	done    chan struct{}
 }
 
@@ -88,11 +114,24 @@ func New(s store.Store, sinks func(s3sink.Target) Sink, m *metrics.Metrics, log 
 	if opts.ShutdownGrace <= 0 {
 		opts.ShutdownGrace = 10 * time.Second
 	}
+	if opts.AgentID == "" {
+		opts.AgentID = defaultAgentID()
+	}
+	if opts.LeaseTTL <= 0 {
+		opts.LeaseTTL = DefaultLeaseTTL
+	}
+	if opts.LeaseRenew <= 0 {
+		opts.LeaseRenew = DefaultLeaseRenew
+	}
 	d := &Deliverer{
 		store: s, sinks: sinks, metrics: m, log: log.Named("delivery"), opts: opts,
-		sem:   make(chan struct{}, opts.Workers),
-		wake:  make(chan struct{}, 1),
-		loops: map[string]*loop{},
+		sem:       make(chan struct{}, opts.Workers),
+		wake:      make(chan struct{}, 1),
+		loops:     map[string]*loop{},
+		leased:    s.Shared(),
+		leaseWake: make(chan struct{}, 1),
+		held:      map[string]store.Lease{},
+		releasing: map[string]bool{},
 	}
 	if m != nil {
 		m.SetStates(d.states)
@@ -112,7 +151,9 @@ func (d *Deliverer) Notify() {
 
 // Run reconciles the destination loops until ctx ends, then waits for the
 // loops to stop. A loop stops between objects, never inside a commit, so a
-// plan in flight is either committed or re-run at the next start.
+// plan in flight is either committed or re-run at the next start. With a
+// shared store, Run also keeps the agent's leases (the heartbeat) and
+// releases them once the loops have stopped.
 func (d *Deliverer) Run(ctx context.Context) {
 	// Refresh is a poll for changes made by another agent sharing the
 	// database: a pace on the machine's clock, not a time the agent keeps.
@@ -122,16 +163,31 @@ func (d *Deliverer) Run(ctx context.Context) {
 	defer t.Stop()
 	sweep := d.opts.Clock.NewTicker(d.opts.SweepEvery)
 	defer sweep.Stop()
+	// The heartbeat is a pace on the machine's clock too; whether a lease
+	// has expired is judged on the database's.
+	var beat <-chan time.Time
+	if d.leased {
+		hb := time.NewTicker(d.opts.LeaseRenew)
+		defer hb.Stop()
+		beat = hb.C
+	}
 	for {
 		d.reconcile(ctx)
 		select {
 		case <-ctx.Done():
 			d.stopAll()
+			if d.leased {
+				d.leave()
+			}
 			return
 		case <-t.C:
 		case <-d.wake:
+		case <-beat:
+		case <-d.leaseWake:
 		case <-sweep.C():
-			d.sweep(ctx)
+			if d.runsRetention() {
+				d.sweep(ctx)
+			}
 		}
 	}
 }
@@ -140,13 +196,22 @@ func (d *Deliverer) reconcile(ctx context.Context) {
 	dests, err := d.store.ListDestinations(ctx, 0)
 	if err != nil {
 		d.log.Error("listing destinations", "error", err)
+		if d.leased {
+			d.renewFailed(time.Now())
+		}
 		return
+	}
+	if d.leased {
+		d.heartbeat(ctx, len(dests))
 	}
 	d.updateLag(ctx, dests)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	seen := map[string]bool{}
 	for _, dest := range dests {
+		if !d.holdsLocked(dest.ID) {
+			continue // delivered by another agent, or being released
+		}
 		seen[dest.ID] = true
 		if l, ok := d.loops[dest.ID]; ok && l.updated.Equal(dest.UpdatedAt) {
 			continue
@@ -171,11 +236,14 @@ func (d *Deliverer) startLocked(ctx context.Context, dest store.Destination) {
 		return
 	}
 	lctx, cancel := context.WithCancel(ctx)
-	l := &loop{updated: dest.UpdatedAt, cancel: cancel, done: make(chan struct{})}
+	hctx, hard := context.WithCancel(context.WithoutCancel(ctx))
+	l := &loop{updated: dest.UpdatedAt, cancel: cancel, hard: hard, done: make(chan struct{})}
 	d.loops[dest.ID] = l
+	fence := d.held[dest.ID] // the zero Lease, unfenced, with a store that is not shared
 	go func() {
 		defer close(l.done)
-		d.runLoop(lctx, dest, spec)
+		defer hard()
+		d.runLoop(lctx, hctx, dest, spec, fence)
 	}()
 }
 
@@ -191,16 +259,20 @@ func (d *Deliverer) stopLocked(id string) {
 
 func (d *Deliverer) stopAll() {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	for id := range d.loops {
 		d.stopLocked(id)
 	}
+	d.mu.Unlock()
+	d.detached.Wait()
 }
 
 // runLoop waits for each window end and delivers, retrying with capped,
 // jittered backoff until the attempt succeeds. A failing destination only
 // holds its own worker slot while it writes, never while it waits.
-func (d *Deliverer) runLoop(ctx context.Context, dest store.Destination, spec api.DestinationSpec) {
+// hard ends when the destination's lease is lost: it cancels the attempt in
+// flight without the shutdown grace. fence is the lease the loop's writes
+// are made under.
+func (d *Deliverer) runLoop(ctx, hard context.Context, dest store.Destination, spec api.DestinationSpec, fence store.Lease) {
 	sched, err := ScheduleFor(spec, d.opts.Tick)
 	if err != nil {
 		d.log.Error("destination schedule", "destination", dest.ID, "error", err)
@@ -211,7 +283,8 @@ func (d *Deliverer) runLoop(ctx context.Context, dest store.Destination, spec ap
 		d.log.Error("destination tenant", "destination", dest.ID, "error", err)
 		return
 	}
-	t := &target{dest: dest, spec: spec, tenant: tenant, sched: sched, sink: d.sinks(destinationTarget(dest.ID, spec, tenant.ExternalID))}
+	t := &target{dest: dest, spec: spec, tenant: tenant, sched: sched, sink: d.sinks(destinationTarget(dest.ID, spec, tenant.ExternalID)),
+		fence: fence, hard: hard}
 	windowEnd := sched.Last(d.now())
 	if _, err := d.store.PendingPlan(ctx, dest.ID); err != nil {
 		// No plan in flight: wait for the next window end.
@@ -240,6 +313,13 @@ func (d *Deliverer) deliverWindow(ctx context.Context, t *target, windowEnd time
 		if err == nil {
 			return true
 		}
+		if errors.Is(err, store.ErrLeaseLost) {
+			// Another agent delivers the destination now; the
+			// heartbeat drops the lease.
+			d.log.Warn("lease lost during delivery", "destination", t.dest.ID, "epoch", t.fence.Epoch, "error", err)
+			d.wakeLeases()
+			return false
+		}
 		if ctx.Err() != nil {
 			return false
 		}
@@ -267,6 +347,10 @@ func (d *Deliverer) attempt(parent context.Context, t *target, windowEnd time.Ti
 	defer cancel()
 	stopGrace := context.AfterFunc(parent, func() { time.AfterFunc(d.opts.ShutdownGrace, cancel) })
 	defer stopGrace()
+	if t.hard != nil {
+		stopHard := context.AfterFunc(t.hard, cancel)
+		defer stopHard()
+	}
 	dest, err := d.store.GetDestination(ctx, t.tenant.ID, t.dest.ID)
 	if err != nil {
 		return err

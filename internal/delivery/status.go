@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/auditexport/auditexport/internal/destination"
@@ -13,7 +14,7 @@ import (
 // The data stays in the store; the loop keeps retrying.
 func (d *Deliverer) fail(ctx context.Context, t *target, err error) {
 	d.log.Warn("delivery attempt failed", "tenant", t.tenant.Name, "destination", t.dest.ID, "error", err)
-	d.recordAttempt(ctx, t, store.Attempt{At: d.now(), Err: err.Error()})
+	d.recordAttempt(ctx, t, store.Attempt{At: d.now(), Err: err.Error(), Fence: t.fence})
 	if d.metrics != nil {
 		d.metrics.DeliveryFailures.WithLabelValues(t.tenant.Name, t.dest.ID).Inc()
 	}
@@ -21,7 +22,7 @@ func (d *Deliverer) fail(ctx context.Context, t *target, err error) {
 
 // succeed records a successful attempt (which may have had nothing to send).
 func (d *Deliverer) succeed(ctx context.Context, t *target, events int64) {
-	d.recordAttempt(ctx, t, store.Attempt{At: d.now()})
+	d.recordAttempt(ctx, t, store.Attempt{At: d.now(), Fence: t.fence})
 	if events > 0 {
 		d.log.Info("delivered", "tenant", t.tenant.Name, "destination", t.dest.ID, "events", events)
 	}
@@ -30,7 +31,13 @@ func (d *Deliverer) succeed(ctx context.Context, t *target, events int64) {
 // recordAttempt saves an attempt's outcome in one store call, so that it
 // cannot undo a concurrent plan commit's counters.
 func (d *Deliverer) recordAttempt(ctx context.Context, t *target, a store.Attempt) {
-	if err := d.store.RecordAttempt(ctx, t.dest.ID, a); err != nil {
+	err := d.store.RecordAttempt(ctx, t.dest.ID, a)
+	switch {
+	case errors.Is(err, store.ErrLeaseLost):
+		// The new holder records its own attempts.
+		d.log.Warn("status not saved: lease lost", "destination", t.dest.ID, "epoch", a.Fence.Epoch)
+		d.wakeLeases()
+	case err != nil:
 		d.log.Error("saving status", "destination", t.dest.ID, "error", err)
 	}
 }

@@ -31,6 +31,7 @@ func Status(ctx context.Context, s store.Store, dest store.Destination, st store
 		EventsDelivered:  st.EventsDelivered,
 		ObjectsDelivered: st.ObjectsDelivered,
 		BytesDelivered:   st.BytesDelivered,
+		DeliveredBy:      st.Holder,
 	}, nil
 }
 

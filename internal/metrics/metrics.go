@@ -27,6 +27,9 @@ type Metrics struct {
 	LagSeconds       *prometheus.GaugeVec   // tenant, destination
 	EventsExpired    *prometheus.CounterVec // tenant
 	AuthFailures     *prometheus.CounterVec // reason
+	LeasesHeld       prometheus.Gauge
+	LeaseHandovers   prometheus.Counter
+	LeaseLosses      prometheus.Counter
 
 	// states reports auditexport_destination_state and
 	// auditexport_destination_failing; see SetStates.
@@ -75,6 +78,15 @@ func New() *Metrics {
 		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "auditexport_auth_failures_total", Help: "API requests refused before their handler ran: missing or invalid token, wrong scope or tenant, or throttled after too many failures.",
 		}, []string{"reason"}),
+		LeasesHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "auditexport_leases_held", Help: "Destination leases this agent holds: the destinations it delivers when several agents share a PostgreSQL database.",
+		}),
+		LeaseHandovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "auditexport_lease_handovers_total", Help: "Destination leases this agent claimed after another agent (or an earlier run) had held them.",
+		}),
+		LeaseLosses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "auditexport_lease_losses_total", Help: "Destination leases this agent lost before releasing them: not renewed in time or taken over by another agent.",
+		}),
 		states: newStateCollector(),
 	}
 	m.Registry.MustRegister(
@@ -82,7 +94,8 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.EventsIngested, m.EventsDuplicate, m.IngestRejected, m.CommitBatches,
 		m.EventsDelivered, m.ObjectsDelivered, m.BytesDelivered, m.DeliveryFailures,
-		m.LagEvents, m.LagSeconds, m.EventsExpired, m.AuthFailures, m.states,
+		m.LagEvents, m.LagSeconds, m.EventsExpired, m.AuthFailures,
+		m.LeasesHeld, m.LeaseHandovers, m.LeaseLosses, m.states,
 	)
 	return m
 }
