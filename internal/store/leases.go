@@ -77,9 +77,9 @@ type Leases interface {
 	// so that the others take its destinations at once. Call it only once
 	// the agent's deliveries have stopped.
 	DeregisterAgent(ctx context.Context, id string) error
-	// ClaimLeases claims up to max claimable destination leases for holder,
+	// ClaimLeases claims up to limit claimable destination leases for holder,
 	// for ttl, and returns them.
-	ClaimLeases(ctx context.Context, holder string, max int, ttl time.Duration) ([]Lease, error)
+	ClaimLeases(ctx context.Context, holder string, limit int, ttl time.Duration) ([]Lease, error)
 	// RenewLeases extends holder's unexpired leases by ttl and returns them;
 	// a lease missing from the result is lost.
 	RenewLeases(ctx context.Context, holder string, ttl time.Duration) ([]Lease, error)
@@ -127,10 +127,10 @@ func (s *SQLite) DeregisterAgent(ctx context.Context, id string) error {
 	return nil
 }
 
-// ClaimLeases claims up to max claimable leases. The single writer
+// ClaimLeases claims up to limit claimable leases. The single writer
 // connection serialises claims, so concurrent callers get disjoint sets.
-func (s *SQLite) ClaimLeases(ctx context.Context, holder string, max int, ttl time.Duration) ([]Lease, error) {
-	if max <= 0 {
+func (s *SQLite) ClaimLeases(ctx context.Context, holder string, limit int, ttl time.Duration) ([]Lease, error) {
+	if limit <= 0 {
 		return nil, nil
 	}
 	var ls []Lease
@@ -142,7 +142,7 @@ func (s *SQLite) ClaimLeases(ctx context.Context, holder string, max int, ttl ti
 				SELECT destination_id FROM leases
 				WHERE holder = '' OR expires_at <= ?2
 				ORDER BY expires_at, destination_id LIMIT ?4)
-			RETURNING `+leaseColumns, holder, now, ttl.Milliseconds(), max)
+			RETURNING `+leaseColumns, holder, now, ttl.Milliseconds(), limit)
 		if err != nil {
 			return err
 		}

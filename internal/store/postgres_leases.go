@@ -79,12 +79,12 @@ WHERE destination_id IN (
 	FOR UPDATE SKIP LOCKED)
 RETURNING ` + leaseColumns
 
-// ClaimLeases claims up to max claimable leases for holder.
-func (p *Postgres) ClaimLeases(ctx context.Context, holder string, max int, ttl time.Duration) ([]Lease, error) {
-	if max <= 0 {
+// ClaimLeases claims up to limit claimable leases for holder.
+func (p *Postgres) ClaimLeases(ctx context.Context, holder string, limit int, ttl time.Duration) ([]Lease, error) {
+	if limit <= 0 {
 		return nil, nil
 	}
-	ls, err := p.leases(ctx, pgClaimSQL, holder, max, ttl.Milliseconds())
+	ls, err := p.leases(ctx, pgClaimSQL, holder, limit, ttl.Milliseconds())
 	if err != nil {
 		return nil, p.fail(ctx, "claim leases", err)
 	}

@@ -39,11 +39,11 @@ func (f *fixture) destinations(t *testing.T, tenantID int64, n int) []string {
 	return ids
 }
 
-func (f *fixture) claim(t *testing.T, holder string, max int) []store.Lease {
+func (f *fixture) claim(t *testing.T, holder string, limit int) []store.Lease {
 	t.Helper()
-	ls, err := f.s.ClaimLeases(f.ctx, holder, max, leaseTTL)
+	ls, err := f.s.ClaimLeases(f.ctx, holder, limit, leaseTTL)
 	if err != nil {
-		t.Fatalf("ClaimLeases(%s, %d): %v", holder, max, err)
+		t.Fatalf("ClaimLeases(%s, %d): %v", holder, limit, err)
 	}
 	for _, l := range ls {
 		if l.Holder != holder || l.Epoch < 1 || l.Expires.IsZero() {
