@@ -142,6 +142,21 @@ type Delivery struct {
 	// destination has them.
 	Retention    time.Duration
 	RetentionHCL string `hcl:"retention,optional"`
+
+	// AgentID names this agent in destination leases, logs and the
+	// destination status when several agents share a PostgreSQL store. It
+	// must be unique among them; empty means hostname-pid-random, new at
+	// every start.
+	AgentID string `hcl:"agent_id,optional"`
+
+	// LeaseTTL is how long an agent's lease on a destination lasts unless
+	// renewed: the longest a dead agent's destinations wait for another
+	// agent. LeaseRenew is the heartbeat that renews the leases. Both are
+	// used only with a shared (PostgreSQL) store.
+	LeaseTTL      time.Duration
+	LeaseTTLHCL   string `hcl:"lease_ttl,optional"`
+	LeaseRenew    time.Duration
+	LeaseRenewHCL string `hcl:"lease_renew,optional"`
 }
 
 // HTTP bounds the API's connections, so that slow or idle clients cannot
@@ -224,6 +239,10 @@ func Default() *Config {
 			FailingAfterHCL: "5m",
 			Retention:       168 * time.Hour,
 			RetentionHCL:    "168h",
+			LeaseTTL:        15 * time.Second,
+			LeaseTTLHCL:     "15s",
+			LeaseRenew:      5 * time.Second,
+			LeaseRenewHCL:   "5s",
 		},
 		HTTP: &HTTP{
 			ReadHeaderTimeout:     10 * time.Second,

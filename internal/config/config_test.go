@@ -54,6 +54,9 @@ func TestDefaults(t *testing.T) {
 		{"delivery.retry_max", cfg.Delivery.RetryMax, 5 * time.Minute},
 		{"delivery.failing_after", cfg.Delivery.FailingAfter, 5 * time.Minute},
 		{"delivery.retention", cfg.Delivery.Retention, 168 * time.Hour},
+		{"delivery.agent_id", cfg.Delivery.AgentID, ""},
+		{"delivery.lease_ttl", cfg.Delivery.LeaseTTL, 15 * time.Second},
+		{"delivery.lease_renew", cfg.Delivery.LeaseRenew, 5 * time.Second},
 		{"http.read_header_timeout", cfg.HTTP.ReadHeaderTimeout, 10 * time.Second},
 		{"http.read_timeout", cfg.HTTP.ReadTimeout, time.Minute},
 		{"http.write_timeout", cfg.HTTP.WriteTimeout, 2 * time.Minute},
@@ -143,6 +146,9 @@ delivery {
   retry_max     = "1m"
   failing_after = "10m"
   retention     = "720h"
+  agent_id      = "agent-eu-1"
+  lease_ttl     = "6s"
+  lease_renew   = "2s"
 }
 
 http {
@@ -207,6 +213,11 @@ secrets {
 			FailingAfterHCL: "10m",
 			Retention:       720 * time.Hour,
 			RetentionHCL:    "720h",
+			AgentID:         "agent-eu-1",
+			LeaseTTL:        6 * time.Second,
+			LeaseTTLHCL:     "6s",
+			LeaseRenew:      2 * time.Second,
+			LeaseRenewHCL:   "2s",
 		},
 		HTTP: &HTTP{
 			ReadHeaderTimeout:    5 * time.Second,
@@ -372,6 +383,18 @@ func TestParseValidationErrors(t *testing.T) {
 }`, `delivery.retry_max: must be at least delivery.retry_initial (10s), got 5s`},
 		{"delivery.failing_after", `delivery { failing_after = "-5m" }`, `delivery.failing_after: must be positive, got -5m0s`},
 		{"delivery.retention", `delivery { retention = "0" }`, `delivery.retention: must be positive, got 0s`},
+		{"delivery.lease_ttl syntax", `delivery { lease_ttl = "soon" }`, `delivery.lease_ttl: must be a duration`},
+		{"delivery.lease_ttl short", `delivery {
+  lease_ttl = "1s"
+  lease_renew = "200ms"
+}`, `delivery.lease_ttl: must be at least 2s, got 1s`},
+		{"delivery.lease_renew zero", `delivery { lease_renew = "0s" }`, `delivery.lease_renew: must be positive, got 0s`},
+		{"delivery.lease_renew half the ttl", `delivery {
+  lease_ttl = "10s"
+  lease_renew = "5s"
+}`, `delivery.lease_renew: must be less than half of delivery.lease_ttl (10s)`},
+		{"delivery.lease_renew over the default ttl", `delivery { lease_renew = "20s" }`, `delivery.lease_renew: must be less than half of delivery.lease_ttl (15s)`},
+		{"delivery.agent_id spaces", `delivery { agent_id = " a1" }`, `delivery.agent_id: must not contain spaces at its ends or control characters`},
 		{"http.read_timeout syntax", `http { read_timeout = "1 minute" }`, `http.read_timeout: must be a duration`},
 		{"http.idle_timeout zero", `http { idle_timeout = "0s" }`, `http.idle_timeout: must be positive, got 0s`},
 		{"http.read_header_timeout over read_timeout", `http {

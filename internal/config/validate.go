@@ -44,6 +44,8 @@ func (c *Config) parseDurations() error {
 	parseDuration(&p, "delivery.retry_max", d.RetryMaxHCL, false, &d.RetryMax)
 	parseDuration(&p, "delivery.failing_after", d.FailingAfterHCL, false, &d.FailingAfter)
 	parseDuration(&p, "delivery.retention", d.RetentionHCL, false, &d.Retention)
+	parseDuration(&p, "delivery.lease_ttl", d.LeaseTTLHCL, false, &d.LeaseTTL)
+	parseDuration(&p, "delivery.lease_renew", d.LeaseRenewHCL, false, &d.LeaseRenew)
 	if h := c.HTTP; h != nil {
 		parseDuration(&p, "http.read_header_timeout", h.ReadHeaderTimeoutHCL, false, &h.ReadHeaderTimeout)
 		parseDuration(&p, "http.read_timeout", h.ReadTimeoutHCL, false, &h.ReadTimeout)
@@ -239,6 +241,30 @@ func (d *Delivery) validate(p *problems) {
 	}
 	checkPositive(p, "delivery.failing_after", d.FailingAfter)
 	checkPositive(p, "delivery.retention", d.Retention)
+	d.validateLeases(p)
+}
+
+// MinLeaseTTL is the shortest delivery.lease_ttl: below it a busy database
+// or a short pause would let leases lapse between heartbeats.
+const MinLeaseTTL = 2 * time.Second
+
+// validateLeases checks the lease timings. The heartbeat must fit at least
+// twice in the TTL, so that one late or failed renewal does not hand the
+// destinations to another agent.
+func (d *Delivery) validateLeases(p *problems) {
+	if d.LeaseTTL < MinLeaseTTL {
+		p.add("delivery.lease_ttl", "must be at least %s, got %s", MinLeaseTTL, d.LeaseTTL)
+	}
+	checkPositive(p, "delivery.lease_renew", d.LeaseRenew)
+	if d.LeaseRenew > 0 && d.LeaseTTL >= MinLeaseTTL && d.LeaseRenew >= d.LeaseTTL/2 {
+		p.add("delivery.lease_renew", "must be less than half of delivery.lease_ttl (%s), so that a missed heartbeat does not lose the leases, got %s", d.LeaseTTL, d.LeaseRenew)
+	}
+	if strings.TrimSpace(d.AgentID) != d.AgentID || strings.ContainsAny(d.AgentID, "\x00\n\r\t") {
+		p.add("delivery.agent_id", "must not contain spaces at its ends or control characters, got %q", d.AgentID)
+	}
+	if len(d.AgentID) > 200 {
+		p.add("delivery.agent_id", "must be at most 200 bytes, got %d", len(d.AgentID))
+	}
 }
 
 func checkPositive(p *problems, field string, d time.Duration) {

@@ -130,6 +130,7 @@ func deliveryOptions(cfg *config.Config) delivery.Options {
 		Workers: cfg.Delivery.Workers, Tick: cfg.Delivery.Tick,
 		RetryInitial: cfg.Delivery.RetryInitial, RetryMax: cfg.Delivery.RetryMax,
 		FailingAfter: cfg.Delivery.FailingAfter, Retention: cfg.Delivery.Retention,
+		AgentID: cfg.Delivery.AgentID, LeaseTTL: cfg.Delivery.LeaseTTL, LeaseRenew: cfg.Delivery.LeaseRenew,
 	}
 }
 
