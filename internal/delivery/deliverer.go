@@ -278,9 +278,8 @@ func (d *Deliverer) runLoop(ctx, hard context.Context, dest store.Destination, s
 		d.log.Error("destination schedule", "destination", dest.ID, "error", err)
 		return
 	}
-	tenant, err := d.store.TenantByID(ctx, dest.TenantID)
-	if err != nil {
-		d.log.Error("destination tenant", "destination", dest.ID, "error", err)
+	tenant, ok := d.loadTenant(ctx, dest)
+	if !ok {
 		return
 	}
 	t := &target{dest: dest, spec: spec, tenant: tenant, sched: sched, sink: d.sinks(destinationTarget(dest.ID, spec, tenant.ExternalID)),
@@ -302,6 +301,30 @@ func (d *Deliverer) runLoop(ctx, hard context.Context, dest store.Destination, s
 			// Skip windows missed while down: one plan covers them all.
 			windowEnd = sched.Last(now)
 		}
+	}
+}
+
+// loadTenant reads the destination's tenant, retrying with the attempts'
+// backoff until it succeeds; false when ctx ended. A loop that gave up here
+// would not come back: reconcile restarts a loop only when its destination
+// changes, so a store outage as the loop starts would stop the destination
+// until the agent restarts.
+func (d *Deliverer) loadTenant(ctx context.Context, dest store.Destination) (store.Tenant, bool) {
+	backoff := d.opts.RetryInitial
+	for {
+		tenant, err := d.store.TenantByID(ctx, dest.TenantID)
+		if err == nil {
+			return tenant, true
+		}
+		if ctx.Err() != nil {
+			return store.Tenant{}, false
+		}
+		d.log.Error("reading the destination's tenant; retrying", "destination", dest.ID, "error", err)
+		wait := backoff/2 + rand.N(backoff/2+1)
+		if !d.sleepUntil(ctx, d.now().Add(wait)) {
+			return store.Tenant{}, false
+		}
+		backoff = min(backoff*2, d.opts.RetryMax)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -134,6 +135,13 @@ func newRig(t *testing.T, start string) *rig {
 // newRigWith is newRig with the Deliverer's options changed by tune.
 func newRigWith(t *testing.T, start string, tune func(*Options)) *rig {
 	t.Helper()
+	return newRigWrapped(t, start, nil, tune)
+}
+
+// newRigWrapped is newRigWith with the Deliverer's store wrapped by wrap,
+// e.g. to inject store failures; the rig itself uses the store unwrapped.
+func newRigWrapped(t *testing.T, start string, wrap func(store.Store) store.Store, tune func(*Options)) *rig {
+	t.Helper()
 	r := &rig{t: t, clock: clocktest.NewFake(mustTime(t, start)), sink: &memSink{objects: map[string][]byte{}}}
 	st, err := store.Open(context.Background(), store.Config{SQLitePath: filepath.Join(t.TempDir(), "db"), Now: r.clock.Now})
 	if err != nil {
@@ -141,6 +149,10 @@ func newRigWith(t *testing.T, start string, tune func(*Options)) *rig {
 	}
 	t.Cleanup(func() { st.Close() })
 	r.store = st
+	delivered := store.Store(st)
+	if wrap != nil {
+		delivered = wrap(st)
+	}
 	if r.tenant, err = st.CreateTenant(context.Background(), "acme", "ext"); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +164,7 @@ func newRigWith(t *testing.T, start string, tune func(*Options)) *rig {
 	if tune != nil {
 		tune(&opts)
 	}
-	r.d = New(st, func(s3sink.Target) Sink { return r.sink }, r.metrics, hclog.NewNullLogger(), opts)
+	r.d = New(delivered, func(s3sink.Target) Sink { return r.sink }, r.metrics, hclog.NewNullLogger(), opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.d.Run(ctx); close(done) }()
@@ -230,6 +242,42 @@ func (r *rig) expectDelivered(want []string) {
 	if !slices.Equal(got, want) {
 		r.t.Fatalf("delivered %v, want %v (keys %v)", got, want, r.sink.keys())
 	}
+}
+
+// tenantOutage is a store whose TenantByID fails its first fails calls, as
+// during a database outage.
+type tenantOutage struct {
+	store.Store
+	mu    sync.Mutex
+	fails int
+	calls int
+}
+
+func (s *tenantOutage) TenantByID(ctx context.Context, id int64) (store.Tenant, error) {
+	s.mu.Lock()
+	s.calls++
+	failing := s.calls <= s.fails
+	s.mu.Unlock()
+	if failing {
+		return store.Tenant{}, errors.New("connection refused")
+	}
+	return s.Store.TenantByID(ctx, id)
+}
+
+// A store outage as a destination's loop starts delays the destination; it
+// does not stop it until the agent restarts.
+func TestLoopStartSurvivesStoreOutage(t *testing.T) {
+	outage := &tenantOutage{fails: 2}
+	r := newRigWrapped(t, "2026-11-25T10:00:30Z", func(st store.Store) store.Store {
+		outage.Store = st
+		return outage
+	}, nil)
+	ids := r.post(3)
+	r.destination(api.DestinationSpec{Interval: "1m"}) // the first read fails; the loop waits to retry
+	r.advance("2026-11-25T10:00:40Z")                  // the second fails
+	r.advance("2026-11-25T10:00:50Z")                  // the third succeeds; the loop waits for 10:01
+	r.advance("2026-11-25T10:01:00Z")
+	r.expectDelivered(ids)
 }
 
 func TestIntervalWindows(t *testing.T) {
