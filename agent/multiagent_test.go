@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -739,4 +741,214 @@ func describe(ds []time.Duration) string {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return fmt.Sprintf("%d handovers, median %s, max %s", len(s), s[len(s)/2].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond))
+}
+
+// holdProxy sits between one agent and the fault proxy. While armed it
+// holds the next object write: it reads the whole request, as S3 would
+// receive it, and forwards it only when released, whatever became of the
+// agent meanwhile. So a test can freeze an agent with a PUT on the wire.
+type holdProxy struct {
+	upstream string
+	srv      *http.Server
+	url      string
+
+	mu       sync.Mutex
+	armed    bool
+	held     chan string // the held write's path, once
+	release  chan struct{}
+	released sync.Once
+	answered chan int // the held write's status at the fault proxy
+}
+
+// let forwards the held write, if any; a write held later is not held.
+func (h *holdProxy) let() { h.released.Do(func() { close(h.release) }) }
+
+func startHoldProxy(t *testing.T, upstream string) *holdProxy {
+	t.Helper()
+	h := &holdProxy{upstream: upstream, held: make(chan string, 1), release: make(chan struct{}), answered: make(chan int, 1)}
+	addr := testenv.FreeAddr(t)
+	h.url = "http://" + addr
+	h.srv = &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: time.Minute}
+	ln, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = h.srv.Serve(ln) }()
+	t.Cleanup(func() {
+		h.let()
+		_ = h.srv.Close()
+	})
+	return h
+}
+
+func (h *holdProxy) arm() {
+	h.mu.Lock()
+	h.armed = true
+	h.mu.Unlock()
+}
+
+func (h *holdProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	hold := false
+	if r.Method == http.MethodPut && strings.Count(strings.Trim(r.URL.Path, "/"), "/") > 0 && !strings.Contains(r.URL.Path, "/_auditexport/") {
+		h.mu.Lock()
+		hold, h.armed = h.armed, false
+		h.mu.Unlock()
+	}
+	if hold {
+		h.held <- strings.TrimPrefix(r.URL.Path, "/")
+		<-h.release
+	}
+	// A fresh context: the write reaches the server even if the agent
+	// gave up on it.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, r.Method, h.upstream+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	req.Header = r.Header.Clone()
+	req.Host = r.Host
+	req.ContentLength = int64(len(body))
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	respBody, _ := io.ReadAll(resp.Body)
+	if hold {
+		h.answered <- resp.StatusCode
+	}
+	for k, vs := range resp.Header {
+		w.Header()[k] = vs
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(respBody)
+}
+
+// TestLeaseFencingWithFrozenAgent freezes agent A (SIGSTOP) with a PUT of
+// a planned object on the wire, past its lease TTL. Agent B takes the
+// destination over, re-runs the plan and commits it. Then A's PUT reaches
+// S3 (and gets 412: B wrote that key) and A is resumed (SIGCONT): it finds
+// its lease lost, its late store writes are refused, and every event is in
+// the bucket exactly once, no key written twice.
+func TestLeaseFencingWithFrozenAgent(t *testing.T) {
+	moto := testenv.StartMoto(t)
+	proxy := testenv.StartFaultProxy(t, moto.URL, testenv.FaultOptions{Seed: 1}) // no faults: it records the writes
+	hold := startHoldProxy(t, proxy.URL())
+	c := newCluster(t, moto, 2, "1s", func(i int) string {
+		if i == 0 {
+			return hold.url // A
+		}
+		return proxy.URL() // B
+	})
+	a, b := c.nodes[0], c.nodes[1]
+	ra := a.start()
+
+	extID, token := c.first.Tenant(t, "acme")
+	manage := a.client(t, token)
+	bucket, role := c.first.CustomerSetup(t, "acme", extID, "audit")
+	dest := c.w.newDestination(t, manage, bucket, role)
+	testenv.WaitFor(t, "A to hold the destination", func() (bool, string) {
+		got, err := manage.GetDestination(ctxT(t), dest.ID)
+		return err == nil && got.Status.DeliveredBy == ra.agentID, fmt.Sprintf("%+v, %v", got.Status, err)
+	})
+	rb := b.start()
+	manageB := b.client(t, token)
+
+	hold.arm()
+	ingest := a.client(t, c.first.IngestToken(t))
+	var body bytes.Buffer
+	ingested := map[string]bool{}
+	for i := range 50 {
+		id := fmt.Sprintf("frozen-%02d", i)
+		ingested[id] = true
+		body.WriteString(auditEvent(id, time.Now(), "user.login") + "\n")
+	}
+	if _, err := ingest.PostEvents(ctxT(t), "acme", body.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	var key string
+	select {
+	case key = <-hold.held:
+	case <-time.After(testenv.HangGuard):
+		t.Fatalf("hang guard: A sent no object write in %s:\n%s", testenv.HangGuard, ra.log.String())
+	}
+	a.signal(syscall.SIGSTOP)
+	frozen := time.Now()
+	t.Logf("A (%s) frozen with a PUT of %s on the wire", ra.agentID, key)
+
+	testenv.WaitFor(t, "B to take the destination over and deliver", func() (bool, string) {
+		got, err := manageB.GetDestination(ctxT(t), dest.ID)
+		return err == nil && got.Status.DeliveredBy == rb.agentID && got.Status.LagEvents == 0 && got.Status.EventsDelivered == int64(len(ingested)),
+			fmt.Sprintf("%+v, %v", got.Status, err)
+	})
+	takeover := time.Since(frozen)
+	if n := proxy.SuccessfulWrites()[key]; n != 1 {
+		t.Fatalf("B's writes of %s that succeeded = %d, want 1:\n%s", key, n, strings.Join(proxy.History(key), "\n"))
+	}
+
+	// A's PUT lands after B's commit, then A runs again.
+	hold.let()
+	select {
+	case status := <-hold.answered:
+		if status != http.StatusPreconditionFailed {
+			t.Errorf("A's late PUT of %s was answered %d, want 412", key, status)
+		}
+	case <-time.After(testenv.HangGuard):
+		t.Fatalf("hang guard: A's held PUT was never answered")
+	}
+	a.signal(syscall.SIGCONT)
+	testenv.WaitFor(t, "A to find its lease lost", func() (bool, string) {
+		return strings.Contains(ra.log.String(), "lease lost"), tail(ra.log.String(), 2000)
+	})
+
+	// Delivery goes on, by B, exactly once.
+	var more bytes.Buffer
+	for i := range 20 {
+		id := fmt.Sprintf("after-%02d", i)
+		ingested[id] = true
+		more.WriteString(auditEvent(id, time.Now(), "user.logout") + "\n")
+	}
+	if _, err := ingest.PostEvents(ctxT(t), "acme", more.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	var st api.DestinationStatus
+	testenv.WaitFor(t, "every event delivered", func() (bool, string) {
+		got, err := manageB.GetDestination(ctxT(t), dest.ID)
+		st = got.Status
+		return err == nil && got.Status.LagEvents == 0 && got.Status.EventsDelivered == int64(len(ingested)),
+			fmt.Sprintf("%+v, %v", got.Status, err)
+	})
+	successful := proxy.SuccessfulWrites()
+	keys := checkOnceInBucket(t, c.w, bucket, ingested, successful)
+	for k, n := range successful {
+		if n > 1 {
+			t.Errorf("key %s was written %d times:\n%s", k, n, strings.Join(proxy.History(k), "\n"))
+		}
+	}
+	if proxy.PreconditionFailed()[key] == 0 {
+		t.Errorf("A's late PUT of %s met no 412 at the proxy", key)
+	}
+	if st.ObjectsDelivered != int64(len(keys)) {
+		t.Errorf("status says %d objects delivered, the bucket has %d", st.ObjectsDelivered, len(keys))
+	}
+	t.Logf("B (%s) took over and committed %s after A froze (TTL %s, heartbeat %s); A's late PUT got 412; A logged: %s",
+		rb.agentID, takeover.Round(time.Millisecond), testLeaseTTL, testLeaseRenew, leaseLostLines(ra.log.String()))
+}
+
+// leaseLostLines are the "lease lost" lines of an agent's log.
+func leaseLostLines(log string) string {
+	var out []string
+	for line := range strings.Lines(log) {
+		if strings.Contains(line, "lease lost") {
+			out = append(out, strings.TrimSpace(line))
+		}
+	}
+	return strings.Join(out, " | ")
 }
