@@ -149,7 +149,7 @@ func newRigWrapped(t *testing.T, start string, wrap func(store.Store) store.Stor
 	}
 	t.Cleanup(func() { st.Close() })
 	r.store = st
-	delivered := store.Store(st)
+	var delivered store.Store = st
 	if wrap != nil {
 		delivered = wrap(st)
 	}
