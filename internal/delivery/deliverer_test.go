@@ -149,7 +149,7 @@ func newRigWrapped(t *testing.T, start string, wrap func(store.Store) store.Stor
 	}
 	t.Cleanup(func() { st.Close() })
 	r.store = st
-	var delivered store.Store = st
+	delivered := st
 	if wrap != nil {
 		delivered = wrap(st)
 	}
