@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/auditexport/auditexport/internal/store"
 )
@@ -118,4 +119,57 @@ func nonBlankLines(input []byte) int {
 		}
 	}
 	return n
+}
+
+// FuzzScanObject checks the single-pass validator against encoding/json: it
+// must accept exactly the inputs that json.Valid accepts, flag invalid UTF-8
+// exactly when utf8.Valid would, and find the same top-level values that
+// encoding/json decodes.
+func FuzzScanObject(f *testing.F) {
+	seeds := []string{
+		`{}`,
+		` {"a" : [1, -0.5e+3, true, false, null, {"b": {}}], "b":"\u00e9\"\\\/\b\f\n\r\t", "c":{}} `,
+		`{"a":1,"a":2,"\u0061":3,"A":4}`,
+		`{"a":01}`, `{"a":-}`, `{"a":1.}`, `{"a":1e+}`, `{"a":.5}`, `{"a":tru}`, `{"a":nulll}`,
+		`{"a":"\u12g4"}`, `{"a":"\x"}`, "{\"a\":\"\t\"}", "{\"a\":\"\xff\"}", "{\"\xed\xa0\x80\":1}",
+		`{"a":[1,]}`, `{"a":1,}`, `{"a":1}}`, `{"a":1} x`, `{"a":[}`, `{"a"1}`, `{"a":1`,
+		`{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
+		`[1,{"a":2}]`, `"x"`, ` 7 `,
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	names := [numFields]string{"a", "b", "messageId"}
+	f.Fuzz(func(t *testing.T, input []byte) {
+		want := json.Valid(input)
+		if got := validJSON(input); got != want {
+			t.Fatalf("validJSON = %v, json.Valid = %v", got, want)
+		}
+		if i := skipSpace(input, 0); i >= len(input) || input[i] != '{' {
+			return
+		}
+		var top topFields
+		if got := validObject(input, &names, &top); got != want {
+			t.Fatalf("scanObject valid = %v, json.Valid = %v", got, want)
+		}
+		if !want {
+			return
+		}
+		if top.badUTF8 == utf8.Valid(input) {
+			t.Fatalf("badUTF8 = %v, utf8.Valid = %v", top.badUTF8, utf8.Valid(input))
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(input, &m); err != nil {
+			t.Fatalf("encoding/json cannot decode an object it calls valid: %v", err)
+		}
+		for f, name := range names {
+			raw, ok := m[name]
+			switch {
+			case top.dup[f]:
+				// encoding/json keeps the last copy; the parser rejects the event.
+			case ok != (top.vals[f] != nil) || !bytes.Equal(raw, top.vals[f]):
+				t.Fatalf("%s = %q, encoding/json reads %q", name, top.vals[f], raw)
+			}
+		}
+	})
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/auditexport/auditexport/internal/clock"
 	"github.com/auditexport/auditexport/internal/store"
@@ -198,12 +197,7 @@ func (p *parser) parseArray(body []byte, i int) ([]store.Event, error) {
 		if i >= len(body) {
 			return nil, &LineError{Reason: "the JSON array is not closed; expected ']' at the end of the body"}
 		}
-		end := valueEnd(body, i)
-		if end == i {
-			return nil, &LineError{Line: n, Element: true,
-				Reason: fmt.Sprintf("expected an event object, found %q", body[i])}
-		}
-		ev, err := p.event(body[i:end], n, true)
+		ev, end, err := p.element(body, i, n)
 		if err != nil {
 			return nil, err
 		}
@@ -242,32 +236,74 @@ func checkTail(body []byte, i int) error {
 	return nil
 }
 
+// element parses the n-th element of an array body, which starts at
+// body[i], and returns the index just past it.
+func (p *parser) element(body []byte, i, n int) (store.Event, int, error) {
+	if body[i] == '{' {
+		var top topFields
+		if end := scanObject(body[i:], &p.names, &top); end > 0 {
+			obj := body[i : i+end]
+			if err := p.checkSize(obj, n, true); err != nil {
+				return store.Event{}, 0, err
+			}
+			ev, err := p.fields(obj, &top, n, true)
+			return ev, i + end, err
+		}
+	}
+	// Not a valid object: delimit the element by its brackets and quotes
+	// alone, so that the error describes the element as sent.
+	end := valueEnd(body, i)
+	if end == i {
+		return store.Event{}, 0, &LineError{Line: n, Element: true,
+			Reason: fmt.Sprintf("expected an event object, found %q", body[i])}
+	}
+	ev, err := p.event(body[i:end], n, true)
+	return ev, end, err
+}
+
 // event validates one event. raw has no trailing whitespace but may have
 // leading whitespace, so that a syntax error's offset counts from the start
 // of the line as sent.
 func (p *parser) event(raw []byte, n int, elem bool) (store.Event, error) {
+	fail := func(reason string) (store.Event, error) {
+		return store.Event{}, &LineError{Line: n, Element: elem, Reason: reason}
+	}
+	body := raw[skipSpace(raw, 0):]
+	if err := p.checkSize(body, n, elem); err != nil {
+		return store.Event{}, err
+	}
+	if body[0] != '{' {
+		if !validJSON(body) {
+			return fail(syntaxReason(raw, elem))
+		}
+		return fail(fmt.Sprintf("event is a JSON %s, not an object; every event must be a JSON object", kind(body)))
+	}
+	var top topFields
+	if scanObject(body, &p.names, &top) != len(body) {
+		return fail(syntaxReason(raw, elem))
+	}
+	return p.fields(body, &top, n, elem)
+}
+
+// checkSize enforces Limits.MaxEventBytes on an event without surrounding
+// whitespace.
+func (p *parser) checkSize(body []byte, n int, elem bool) error {
+	if len(body) > p.maxBytes {
+		return &LineError{Line: n, Element: elem, TooLarge: true,
+			Reason: fmt.Sprintf("event is %d bytes; the limit is %d bytes", len(body), p.maxBytes)}
+	}
+	return nil
+}
+
+// fields checks the required fields that scanObject found in the valid
+// object body and makes the event.
+func (p *parser) fields(body []byte, top *topFields, n int, elem bool) (store.Event, error) {
 	fail := func(field, reason string) (store.Event, error) {
 		return store.Event{}, &LineError{Line: n, Element: elem, Field: field, Reason: reason}
 	}
-	body := raw[skipSpace(raw, 0):]
-	if len(body) > p.maxBytes {
-		return store.Event{}, &LineError{Line: n, Element: elem, TooLarge: true,
-			Reason: fmt.Sprintf("event is %d bytes; the limit is %d bytes", len(body), p.maxBytes)}
-	}
-	if !json.Valid(raw) {
-		return fail("", syntaxReason(raw, elem))
-	}
-	if body[0] != '{' {
-		return fail("", fmt.Sprintf("event is a JSON %s, not an object; every event must be a JSON object", kind(body)))
-	}
-	// json.Valid does not check UTF-8, and invalid UTF-8 would break
-	// PostgreSQL and most SIEMs downstream.
-	if !utf8.Valid(body) {
+	if top.badUTF8 {
 		return fail("", "event is not valid UTF-8")
 	}
-
-	var top topFields
-	scanObject(body, &p.names, &top)
 	for i, name := range p.names {
 		if top.dup[i] {
 			return fail(name, "appears more than once at the top level; send it once")
