@@ -97,7 +97,7 @@ func TestUnknownFieldListsEveryField(t *testing.T) {
 		Bucket: "b", Region: "r", Prefix: "p", RoleARN: "a", AccessKeyID: "k", SecretAccessKey: "s",
 		ExpectedBucketOwner: "o", Interval: "i", DailyAt: "d", Format: "f", Compression: "c",
 		EventTypes: []string{"e"}, Encryption: "e", KMSKeyARN: "k", ACL: "a", StorageClass: "s",
-		MaxObjectBytes: 1, Backfill: "b", KeyTemplate: "t", Enabled: &on,
+		MaxObjectBytes: 1, Backfill: "b", KeyTemplate: "t", Enabled: &on, EventSchema: "o", SourceName: "s",
 	}
 	var fields map[string]any
 	if err := json.Unmarshal(mustJSON(t, full), &fields); err != nil {

@@ -9,6 +9,34 @@ import (
 // window and sequence range in the name so keys sort by time and never repeat.
 const DefaultKeyTemplate = "{event_type}/{yyyy}-{mm}-{dd}/{tenant}/{window_end}_{seq_from}-{seq_to}_{part}"
 
+// KeyTemplateSecurityLake is the preset key_template of Amazon Security Lake
+// custom sources; see SecurityLakeKeyTemplate.
+const KeyTemplateSecurityLake = "security_lake"
+
+// SecurityLakeKeyTemplate is the layout Security Lake expects under a custom
+// source's location: ext/{source}/region=…/accountId=…/eventDay=YYYYMMDD/.
+// The file name carries the OCSF class, so every object holds one class.
+const SecurityLakeKeyTemplate = "ext/{source}/region={region}/accountId={account}/eventDay={yyyymmdd}/" +
+	"{class}_{event_type}_{window_end}_{seq_from}-{seq_to}_{part}"
+
+// ExpandKeyTemplate returns the template a key_template value stands for:
+// the preset's layout for "security_lake", the value itself otherwise.
+func ExpandKeyTemplate(tmpl string) string {
+	if tmpl == KeyTemplateSecurityLake {
+		return SecurityLakeKeyTemplate
+	}
+	return tmpl
+}
+
+// KeyTemplateUses reports the variables a key template (or preset) uses.
+func KeyTemplateUses(tmpl string) map[string]bool {
+	used := map[string]bool{}
+	for _, m := range keyVarRe.FindAllStringSubmatch(ExpandKeyTemplate(tmpl), -1) {
+		used[m[1]] = true
+	}
+	return used
+}
+
 // keyVariables are the variables a key template may use, with the longest
 // value each can take (for the 1024-byte key limit). {prefix} is not among
 // them: the prefix is always prepended.
@@ -20,6 +48,9 @@ var keyVariables = []struct {
 	{"yyyy", 4}, {"mm", 2}, {"dd", 2}, {"hh", 2},
 	{"window_start", 16}, {"window_end", 16},
 	{"seq_from", 20}, {"seq_to", 20}, {"part", 5},
+	// Security Lake's partitions: the destination's source_name, region and
+	// account, the day as YYYYMMDD; and the OCSF class name of the objects.
+	{"source", 64}, {"region", 32}, {"account", 12}, {"yyyymmdd", 8}, {"class", 64},
 }
 
 // MaxKeyBytes is S3's limit on a key.
@@ -37,8 +68,9 @@ var (
 // prefix ("..", a leading "/", empty segments); at most 1024 bytes once
 // rendered with the longest values and the prefix. The prefix is always
 // prepended; "{prefix}/" at the start is accepted and means the same.
+// "security_lake" is the preset SecurityLakeKeyTemplate.
 func ValidateKeyTemplate(tmpl, prefix string) error {
-	body := strings.TrimPrefix(tmpl, "{prefix}/")
+	body := strings.TrimPrefix(ExpandKeyTemplate(tmpl), "{prefix}/")
 	used := map[string]bool{}
 	size := len(prefix) + 1 + longestExt
 	for _, m := range keyVarRe.FindAllStringSubmatch(body, -1) {

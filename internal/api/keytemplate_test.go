@@ -35,3 +35,15 @@ func TestValidateKeyTemplate(t *testing.T) {
 		}
 	}
 }
+
+func TestSecurityLakePresetIsValid(t *testing.T) {
+	if err := ValidateKeyTemplate(KeyTemplateSecurityLake, ""); err != nil {
+		t.Fatalf("preset: %v", err)
+	}
+	if got := ExpandKeyTemplate(KeyTemplateSecurityLake); !strings.HasPrefix(got, "ext/{source}/region={region}/accountId={account}/eventDay={yyyymmdd}/") {
+		t.Errorf("preset expands to %q", got)
+	}
+	if got := ExpandKeyTemplate(DefaultKeyTemplate); got != DefaultKeyTemplate {
+		t.Errorf("a template expands to %q", got)
+	}
+}

@@ -107,6 +107,12 @@ type DestinationSpec struct {
 	// DailyAt is "HH:MM" UTC; exclusive with Interval.
 	DailyAt string `json:"daily_at,omitempty"`
 
+	// EventSchema is "raw" (events as ingested) or "ocsf" (mapped to OCSF 1.3).
+	EventSchema string `json:"event_schema,omitempty"`
+	// SourceName is the Security Lake custom source name, the {source} of
+	// key templates.
+	SourceName string `json:"source_name,omitempty"`
+
 	Format         string   `json:"format,omitempty"`
 	Compression    string   `json:"compression,omitempty"`
 	EventTypes     []string `json:"event_types,omitempty"`

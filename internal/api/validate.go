@@ -30,7 +30,7 @@ const (
 // Allowed values of the enumerated destination fields.
 var (
 	Intervals      = []string{"1m", "5m", "15m", "1h", "2h", "4h", "6h", "12h", "24h"}
-	Formats        = []string{"ndjson", "json"}
+	Formats        = []string{"ndjson", "json", "parquet"}
 	Compressions   = []string{"gzip", "zstd", "none"}
 	Encryptions    = []string{"sse-s3", "sse-kms"}
 	ACLs           = []string{"bucket-owner-full-control", "private", "none"}
@@ -123,10 +123,12 @@ func (s *DestinationSpec) Normalize() error {
 		s.validateBucketOwner,
 		s.validateSchedule,
 		s.validateEnums,
+		s.validateFormat,
 		s.validateEncryption,
 		s.validateSizes,
 		s.validateEventTypes,
 		func() error { return ValidateKeyTemplate(s.KeyTemplate, s.Prefix) },
+		s.validateKeyVariables,
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {
@@ -141,8 +143,9 @@ func (s *DestinationSpec) applyDefaults() {
 	if s.Interval == "" && s.DailyAt == "" {
 		s.Interval = DefaultInterval
 	}
+	setDefault(&s.EventSchema, DefaultEventSchema)
 	setDefault(&s.Format, DefaultFormat)
-	setDefault(&s.Compression, DefaultCompression)
+	setDefault(&s.Compression, DefaultCompressionFor(s.Format))
 	setDefault(&s.Encryption, DefaultEncryption)
 	setDefault(&s.ACL, DefaultACL)
 	setDefault(&s.StorageClass, DefaultStorageClass)
@@ -248,6 +251,7 @@ func (s *DestinationSpec) validateEnums() error {
 		field, value string
 		allowed      []string
 	}{
+		{"event_schema", s.EventSchema, EventSchemas},
 		{"format", s.Format, Formats},
 		{"compression", s.Compression, Compressions},
 		{"encryption", s.Encryption, Encryptions},

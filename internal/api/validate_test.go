@@ -54,7 +54,7 @@ func TestNormalizeRejects(t *testing.T) {
 		{"interval", func(s *DestinationSpec) { s.Interval = "3m" }, "interval", "1m, 5m"},
 		{"both schedules", func(s *DestinationSpec) { s.Interval, s.DailyAt = "1h", "05:00" }, "daily_at", "not both"},
 		{"daily_at", func(s *DestinationSpec) { s.DailyAt = "25:00" }, "daily_at", "HH:MM"},
-		{"format", func(s *DestinationSpec) { s.Format = "csv" }, "format", "ndjson, json"},
+		{"format", func(s *DestinationSpec) { s.Format = "csv" }, "format", "ndjson, json, parquet"},
 		{"compression", func(s *DestinationSpec) { s.Compression = "brotli" }, "compression", "gzip"},
 		{"kms without key", func(s *DestinationSpec) { s.Encryption = "sse-kms" }, "kms_key_arn", "required"},
 		{"key without kms", func(s *DestinationSpec) { s.KMSKeyARN = "arn:aws:kms:us-east-1:123456789012:key/k" }, "kms_key_arn", "only used"},
