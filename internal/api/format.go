@@ -67,9 +67,9 @@ func (s *DestinationSpec) Account() string {
 	return ""
 }
 
-// validateKeyVariables checks that the destination has a value for every
+// CheckKeyVariables checks that the destination has a value for every
 // destination-dependent variable its key template uses.
-func (s *DestinationSpec) validateKeyVariables() error {
+func (s *DestinationSpec) CheckKeyVariables() error {
 	uses := KeyTemplateUses(s.KeyTemplate)
 	if s.SourceName != "" && (!SourceNameRe.MatchString(s.SourceName) || strings.Trim(s.SourceName, ".") == "") {
 		return fieldErr("source_name", "%q must be 1-64 letters, digits, _, . and -, such as \"auditexport\"", s.SourceName)

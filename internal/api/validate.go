@@ -128,7 +128,7 @@ func (s *DestinationSpec) Normalize() error {
 		s.validateSizes,
 		s.validateEventTypes,
 		func() error { return ValidateKeyTemplate(s.KeyTemplate, s.Prefix) },
-		s.validateKeyVariables,
+		s.CheckKeyVariables,
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {

@@ -56,6 +56,7 @@ func (r *s3DestinationResource) ConfigValidators(_ context.Context) []resource.C
 		resourcevalidator.RequiredTogether(path.MatchRoot("access_key_id"), path.MatchRoot("secret_access_key_wo")),
 		resourcevalidator.Conflicting(path.MatchRoot("interval"), path.MatchRoot("daily_at")),
 		kmsKeyValidator{},
+		formatValidator{},
 	}
 }
 

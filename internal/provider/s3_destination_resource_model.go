@@ -34,6 +34,8 @@ type s3DestinationModel struct {
 	Enabled     types.Bool   `tfsdk:"enabled"`
 	EventTypes  types.Set    `tfsdk:"event_types"`
 
+	EventSchema    types.String `tfsdk:"event_schema"`
+	SourceName     types.String `tfsdk:"source_name"`
 	Format         types.String `tfsdk:"format"`
 	Compression    types.String `tfsdk:"compression"`
 	Encryption     types.String `tfsdk:"encryption"`
@@ -88,6 +90,8 @@ func (m *s3DestinationModel) spec(ctx context.Context) (api.DestinationSpec, dia
 		ExpectedBucketOwner: m.ExpectedBucketOwner.ValueString(),
 		Interval:            m.Interval.ValueString(),
 		DailyAt:             m.DailyAt.ValueString(),
+		EventSchema:         m.EventSchema.ValueString(),
+		SourceName:          m.SourceName.ValueString(),
 		Format:              m.Format.ValueString(),
 		Compression:         m.Compression.ValueString(),
 		Encryption:          m.Encryption.ValueString(),
@@ -126,6 +130,8 @@ func (m *s3DestinationModel) apply(ctx context.Context, d api.Destination) diag.
 	m.Backfill = types.StringValue(d.Backfill)
 	m.KeyTemplate = types.StringValue(d.KeyTemplate)
 	m.Enabled = types.BoolValue(d.Enabled == nil || *d.Enabled)
+	m.EventSchema = types.StringValue(d.EventSchema)
+	m.SourceName = optionalString(d.SourceName)
 	m.Format = types.StringValue(d.Format)
 	m.Compression = types.StringValue(d.Compression)
 	m.Encryption = types.StringValue(d.Encryption)

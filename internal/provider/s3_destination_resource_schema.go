@@ -189,9 +189,13 @@ func scheduleAttributes() map[string]schema.Attribute {
 		"key_template": schema.StringAttribute{
 			Description: "Layout of object keys under `prefix`. Variables: `{tenant}`, `{event_type}`, `{yyyy}`, `{mm}`, " +
 				"`{dd}`, `{hh}` (the events' UTC date and hour; with `{hh}` objects hold one hour of events), " +
-				"`{window_start}`, `{window_end}`, `{seq_from}`, `{seq_to}` and `{part}`. It must contain " +
+				"`{window_start}`, `{window_end}`, `{seq_from}`, `{seq_to}` and `{part}`; for Security Lake's partitions " +
+				"`{source}` (`source_name`), `{region}`, `{account}` (`expected_bucket_owner`, else the account of `role_arn`), " +
+				"`{yyyymmdd}` and `{class}` (the OCSF class name, with `event_schema = \"ocsf\"`). It must contain " +
 				"`{seq_from}`, `{seq_to}` and `{part}` so that keys never repeat, and cannot leave the prefix. " +
-				"The extension (`.ndjson.gz`, …) is appended. Defaults to `" + api.DefaultKeyTemplate + "`.",
+				"The extension (`.ndjson.gz`, `.parquet`, …) is appended. The preset `security_lake` stands for `" +
+				api.SecurityLakeKeyTemplate + "` and needs `event_schema = \"ocsf\"`, `format = \"parquet\"` and `source_name`. " +
+				"Defaults to `" + api.DefaultKeyTemplate + "`.",
 			Optional: true,
 			Computed: true,
 			Default:  stringdefault.StaticString(api.DefaultKeyTemplate),
@@ -221,8 +225,12 @@ func scheduleAttributes() map[string]schema.Attribute {
 
 func objectAttributes() map[string]schema.Attribute {
 	return map[string]schema.Attribute{
-		"format":        enumAttribute("Encoding of the objects: `ndjson` (one JSON event per line, what most SIEMs read) or `json` (one JSON array per object).", api.Formats, api.DefaultFormat),
-		"compression":   enumAttribute("Compression of the objects: "+codeList(api.Compressions)+".", api.Compressions, api.DefaultCompression),
+		"format": enumAttribute("Encoding of the objects: `ndjson` (one JSON event per line, what most SIEMs read), "+
+			"`json` (one JSON array per object) or `parquet` (Apache Parquet, zstd-compressed pages, rows sorted by time "+
+			"within each row group; what Amazon Security Lake and Athena read best). "+formatCombinations, api.Formats, api.DefaultFormat),
+		"compression":   compressionAttribute(),
+		"event_schema":  enumAttribute("Shape of the delivered events: `raw` (as ingested) or `ocsf` (mapped to OCSF 1.3 by the agent's `ocsf` rules; each object holds one OCSF class). "+formatCombinations, api.EventSchemas, api.DefaultEventSchema),
+		"source_name":   sourceNameAttribute(),
 		"encryption":    enumAttribute("Server-side encryption of the objects: `sse-s3` (S3-managed keys) or `sse-kms` (requires `kms_key_arn`).", api.Encryptions, api.DefaultEncryption),
 		"acl":           enumAttribute("Canned ACL of the objects: "+codeList(api.ACLs)+". Use `none` for buckets with ACLs disabled (object ownership \"bucket owner enforced\").", api.ACLs, api.DefaultACL),
 		"storage_class": enumAttribute("S3 storage class of the objects: "+codeList(api.StorageClasses)+".", api.StorageClasses, api.DefaultStorageClass),

@@ -469,6 +469,12 @@ func TestAccS3Destination_validation(t *testing.T) {
 		{with(role, `compression = "brotli"`), `value must be one of`},
 		{with(role, `key_template = "../{seq_from}-{seq_to}_{part}"`), `keys stay under the prefix`},
 		{with(role, `key_template = "{event_type}/{window_end}"`), `must contain {seq_from}`},
+		{with(role, `format = "parquet"`, `compression = "gzip"`), `(?s)compression "gzip" cannot be used with format\s+= "parquet"`},
+		{with(role, `event_schema = "ocsf"`, `format = "parquet"`, `compression = "zstd"`), `(?s)compression "zstd" cannot be used with format\s+= "parquet"`},
+		{with(role, `event_schema = "cef"`), `value must be one of`},
+		{with(role, `key_template = "security_lake"`, `source_name = "auditexport"`), `(?s)needs event_schema = "ocsf" and\s+format = "parquet"`},
+		{with(role, `key_template = "security_lake"`, `event_schema = "ocsf"`, `format = "parquet"`), `(?s)source_name is required by key_template`},
+		{with(role, `source_name = "a/b"`), `must be 1-64 letters`},
 	}
 	steps := make([]acc.TestStep, 0, len(cases)+1)
 	for _, c := range cases {
@@ -478,10 +484,18 @@ func TestAccS3Destination_validation(t *testing.T) {
 			ExpectError: errorRe(c.err),
 		})
 	}
-	steps = append(steps, acc.TestStep{
-		Config:      with(role),
-		ExpectError: errorRe(`cannot reach the auditexport agent at http://127.0.0.1:9`),
-	})
+	// Valid configurations plan (compression defaults to none with
+	// Parquet) and fail only when the agent is called.
+	for _, config := range []string{
+		with(role),
+		with(role, `event_schema = "ocsf"`, `format = "parquet"`, `key_template = "security_lake"`, `source_name = "auditexport"`),
+		with(role, `format = "parquet"`, `compression = "none"`),
+	} {
+		steps = append(steps, acc.TestStep{
+			Config:      config,
+			ExpectError: errorRe(`cannot reach the auditexport agent at http://127.0.0.1:9`),
+		})
+	}
 	acc.Test(t, acc.TestCase{ProtoV6ProviderFactories: testAccProtoV6ProviderFactories, Steps: steps})
 }
 
