@@ -197,15 +197,19 @@ var errPartFull = errors.New("part full")
 // ends or the object's compressed size reaches max_object_bytes.
 func (d *Deliverer) newPart(ctx context.Context, a *attemptState, gi int, from int64, part int) (planPart, error) {
 	t, g := a.t, &a.groups[gi]
-	p := planPart{Part: part, Key: d.key(a, g, part), FirstSeq: from}
+	class, ok, err := d.partClass(ctx, t, g, from)
+	if err != nil || !ok {
+		return planPart{Part: part, FirstSeq: from}, err
+	}
+	p := planPart{Part: part, Key: d.key(a, g, part, class), FirstSeq: from}
 	limit := t.spec.MaxObjectBytes
-	obj, err := d.openObject(ctx, t, p.Key)
+	obj, err := d.openObject(ctx, t, p.Key, class)
 	if err != nil {
 		return p, err
 	}
 	scan := store.Group{EventName: g.EventName, Day: g.Day, Span: g.Span, FirstSeq: from, LastSeq: g.LastSeq}
 	err = d.scanAhead(ctx, t.tenant.ID, scan, func(ev store.StoredEvent) error {
-		if err := obj.enc.Write(ev.Body); err != nil {
+		if err := obj.enc.Write(ev); err != nil {
 			return err
 		}
 		p.LastSeq, p.Count = ev.Seq, p.Count+1
@@ -228,7 +232,11 @@ func (d *Deliverer) newPart(ctx context.Context, a *attemptState, gi int, from i
 // rewritePart writes a recorded part again, exactly its recorded range.
 func (d *Deliverer) rewritePart(ctx context.Context, a *attemptState, gi, pi int) error {
 	t, g, p := a.t, &a.groups[gi], a.groups[gi].Parts[pi]
-	obj, err := d.openObject(ctx, t, p.Key)
+	class, _, err := d.partClass(ctx, t, g, p.FirstSeq)
+	if err != nil {
+		return err
+	}
+	obj, err := d.openObject(ctx, t, p.Key, class)
 	if err != nil {
 		return err
 	}
@@ -236,7 +244,7 @@ func (d *Deliverer) rewritePart(ctx context.Context, a *attemptState, gi, pi int
 	scan := store.Group{EventName: g.EventName, Day: g.Day, Span: g.Span, FirstSeq: p.FirstSeq, LastSeq: p.LastSeq}
 	err = d.scanAhead(ctx, t.tenant.ID, scan, func(ev store.StoredEvent) error {
 		n++
-		return obj.enc.Write(ev.Body)
+		return obj.enc.Write(ev)
 	})
 	if err == nil && n != p.Count {
 		err = fmt.Errorf("plan for %s expects %d events, the store returned %d", p.Key, p.Count, n)
@@ -252,17 +260,17 @@ func (d *Deliverer) rewritePart(ctx context.Context, a *attemptState, gi, pi int
 // object is an object being encoded and uploaded.
 type object struct {
 	up  ObjectWriter
-	enc *encode.Writer
+	enc eventEncoder
 	sum hash.Hash
 }
 
-func (d *Deliverer) openObject(ctx context.Context, t *target, key string) (*object, error) {
+func (d *Deliverer) openObject(ctx context.Context, t *target, key string, class int32) (*object, error) {
 	up := t.sink.NewUpload(ctx, key, s3sink.PutMeta{
 		ContentType:     encode.ContentType(t.spec.Format),
 		ContentEncoding: encode.ContentEncoding(t.spec.Compression),
 	}, partSize(t.spec.MaxObjectBytes))
 	o := &object{up: up, sum: sha256.New()}
-	enc, err := encode.NewWriter(io.MultiWriter(up, o.sum), t.spec.Format, t.spec.Compression)
+	enc, err := d.newEncoder(io.MultiWriter(up, o.sum), t, class)
 	if err != nil {
 		up.Abort()
 		return nil, err
@@ -314,9 +322,10 @@ func (d *Deliverer) savePlan(ctx context.Context, a *attemptState) error {
 	return nil
 }
 
-func (d *Deliverer) key(a *attemptState, g *planGroup, part int) string {
+func (d *Deliverer) key(a *attemptState, g *planGroup, part int, class int32) string {
 	t := a.t
 	return Key(KeyParts{
+		Source: t.spec.SourceName, Region: t.spec.Region, Account: t.spec.Account(), Class: className(class),
 		Template: t.spec.KeyTemplate, Prefix: t.spec.Prefix, EventType: g.EventName, Day: g.Day, Tenant: t.tenant.Name,
 		WindowStart: t.sched.Last(a.plan.WindowEnd.Add(-time.Nanosecond)), WindowEnd: a.plan.WindowEnd, FirstSeq: g.FirstSeq, LastSeq: g.LastSeq, Part: part,
 		Ext: encode.Extension(t.spec.Format, t.spec.Compression),

@@ -17,6 +17,7 @@ import (
 	"github.com/auditexport/auditexport/internal/clock"
 	"github.com/auditexport/auditexport/internal/destination"
 	"github.com/auditexport/auditexport/internal/metrics"
+	"github.com/auditexport/auditexport/internal/ocsf"
 	"github.com/auditexport/auditexport/internal/s3sink"
 	"github.com/auditexport/auditexport/internal/store"
 )
@@ -41,6 +42,12 @@ type Options struct {
 	Retention time.Duration
 	// SweepEvery is how often expired events are deleted.
 	SweepEvery time.Duration
+	// OCSF maps events for destinations with event_schema = "ocsf"; the
+	// built-in rules when nil.
+	OCSF *ocsf.Mapper
+	// MessageIDField is the events' message id field (ingest's
+	// message_id_field), a column of raw Parquet objects; "messageId" when empty.
+	MessageIDField string
 	// ShutdownGrace is how long an attempt in flight may finish after a
 	// stop before it is cancelled.
 	ShutdownGrace time.Duration

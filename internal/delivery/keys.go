@@ -21,6 +21,12 @@ type KeyParts struct {
 	LastSeq     int64
 	Part        int
 	Ext         string // ".ndjson.gz"
+
+	// Security Lake's partitions and the OCSF class of the object.
+	Source  string // the destination's source_name
+	Region  string
+	Account string
+	Class   string // OCSF class name, "" for raw events
 }
 
 // Key renders the destination's key template under its prefix, e.g. with the
@@ -31,7 +37,7 @@ type KeyParts struct {
 // are zero-padded so keys sort, and every key of a destination is unique
 // because the groups' sequence ranges never share a bound.
 func Key(p KeyParts) string {
-	tmpl := strings.TrimPrefix(p.Template, "{prefix}/")
+	tmpl := strings.TrimPrefix(api.ExpandKeyTemplate(p.Template), "{prefix}/")
 	if tmpl == "" {
 		tmpl = api.DefaultKeyTemplate
 	}
@@ -45,6 +51,8 @@ func Key(p KeyParts) string {
 		"{seq_from}", fmt.Sprintf("%012d", p.FirstSeq),
 		"{seq_to}", fmt.Sprintf("%012d", p.LastSeq),
 		"{part}", fmt.Sprintf("%04d", p.Part),
+		"{source}", p.Source, "{region}", p.Region, "{account}", p.Account,
+		"{yyyymmdd}", day.Format("20060102"), "{class}", SafeSegment(p.Class),
 	)
 	key := r.Replace(tmpl) + p.Ext
 	if p.Prefix != "" {
@@ -56,7 +64,7 @@ func Key(p KeyParts) string {
 // groupSpan is the time span of a destination's groups: an hour when its
 // key template partitions by hour, else a day.
 func groupSpan(tmpl string) time.Duration {
-	if strings.Contains(tmpl, "{hh}") {
+	if strings.Contains(api.ExpandKeyTemplate(tmpl), "{hh}") {
 		return time.Hour
 	}
 	return 24 * time.Hour

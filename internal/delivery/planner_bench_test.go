@@ -81,7 +81,7 @@ func benchmarkPlan(b *testing.B, events, types, days int) {
 			b.Fatal(err)
 		}
 		for i := range a.groups {
-			_ = d.key(a, &a.groups[i], 1)
+			_ = d.key(a, &a.groups[i], 1, 0)
 		}
 		groups = len(a.groups)
 

@@ -19,22 +19,27 @@ type eventBatch struct {
 	bodies []byte
 	ends   []int
 	seqs   []int64
+	times  []int64
+	names  []string
 }
 
 func (b *eventBatch) reset() {
-	b.bodies, b.ends, b.seqs = b.bodies[:0], b.ends[:0], b.seqs[:0]
+	b.bodies, b.ends, b.seqs, b.times, b.names = b.bodies[:0], b.ends[:0], b.seqs[:0], b.times[:0], b.names[:0]
 }
 
 func (b *eventBatch) add(ev store.StoredEvent) {
 	b.bodies = append(b.bodies, ev.Body...)
 	b.ends = append(b.ends, len(b.bodies))
 	b.seqs = append(b.seqs, ev.Seq)
+	b.times = append(b.times, ev.TimeMs)
+	b.names = append(b.names, ev.EventName)
 }
 
 func (b *eventBatch) each(fn func(ev store.StoredEvent) error) error {
 	start := 0
 	for i, end := range b.ends {
-		if err := fn(store.StoredEvent{Seq: b.seqs[i], Body: b.bodies[start:end]}); err != nil {
+		ev := store.StoredEvent{Seq: b.seqs[i], EventName: b.names[i], TimeMs: b.times[i], Body: b.bodies[start:end]}
+		if err := fn(ev); err != nil {
 			return err
 		}
 		start = end

@@ -110,8 +110,11 @@ func Extension(format, compression string) string {
 
 // ContentType is the object's Content-Type for format.
 func ContentType(format string) string {
-	if format == "json" {
+	switch format {
+	case "json":
 		return "application/json"
+	case "parquet":
+		return "application/vnd.apache.parquet"
 	}
 	return "application/x-ndjson"
 }
