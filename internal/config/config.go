@@ -18,6 +18,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
+
+	"github.com/auditexport/auditexport/internal/ocsf"
 )
 
 // Config is the whole agent configuration.
@@ -53,6 +55,9 @@ type Config struct {
 	Secrets *Secrets `hcl:"secrets,block"`
 	// Store is the store block: nil keeps the store in SQLite in DataDir.
 	Store *Store `hcl:"store,block"`
+	// OCSF is the ocsf block: how events map to OCSF for destinations with
+	// event_schema = "ocsf". Nil maps with the built-in rules; see OCSFMapper.
+	OCSF *ocsf.Config `hcl:"ocsf,block"`
 }
 
 // TLS turns on HTTPS for the API listener.

@@ -93,6 +93,9 @@ func (c *Config) Validate() error {
 	if c.Store != nil {
 		c.Store.validate(&p)
 	}
+	if _, err := c.OCSFMapper(); err != nil {
+		p = append(p, err)
+	}
 	return p.err()
 }
 

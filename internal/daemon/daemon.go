@@ -58,6 +58,12 @@ func StartWith(ctx context.Context, cfg *config.Config, log hclog.Logger, versio
 	if clk == nil {
 		clk = clock.Real{}
 	}
+	// One mapper for every OCSF destination, compiled before anything is
+	// opened so that a wrong rule stops the start with its name.
+	mapper, err := cfg.OCSFMapper()
+	if err != nil {
+		return nil, err
+	}
 	st, err := openStore(ctx, cfg, clk.Now)
 	if err != nil {
 		return nil, err
@@ -89,6 +95,7 @@ func StartWith(ctx context.Context, cfg *config.Config, log hclog.Logger, versio
 	sinks := func(t s3sink.Target) delivery.Sink { return delivery.SinkFor(principal.Writer(t)) }
 	dopts, sopts := deliveryOptions(cfg), serverOptions(cfg)
 	dopts.Clock, sopts.Now = clk, clk.Now
+	dopts.OCSF, dopts.MessageIDField = mapper, cfg.Ingest.MessageIDField
 	d.deliverer = delivery.New(sealed, sinks, m, log, dopts)
 	d.api = server.New(sealed, d.committer, tester, d.deliverer, m, log, sopts)
 	return d, nil
