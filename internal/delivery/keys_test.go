@@ -21,6 +21,13 @@ func TestKey(t *testing.T) {
 		{"hourly template", func(p *KeyParts) {
 			p.Template = "{prefix}/{yyyy}/{mm}/{dd}/{hh}/{window_start}_{seq_from}-{seq_to}_{part}"
 		}, "audit/2026/11/25/14/20261125T140000Z_000000000007-000000001234_0002.ndjson.gz"},
+		{"security lake", func(p *KeyParts) {
+			p.Template, p.Prefix, p.Ext = "security_lake", "", ".parquet"
+			p.Source, p.Region, p.Account, p.Class = "acme-audit", "eu-west-1", "123456789012", "authentication"
+		}, "ext/acme-audit/region=eu-west-1/accountId=123456789012/eventDay=20261125/authentication_user.login_20261125T150000Z_000000000007-000000001234_0002.parquet"},
+		{"security lake hours", func(p *KeyParts) {
+			p.Template, p.Source, p.Region, p.Account, p.Class = "{yyyymmdd}/{hh}/{class}/{seq_from}-{seq_to}_{part}", "s", "r", "a", "api_activity"
+		}, "audit/20261125/14/api_activity/000000000007-000000001234_0002.ndjson.gz"},
 		{"unsafe event name", func(p *KeyParts) { p.EventType = "../../etc/passwd" }, "audit/.._.._etc_passwd/2026-11-25/acme/20261125T150000Z_000000000007-000000001234_0002.ndjson.gz"},
 	}
 	for _, tt := range tests {
