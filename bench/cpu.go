@@ -17,11 +17,13 @@ const clockTicks = 100
 type pids struct {
 	agent int // the agent; the bench's own pid when it runs in-process
 	s3    int // the S3 server; 0 when it runs inside the bench
+	db    int // the PostgreSQL postmaster; 0 with SQLite (inside the agent)
 }
 
 // cpuUse is the CPU a phase used, in cores (CPU seconds per second).
 type cpuUse struct {
 	agent, bench, s3 float64
+	db               float64 // PostgreSQL: the postmaster and its backends
 	// other is what the rest of the machine used: another job on a shared
 	// machine makes the figures of a run lower than they should be.
 	other float64
@@ -34,13 +36,14 @@ type cpuMeter struct {
 	p                pids
 	start            time.Time
 	agent, bench, s3 time.Duration
+	db               time.Duration
 	busy, steal      time.Duration
 	self             bool // the agent runs in the bench process
 }
 
 func startCPU(p pids) *cpuMeter {
 	m := &cpuMeter{p: p, start: time.Now(), self: p.agent == os.Getpid()}
-	m.agent, m.bench, m.s3 = procCPU(p.agent), selfCPU(), procCPU(p.s3)
+	m.agent, m.bench, m.s3, m.db = procCPU(p.agent), selfCPU(), procCPU(p.s3), treeCPU(p.db)
 	m.busy, m.steal = machineCPU()
 	return m
 }
@@ -52,37 +55,83 @@ func (m *cpuMeter) stop() cpuUse {
 		agent: (procCPU(m.p.agent) - m.agent).Seconds() / wall,
 		bench: (selfCPU() - m.bench).Seconds() / wall,
 		s3:    (procCPU(m.p.s3) - m.s3).Seconds() / wall,
+		db:    (treeCPU(m.p.db) - m.db).Seconds() / wall,
 		steal: (steal - m.steal).Seconds() / wall,
 	}
 	if m.self {
 		u.bench = 0 // counted as the agent's
 	}
-	u.other = max((busy-m.busy).Seconds()/wall-u.agent-u.bench-u.s3, 0)
+	u.other = max((busy-m.busy).Seconds()/wall-u.agent-u.bench-u.s3-u.db, 0)
 	return u
 }
 
 // procCPU returns the user+system CPU time a process has used, 0 when it
 // cannot be read (pid 0 or not Linux).
 func procCPU(pid int) time.Duration {
-	if pid <= 0 {
+	st, ok := readStat(pid)
+	if !ok {
 		return 0
+	}
+	return st.utime + st.stime
+}
+
+// treeCPU returns the CPU time of a server that forks a process per
+// connection (PostgreSQL): the parent's, its children's still running and
+// that of the children it has reaped (cutime, cstime), so that a backend
+// ending between two readings is neither lost nor counted twice.
+func treeCPU(parent int) time.Duration {
+	st, ok := readStat(parent)
+	if !ok {
+		return 0
+	}
+	total := st.utime + st.stime + st.cutime + st.cstime
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return total
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == parent {
+			continue
+		}
+		if c, ok := readStat(pid); ok && c.ppid == parent {
+			total += c.utime + c.stime + c.cutime + c.cstime
+		}
+	}
+	return total
+}
+
+// procStat is what the bench reads of /proc/<pid>/stat.
+type procStat struct {
+	ppid                         int
+	utime, stime, cutime, cstime time.Duration
+}
+
+func readStat(pid int) (procStat, bool) {
+	var st procStat
+	if pid <= 0 {
+		return st, false
 	}
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0
+		return st, false
 	}
 	// The command name may hold spaces: fields count from after ")".
 	i := bytes.LastIndexByte(data, ')')
 	if i < 0 {
-		return 0
+		return st, false
 	}
 	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 13 {
-		return 0
+	if len(f) < 15 {
+		return st, false
 	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / clockTicks
+	tick := func(i int) time.Duration {
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		return time.Duration(v) * time.Second / clockTicks
+	}
+	st.ppid, _ = strconv.Atoi(f[1])
+	st.utime, st.stime, st.cutime, st.cstime = tick(11), tick(12), tick(13), tick(14)
+	return st, true
 }
 
 // selfCPU is the CPU time the bench process has used.

@@ -164,7 +164,9 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 // runIngest posts total events for tenant from clients concurrent clients, in
 // requests of batch events, and checks every event was stored (a 2xx from
 // the agent means durable). Events are built while the run goes on, by the
-// clients, as a platform would.
+// clients, as a platform would. Each batch has its own generator, seeded
+// with seed and the batch's index: runs with the same seed post the same
+// events (but for their timestamps), whichever client sends which batch.
 func runIngest(ctx context.Context, c *api.Client, tenant string, total int64, batch, clients int,
 	seed uint64, size int, p pids, report func(done int64)) (ingestResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -189,7 +191,6 @@ func runIngest(ctx context.Context, c *api.Client, tenant string, total int64, b
 	meter, start := startCPU(p), time.Now()
 	for w := range clients {
 		wg.Go(func() {
-			gen := newEventGen(seed<<16+uint64(w), size)
 			var body []byte
 			for ctx.Err() == nil {
 				i := next.Add(1) - 1
@@ -198,6 +199,7 @@ func runIngest(ctx context.Context, c *api.Client, tenant string, total int64, b
 				}
 				first := i * int64(batch)
 				n := min(int64(batch), total-first)
+				gen := newEventGen(seed<<40+uint64(i), size)
 				body = body[:0]
 				now := time.Now()
 				for range n {

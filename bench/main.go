@@ -3,18 +3,22 @@
 //
 //   - durable ingest: events/s and request latency of concurrent HTTP clients
 //     posting NDJSON batches of ~400-byte audit events (a 2xx means fsync'd);
+//     with the agent on SQLite and on PostgreSQL (a throw-away cluster on
+//     loopback), side by side, the same events and phases for both;
 //   - delivery: events/s and MB/s of NDJSON from the store to the bucket, end
 //     to end, as the agent's scheduler runs it;
 //   - the limits of that pipeline on the same events: reading them out of
 //     the store alone, compressing them alone and PUTting the compressed
 //     objects alone, the delivery rate as a ratio to the slowest of the
 //     three, and a bench-only prototype that overlaps the stages;
-//   - the agent's peak RSS (VmHWM) while it delivers a large window (2 GiB).
+//   - the agent's peak RSS (VmHWM) while it delivers a large window (2 GiB),
+//     from the first store of -store (SQLite by default).
 //
 // Usage, from the module root (`make bench` runs the defaults):
 //
 //	go run ./bench [-events 500000] [-clients 8] [-batch 1000] [-window-gb 2]
-//	               [-window-event-bytes 0] [-s3 versitygw|devs3] [-keep] [-timeout 20m]
+//	               [-window-event-bytes 0] [-s3 versitygw|devs3] [-store sqlite,postgres]
+//	               [-keep] [-timeout 20m]
 //	go run ./bench -profile DIR   # CPU profiles and execution traces, agent in-process
 //
 // The agent is built from ./agent and runs as a subprocess, started again
@@ -47,6 +51,7 @@ type options struct {
 	windowGB         float64
 	windowEventBytes int
 	s3               string
+	stores           []string // in storeOrder
 	keep             bool
 	timeout          time.Duration
 	profile          string // directory for profiles; runs the agent in-process
@@ -54,6 +59,7 @@ type options struct {
 
 func parseFlags(args []string) (options, error) {
 	var o options
+	var stores string
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.Int64Var(&o.events, "events", 500_000, "events ingested and delivered for the rates and the stage limits")
 	fs.IntVar(&o.batch, "batch", 1000, "events per ingest request (NDJSON lines)")
@@ -61,10 +67,15 @@ func parseFlags(args []string) (options, error) {
 	fs.Float64Var(&o.windowGB, "window-gb", 2, "size in GiB of NDJSON of the window delivered for the peak RSS figure; 0 skips it")
 	fs.IntVar(&o.windowEventBytes, "window-event-bytes", 0, "size of the window's events in bytes (0: the same ~400-byte events as the rest)")
 	fs.StringVar(&o.s3, "s3", "versitygw", "S3 server: versitygw (a real S3 gateway, must be installed) or devs3 (the agent's in-process dev server)")
+	fs.StringVar(&stores, "store", "sqlite,postgres", "stores to run the agent on, comma-separated: sqlite (a file in its data directory) and postgres (a throw-away PostgreSQL cluster on loopback, which must be installed)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (agent data, bucket, logs)")
 	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "upper bound on the whole run")
 	fs.StringVar(&o.profile, "profile", "", "profiling run: wire the agent's parts inside the bench process (as agent/serve.go does) and write CPU profiles and execution traces of ingest and delivery to this directory; its figures include the clients' work and skip the window")
 	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	var err error
+	if o.stores, err = parseStores(stores); err != nil {
 		return o, err
 	}
 	switch {
@@ -166,23 +177,54 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 			return err
 		}
 	}
-	w, err := newWorld(ctx, agentBin, tmp, s3, o.profile != "")
+	for i, name := range o.stores {
+		err := runStore(ctx, o, rep, name, agentBin, tmp, s3, i == 0 && o.windowGB > 0)
+		if errors.Is(err, errNoStoreBlock) {
+			// The agent was built from a tree without the PostgreSQL
+			// configuration: report the stores it can run on.
+			progress("%s: skipped: %v", name, err)
+			rep.skipped = append(rep.skipped, name+": "+errNoStoreBlock.Error())
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if len(rep.runs) == 0 {
+		return errors.New("no store could be measured")
+	}
+	rep.print(out)
+	return nil
+}
+
+// runStore runs the phases on one store: ingest, delivery, the stage limits
+// and, when window is set, the window. A PostgreSQL server is stopped at the
+// end, so that it does not share the machine with the next store's phases.
+func runStore(ctx context.Context, o options, rep *report, name, agentBin, tmp string, s3 *s3Server, window bool) error {
+	if name == storePostgres {
+		progress("starting PostgreSQL")
+	}
+	st, err := startStore(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	w, err := newWorld(ctx, agentBin, tmp, s3, st, o.profile != "")
 	if err != nil {
 		return err
 	}
 	defer w.agent.stop()
 
-	if err := w.measureIngestAndDelivery(ctx, o, rep); err != nil {
+	run := &storeRun{st: st}
+	if err := w.measureIngestAndDelivery(ctx, o, run); err != nil {
 		return err
 	}
-	if err := w.measureStages(ctx, rep); err != nil {
+	if err := w.measureStages(ctx, run); err != nil {
 		return err
 	}
-	if o.windowGB > 0 {
-		if err := w.measureWindow(ctx, o, rep); err != nil {
-			return err
-		}
+	rep.runs = append(rep.runs, run)
+	if window {
+		return w.measureWindow(ctx, o, rep)
 	}
-	rep.print(out)
 	return nil
 }

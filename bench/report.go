@@ -25,16 +25,25 @@ const (
 
 // report collects every figure of a run and prints them as one table.
 type report struct {
-	opts     options
-	machine  machine
-	s3       string
-	ingest   ingestResult
-	delivery deliveryResult
-	stages   stages
+	opts    options
+	machine machine
+	s3      string
+	runs    []*storeRun // one per store, in storeOrder
+	skipped []string    // stores that were asked for and could not run, and why
 
+	windowStore      string // the store the window was delivered from
 	fill             ingestResult
 	windowEventBytes int
 	window           *deliveryResult // nil when skipped
+}
+
+// storeRun is the figures of the agent on one store: the same phases on the
+// same events for every store.
+type storeRun struct {
+	st       *benchStore
+	ingest   ingestResult
+	delivery deliveryResult
+	stages   stages
 }
 
 // machine describes where the bench ran.
@@ -120,7 +129,8 @@ func fsyncLatency(dir string) time.Duration {
 	return ds[len(ds)/2]
 }
 
-// print writes the table.
+// print writes the table: a value column per store for the ingest,
+// delivery and stage-limit rows, one column for the window.
 func (r *report) print(out io.Writer) {
 	m := r.machine
 	fmt.Fprintf(out, "\nauditexport bench, %s\n", time.Now().UTC().Format(time.RFC3339))
@@ -134,82 +144,176 @@ func (r *report) print(out io.Writer) {
 	if r.opts.profile != "" {
 		fmt.Fprintf(out, "PROFILING RUN: the agent's parts ran inside the bench process (profiles in %s); its CPU and rates include the clients' work\n", r.opts.profile)
 	} else {
-		fmt.Fprintf(out, "agent: ./agent built with CGO_ENABLED=0, one subprocess per phase; SQLite WAL, synchronous=FULL; per-tenant rate limit off\n")
+		fmt.Fprintf(out, "agent: ./agent built with CGO_ENABLED=0, one subprocess per phase, one agent per store; per-tenant rate limit off\n")
+	}
+	for _, run := range r.runs {
+		fmt.Fprintf(out, "store %s\n", run.st.desc)
+	}
+	for _, why := range r.skipped {
+		fmt.Fprintf(out, "NOT MEASURED: %s\n", why)
 	}
 	fmt.Fprintf(out, "units: MB = 10^6 bytes, MiB = 2^20 bytes; MB/s of NDJSON are uncompressed bytes in\n")
+	if len(r.runs) > 0 {
+		r.printStores(out)
+	}
+	r.printWindow(out)
+	fmt.Fprintln(out)
+}
 
+// printStores prints the ingest, delivery and stage-limit sections with a
+// column per store.
+func (r *report) printStores(out io.Writer) {
+	runs := r.runs
+	row := func(name string, values []string, unit, note string) {
+		var b strings.Builder
+		fmt.Fprintf(&b, "  %-30s", name)
+		for _, v := range values {
+			fmt.Fprintf(&b, " %12s", v)
+		}
+		fmt.Fprintf(&b, " %-9s %s", unit, note)
+		fmt.Fprintln(out, strings.TrimRight(b.String(), " "))
+	}
+	each := func(f func(run *storeRun) string) []string {
+		vs := make([]string, len(runs))
+		for i, run := range runs {
+			vs[i] = f(run)
+		}
+		return vs
+	}
+	section := func(title string) {
+		fmt.Fprintf(out, "\n%s\n", title)
+		row("", each(func(run *storeRun) string { return run.st.title }), "", "")
+	}
+	hasDB := slices.ContainsFunc(runs, func(run *storeRun) bool { return run.st.pid != 0 })
+	cpuRows := func(phase func(run *storeRun) cpuUse, what string, v func(cpuUse) float64) {
+		cores := func(f func(cpuUse) float64) []string {
+			return each(func(run *storeRun) string { return fmt.Sprintf("%.2f", f(phase(run))) })
+		}
+		row("CPU: agent", cores(func(u cpuUse) float64 { return u.agent }), "cores", "")
+		if hasDB {
+			row("CPU: PostgreSQL server", cores(func(u cpuUse) float64 { return u.db }), "cores", "the postmaster and its backends")
+		}
+		row("CPU: "+what, cores(v), "cores", "")
+		row("CPU: other processes", cores(func(u cpuUse) float64 { return u.other }), "cores", "")
+		if slices.ContainsFunc(runs, func(run *storeRun) bool { return phase(run).steal >= 0.05 }) {
+			row("CPU: stolen by the hypervisor", cores(func(u cpuUse) float64 { return u.steal }), "cores", "")
+		}
+		row("other work on the CPUs", each(func(run *storeRun) string { return disturbance(phase(run)) }), "",
+			fmt.Sprintf("DISTURBED when other processes and steal use >= %.2f cores: the figures above are then low", disturbed))
+	}
+
+	in := runs[0].ingest
+	section(fmt.Sprintf("INGEST: %s events of ~%.0f B over HTTP, %d clients, %d events/request, 2xx = fsync'd",
+		count(in.events), float64(in.bytes)/float64(in.events), in.clients, in.batch))
+	row("durable ingest", each(func(run *storeRun) string { return count(int64(run.ingest.eventsPerSec())) }), "events/s", "")
+	row("", each(func(run *storeRun) string { return fmt.Sprintf("%.1f", run.ingest.mbPerSec()) }), "MB/s", "NDJSON posted")
+	row("ingest target >= 100,000", each(func(run *storeRun) string { return mark(run.ingest.eventsPerSec() >= targetIngest) }), "", "events/s")
+	lat := func(p float64) []string {
+		return each(func(run *storeRun) string { return ms(percentile(run.ingest.latency, p)) })
+	}
+	row("request latency p50", lat(0.50), "ms", fmt.Sprintf("of %d requests", in.requests))
+	row("request latency p99", lat(0.99), "ms", "")
+	row("request latency max", lat(1), "ms", "")
+	cpuRows(func(run *storeRun) cpuUse { return run.ingest.cpu }, "clients (bench)", func(u cpuUse) float64 { return u.bench })
+
+	section("DELIVERY: the same events, store -> gzip NDJSON -> S3, one destination")
+	row("delivery", each(func(run *storeRun) string { return count(int64(run.delivery.eventsPerSec())) }), "events/s", "window end -> plan committed")
+	row("", each(func(run *storeRun) string { return fmt.Sprintf("%.1f", run.delivery.mbPerSec()) }), "MB/s", "NDJSON")
+	row("", each(func(run *storeRun) string { return secs(run.delivery.elapsed) }), "s", "")
+	row("objects", each(func(run *storeRun) string { return strconv.Itoa(len(run.delivery.objects)) }), "", "")
+	row("compressed written", each(func(run *storeRun) string {
+		return fmt.Sprintf("%.1f", float64(run.delivery.bytesOut)/1e6)
+	}), "MB", fmt.Sprintf("ratio %.1f:1", float64(runs[0].delivery.bytesIn)/float64(runs[0].delivery.bytesOut)))
+	row("status bytes_delivered", each(func(run *storeRun) string {
+		return yesNo(run.delivery.statusBytes == run.delivery.bytesOut)
+	}), "", "equals the sizes of the new objects in the bucket")
+	row("enable -> no lag (wall)", each(func(run *storeRun) string { return secs(run.delivery.wall) }), "s", "includes the wait for the 1 s tick")
+	cpuRows(func(run *storeRun) cpuUse { return run.delivery.cpu }, "S3 server", func(u cpuUse) float64 { return u.s3 })
+
+	section(fmt.Sprintf("STAGE LIMITS: each stage alone on the same events (fastest of %d runs)", stageReps))
+	stage := func(f func(s stages) stageResult) []string {
+		return each(func(run *storeRun) string { return count(int64(f(run.stages).eventsPerSec())) })
+	}
+	row("store read (Groups+Scan)", stage(func(s stages) stageResult { return s.read }), "events/s", "through store.Open, the agent stopped")
+	row("", each(func(run *storeRun) string { return fmt.Sprintf("%.1f", run.stages.read.mbPerSec()) }), "MB/s", "")
+	row("compress (encode, gzip)", stage(func(s stages) stageResult { return s.compress }), "events/s", "")
+	row("", each(func(run *storeRun) string { return fmt.Sprintf("%.1f", run.stages.compress.mbPerSec()) }), "MB/s", "")
+	row("PUT (s3sink.Upload)", stage(func(s stages) stageResult { return s.put }), "events/s",
+		fmt.Sprintf("objects of the delivered sizes, %d of them", runs[0].stages.put.objects))
+	row("", each(func(run *storeRun) string {
+		return fmt.Sprintf("%.1f", float64(run.stages.put.bytesOut)/1e6/run.stages.put.elapsed.Seconds())
+	}), "MB/s", "compressed")
+	row("slowest stage", each(func(run *storeRun) string { name, _ := run.stages.slowest(); return name }), "", "")
+	row("stages back to back", each(func(run *storeRun) string { return count(int64(run.stages.serial())) }), "events/s", "sum of the three times, no overlap")
+	ratio := func(run *storeRun) float64 {
+		_, slow := run.stages.slowest()
+		return run.delivery.eventsPerSec() / slow.eventsPerSec()
+	}
+	row("delivery / slowest stage", each(func(run *storeRun) string { return fmt.Sprintf("%.2f", ratio(run)) }), "", "")
+	row("ratio target >= 0.80", each(func(run *storeRun) string { return mark(ratio(run) >= targetRatio) }), "", "")
+	row("overlapped (prototype)", stage(func(s stages) stageResult { return s.overlapped }), "events/s",
+		"read in one goroutine, gzip+PUT in another (bench code, not the agent)")
+	row("", each(func(run *storeRun) string {
+		_, slow := run.stages.slowest()
+		return fmt.Sprintf("%.2f", run.stages.overlapped.eventsPerSec()/slow.eventsPerSec())
+	}), "", "of the slowest stage")
+	row("compressed sizes = delivered", each(func(run *storeRun) string { return yesNo(run.stages.sizesMatch) }), "",
+		"NO: objects were split or encoded differently")
+}
+
+// printWindow prints the window section.
+func (r *report) printWindow(out io.Writer) {
 	row := func(name, value, unit, note string) {
 		fmt.Fprintf(out, "  %-30s %12s %-9s %s\n", name, value, unit, note)
 	}
 	section := func(title string) { fmt.Fprintf(out, "\n%s\n", title) }
-
-	in := r.ingest
-	section(fmt.Sprintf("INGEST: %s events of ~%.0f B over HTTP, %d clients, %d events/request, 2xx = fsync'd",
-		count(in.events), float64(in.bytes)/float64(in.events), in.clients, in.batch))
-	row("durable ingest", count(int64(in.eventsPerSec())), "events/s", verdict(in.eventsPerSec() >= targetIngest, "target >= 100,000"))
-	row("", fmt.Sprintf("%.1f", in.mbPerSec()), "MB/s", "NDJSON posted")
-	row("request latency p50", ms(percentile(in.latency, 0.50)), "ms", fmt.Sprintf("of %d requests", in.requests))
-	row("request latency p99", ms(percentile(in.latency, 0.99)), "ms", "")
-	row("request latency max", ms(percentile(in.latency, 1)), "ms", "")
-	cpuRow(row, "CPU used by the agent", in.cpu, "clients (bench)", in.cpu.bench)
-
-	d := r.delivery
-	section(fmt.Sprintf("DELIVERY: the same events, store -> gzip NDJSON -> S3, one destination, %d objects", len(d.objects)))
-	row("delivery", count(int64(d.eventsPerSec())), "events/s", "window end -> plan committed")
-	row("", fmt.Sprintf("%.1f", d.mbPerSec()), "MB/s", fmt.Sprintf("%.0f MB NDJSON in %s s", float64(d.bytesIn)/1e6, secs(d.elapsed)))
-	row("compressed written", fmt.Sprintf("%.1f", float64(d.bytesOut)/1e6), "MB", fmt.Sprintf("ratio %.1f:1", float64(d.bytesIn)/float64(d.bytesOut)))
-	counter := "matches the objects in the bucket"
-	if d.statusBytes != d.bytesOut {
-		counter = fmt.Sprintf("MISMATCH: the new objects hold %s bytes", count(d.bytesOut))
-	}
-	row("status bytes_delivered", count(d.statusBytes), "bytes", counter)
-	row("enable -> no lag (wall)", secs(d.wall), "s", "includes the wait for the 1 s tick")
-	cpuRow(row, "CPU used by the agent", d.cpu, "S3 server", d.cpu.s3)
-
-	s := r.stages
-	slowName, slow := s.slowest()
-	section(fmt.Sprintf("STAGE LIMITS: each stage alone on the same events (fastest of %d runs)", stageReps))
-	row("store read (Groups+Scan)", count(int64(s.read.eventsPerSec())), "events/s", fmt.Sprintf("%.1f MB/s, %s s", s.read.mbPerSec(), secs(s.read.elapsed)))
-	row("compress (encode, gzip)", count(int64(s.compress.eventsPerSec())), "events/s", fmt.Sprintf("%.1f MB/s, %s s", s.compress.mbPerSec(), secs(s.compress.elapsed)))
-	row("PUT (s3sink.Upload)", count(int64(s.put.eventsPerSec())), "events/s",
-		fmt.Sprintf("%.1f MB/s as NDJSON, %.1f MB/s compressed, %d objects, %s s",
-			s.put.mbPerSec(), float64(s.put.bytesOut)/1e6/s.put.elapsed.Seconds(), s.put.objects, secs(s.put.elapsed)))
-	row("slowest stage", slowName, "", count(int64(slow.eventsPerSec()))+" events/s")
-	row("stages back to back", count(int64(s.serial())), "events/s", "sum of the three times, no overlap")
-	ratio := d.eventsPerSec() / slow.eventsPerSec()
-	row("delivery / slowest stage", fmt.Sprintf("%.2f", ratio), "", verdict(ratio >= targetRatio, "target >= 0.80"))
-	ov := s.overlapped
-	row("overlapped (prototype)", count(int64(ov.eventsPerSec())), "events/s",
-		fmt.Sprintf("%.2f of the slowest stage: read in one goroutine, gzip+PUT in another (bench code, not the agent)", ov.eventsPerSec()/slow.eventsPerSec()))
-	match := "yes"
-	if !s.sizesMatch {
-		match = "NO (objects were split or encoded differently)"
-	}
-	row("compressed sizes = delivered", match, "", "")
-
-	if wd := r.window; wd != nil {
-		f := r.fill
-		size := "the same ~400 B events"
-		if r.windowEventBytes > 0 {
-			size = fmt.Sprintf("events of ~%d B (larger than the rest, to fill it faster)", r.windowEventBytes)
-		}
-		section(fmt.Sprintf("WINDOW: %.2f GiB of NDJSON, %s events, %s", float64(f.bytes)/(1<<30), count(f.events), size))
-		row("fill (HTTP ingest)", count(int64(f.eventsPerSec())), "events/s", fmt.Sprintf("%.1f MB/s, %s s, p99 %s ms", f.mbPerSec(), secs(f.elapsed), ms(percentile(f.latency, 0.99))))
-		cpuRow(row, "agent CPU during the fill", f.cpu, "clients (bench)", f.cpu.bench)
-		row("delivery", count(int64(wd.eventsPerSec())), "events/s", fmt.Sprintf("%.1f MB/s, %s s, %d objects, %.0f MB gzip",
-			wd.mbPerSec(), secs(wd.elapsed), len(wd.objects), float64(wd.bytesOut)/1e6))
-		cpuRow(row, "agent CPU during delivery", wd.cpu, "S3 server", wd.cpu.s3)
-		row("peak RSS of the agent", fmt.Sprintf("%.1f", float64(wd.peakRSS)/(1<<20)), "MiB",
-			verdict(wd.peakRSS > 0 && wd.peakRSS < targetPeakRSS, "VmHWM of a process that only delivered; limit < 256 MiB"))
-		row("RSS at the end", fmt.Sprintf("%.1f", float64(wd.lastRSS)/(1<<20)), "MiB", fmt.Sprintf("max sampled every 100 ms: %.1f MiB", float64(wd.maxSampledRSS)/(1<<20)))
-	} else {
+	wd := r.window
+	if wd == nil {
 		why := "-window-gb 0"
 		if r.opts.profile != "" {
 			why = "a profiling run: the bench's RSS is not the agent's"
 		}
 		section("WINDOW: skipped (" + why + ")")
+		return
 	}
-	fmt.Fprintln(out)
+	f := r.fill
+	size := "the same ~400 B events"
+	if r.windowEventBytes > 0 {
+		size = fmt.Sprintf("events of ~%d B (larger than the rest, to fill it faster)", r.windowEventBytes)
+	}
+	section(fmt.Sprintf("WINDOW (%s only): %.2f GiB of NDJSON, %s events, %s", r.windowStore, float64(f.bytes)/(1<<30), count(f.events), size))
+	row("fill (HTTP ingest)", count(int64(f.eventsPerSec())), "events/s", fmt.Sprintf("%.1f MB/s, %s s, p99 %s ms", f.mbPerSec(), secs(f.elapsed), ms(percentile(f.latency, 0.99))))
+	cpuRow(row, "agent CPU during the fill", f.cpu, "clients (bench)", f.cpu.bench)
+	row("delivery", count(int64(wd.eventsPerSec())), "events/s", fmt.Sprintf("%.1f MB/s, %s s, %d objects, %.0f MB gzip",
+		wd.mbPerSec(), secs(wd.elapsed), len(wd.objects), float64(wd.bytesOut)/1e6))
+	cpuRow(row, "agent CPU during delivery", wd.cpu, "S3 server", wd.cpu.s3)
+	row("peak RSS of the agent", fmt.Sprintf("%.1f", float64(wd.peakRSS)/(1<<20)), "MiB",
+		verdict(wd.peakRSS > 0 && wd.peakRSS < targetPeakRSS, "VmHWM of a process that only delivered; limit < 256 MiB"))
+	row("RSS at the end", fmt.Sprintf("%.1f", float64(wd.lastRSS)/(1<<20)), "MiB", fmt.Sprintf("max sampled every 100 ms: %.1f MiB", float64(wd.maxSampledRSS)/(1<<20)))
+}
+
+// mark is a table cell for a target: PASS or BELOW.
+func mark(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "BELOW"
+}
+
+func yesNo(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "NO"
+}
+
+// disturbance is a table cell saying whether other work shared the CPUs
+// during a phase.
+func disturbance(u cpuUse) string {
+	if u.other+u.steal >= disturbed {
+		return "DISTURBED"
+	}
+	return "none"
 }
 
 func verdict(ok bool, what string) string {

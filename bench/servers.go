@@ -316,7 +316,8 @@ type agentProc struct {
 // agentConfig is the agent's HCL: a loopback listener, the S3 server as the
 // operator's S3 endpoint (STS too, though static keys never call it), no
 // per-tenant rate limit (the default of 20,000 events/s would cap the
-// ingest figure) and a 1 s delivery tick.
+// ingest figure), a 1 s delivery tick and the store block (none for
+// SQLite, the default).
 const agentConfig = `
 listen    = %q
 data_dir  = %q
@@ -340,9 +341,11 @@ ingest {
 delivery {
   tick = "1s"
 }
-`
+%s`
 
-func newAgentProc(bin, dir string, s3 *s3Server) (*agentProc, error) {
+// newAgentProc writes the config of an agent on st into dir, which must
+// exist; its data directory and log are there too.
+func newAgentProc(bin, dir string, s3 *s3Server, st *benchStore) (*agentProc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -351,15 +354,12 @@ func newAgentProc(bin, dir string, s3 *s3Server) (*agentProc, error) {
 		bin: bin, config: filepath.Join(dir, "agent.hcl"), dataDir: filepath.Join(dir, "agent-data"),
 		endpoint: "http://" + addr, logPath: filepath.Join(dir, "agent.log"),
 	}
-	cfg := fmt.Sprintf(agentConfig, addr, a.dataDir, region, s3.url, s3.url, s3.accessKey, s3.secret)
+	cfg := fmt.Sprintf(agentConfig, addr, a.dataDir, region, s3.url, s3.url, s3.accessKey, s3.secret, st.block)
 	if err := os.WriteFile(a.config, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
 	return a, nil
 }
-
-// dbPath is the agent's SQLite file.
-func (a *agentProc) dbPath() string { return filepath.Join(a.dataDir, "auditexport.db") }
 
 // cli runs an operator command of the agent (with the agent stopped).
 func (a *agentProc) cli(ctx context.Context, args ...string) (string, error) {

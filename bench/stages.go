@@ -69,9 +69,10 @@ func (s stages) serial() float64 {
 // of the agent's store (GroupsBy + Scan, as the planner and writer do),
 // gzip-encoding them with the encode package into a byte counter, and
 // uploading objects of the delivered objects' sizes with s3sink.Upload. The
-// agent is stopped; the store file is opened with the store package.
-func (w *world) measureStages(ctx context.Context, rep *report) error {
-	st, err := store.Open(ctx, store.Config{SQLitePath: w.files.dbPath()})
+// agent is stopped; its store (the SQLite file, or the PostgreSQL database)
+// is opened with store.Open.
+func (w *world) measureStages(ctx context.Context, run *storeRun) error {
+	st, err := store.Open(ctx, w.open)
 	if err != nil {
 		return err
 	}
@@ -84,16 +85,16 @@ func (w *world) measureStages(ctx context.Context, rep *report) error {
 	if err := spec.Normalize(); err != nil {
 		return err
 	}
-	from, to := int64(1), rep.ingest.events
+	from, to := int64(1), run.ingest.events
 
-	progress("stage limits: store read")
-	rep.stages.read, err = best(func() (stageResult, error) { return readStage(ctx, st, tenant.ID, from, to) })
+	progress("stage limits (%s): store read", w.st.title)
+	run.stages.read, err = best(func() (stageResult, error) { return readStage(ctx, st, tenant.ID, from, to) })
 	if err != nil {
 		return err
 	}
-	progress("stage limits: compress")
+	progress("stage limits (%s): compress", w.st.title)
 	var sizes []int64
-	rep.stages.compress, err = best(func() (stageResult, error) {
+	run.stages.compress, err = best(func() (stageResult, error) {
 		r, s, err := compressStage(ctx, st, tenant.ID, from, to, spec)
 		sizes = s
 		return r, err
@@ -101,34 +102,34 @@ func (w *world) measureStages(ctx context.Context, rep *report) error {
 	if err != nil {
 		return err
 	}
-	delivered := make([]int64, 0, len(rep.delivery.objects))
-	for _, o := range rep.delivery.objects {
+	delivered := make([]int64, 0, len(run.delivery.objects))
+	for _, o := range run.delivery.objects {
 		delivered = append(delivered, o.size)
 	}
 	slices.Sort(sizes)
 	slices.Sort(delivered)
-	rep.stages.sizesMatch = slices.Equal(sizes, delivered)
+	run.stages.sizesMatch = slices.Equal(sizes, delivered)
 
-	progress("stage limits: PUT")
+	progress("stage limits (%s): PUT", w.st.title)
 	writer, err := w.s3Writer(ctx, spec)
 	if err != nil {
 		return err
 	}
 	meta := s3sink.PutMeta{ContentType: encode.ContentType(spec.Format), ContentEncoding: encode.ContentEncoding(spec.Compression)}
-	rep.stages.put, err = best(func() (stageResult, error) { return putStage(ctx, writer, delivered, meta) })
+	run.stages.put, err = best(func() (stageResult, error) { return putStage(ctx, writer, delivered, meta) })
 	if err != nil {
 		return err
 	}
-	rep.stages.put.events, rep.stages.put.bytesIn = rep.stages.read.events, rep.stages.read.bytesIn
+	run.stages.put.events, run.stages.put.bytesIn = run.stages.read.events, run.stages.read.bytesIn
 
-	progress("stage limits: overlapped prototype")
-	rep.stages.overlapped, err = best(func() (stageResult, error) {
+	progress("stage limits (%s): overlapped prototype", w.st.title)
+	run.stages.overlapped, err = best(func() (stageResult, error) {
 		return overlappedStages(ctx, st, tenant.ID, from, to, spec, writer, meta)
 	})
 	if err != nil {
 		return err
 	}
-	rep.stages.sizesMatch = rep.stages.sizesMatch && rep.stages.overlapped.bytesOut == rep.delivery.bytesOut
+	run.stages.sizesMatch = run.stages.sizesMatch && run.stages.overlapped.bytesOut == run.delivery.bytesOut
 	return nil
 }
 

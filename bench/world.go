@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -15,19 +17,24 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/auditexport/auditexport/internal/api"
+	"github.com/auditexport/auditexport/internal/store"
 )
 
 // tenantName is the bench's tenant; its events land under
 // {prefix}/{event_type}/{day}/bench/.
 const tenantName = "bench"
 
-// destPrefix is the destination's key prefix.
-const destPrefix = "audit"
+// destPrefix starts the destination's key prefix, which ends with the
+// store's name: every agent writes to the same bucket, under its own prefix.
+const destPrefix = "audit-"
 
-// world is the running agent with its tenant, tokens and one destination
-// writing to the S3 server with the bucket owner's static keys.
+// world is the running agent on one store with its tenant, tokens and one
+// destination writing to the S3 server with the bucket owner's static keys.
 type world struct {
 	s3     *s3Server
+	st     *benchStore
+	open   store.Config // opens the agent's store from the bench
+	prefix string       // the destination's key prefix
 	agent  agentRunner
 	files  *agentProc  // the agent's config, data directory and commands
 	ingest *api.Client // ingest token
@@ -37,19 +44,30 @@ type world struct {
 	cursor int64               // the destination's cursor after the last delivery
 }
 
-// newWorld creates the tenant and tokens with the agent's operator commands,
-// starts the agent (as its own process, or inside the bench when inProcess
-// is set) and creates the destination, paused, through the API.
-func newWorld(ctx context.Context, agentBin, dir string, s3 *s3Server, inProcess bool) (*world, error) {
-	a, err := newAgentProc(agentBin, dir, s3)
+// newWorld writes the config of an agent on st under dir/<store>, creates
+// the tenant and tokens with the agent's operator commands, starts the agent
+// (as its own process, or inside the bench when inProcess is set) and
+// creates the destination, paused, through the API.
+func newWorld(ctx context.Context, agentBin, dir string, s3 *s3Server, st *benchStore, inProcess bool) (*world, error) {
+	dir = filepath.Join(dir, st.name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	a, err := newAgentProc(agentBin, dir, s3, st)
 	if err != nil {
 		return nil, err
 	}
-	w := &world{s3: s3, agent: a, files: a}
+	w := &world{s3: s3, st: st, open: st.cfg, prefix: destPrefix + st.name, agent: a, files: a}
+	if w.open.PostgresURL == "" {
+		w.open.SQLitePath = sqlitePath(a.dataDir)
+	}
 	if inProcess {
 		w.agent = &inProcessAgent{files: a}
 	}
 	if _, err := a.cli(ctx, "tenant", "create", tenantName); err != nil {
+		if refusedStoreBlock(err) {
+			return nil, fmt.Errorf("%w: %v", errNoStoreBlock, err)
+		}
 		return nil, err
 	}
 	ingestTok, err := a.cli(ctx, "token", "create", "-scope", api.ScopeIngest)
@@ -75,7 +93,7 @@ func newWorld(ctx context.Context, agentBin, dir string, s3 *s3Server, inProcess
 	}
 	paused := false
 	w.spec = api.DestinationSpec{
-		Bucket: s3.bucket, Region: region, Prefix: destPrefix,
+		Bucket: s3.bucket, Region: region, Prefix: w.prefix,
 		AccessKeyID: s3.accessKey, SecretAccessKey: s3.secret,
 		Interval: "1h", Enabled: &paused,
 	}
@@ -87,13 +105,14 @@ func newWorld(ctx context.Context, agentBin, dir string, s3 *s3Server, inProcess
 	return w, nil
 }
 
-// pids are the agent's and the S3 server's processes.
-func (w *world) pids() pids { return pids{agent: w.agent.pid(), s3: w.s3.pid} }
+// pids are the agent's, the S3 server's and the PostgreSQL server's
+// processes.
+func (w *world) pids() pids { return pids{agent: w.agent.pid(), s3: w.s3.pid, db: w.st.pid} }
 
 // measureIngestAndDelivery ingests o.events events over HTTP, then delivers
 // them, and stops the agent.
-func (w *world) measureIngestAndDelivery(ctx context.Context, o options, rep *report) error {
-	progress("ingest: %s events, %d clients, %d events per request", count(o.events), o.clients, o.batch)
+func (w *world) measureIngestAndDelivery(ctx context.Context, o options, run *storeRun) error {
+	progress("ingest (%s): %s events, %d clients, %d events per request", w.st.title, count(o.events), o.clients, o.batch)
 	var res ingestResult
 	err := profiled(o.profile, "ingest", func() (err error) {
 		res, err = runIngest(ctx, w.ingest, tenantName, o.events, o.batch, o.clients, 1, 0,
@@ -103,10 +122,10 @@ func (w *world) measureIngestAndDelivery(ctx context.Context, o options, rep *re
 	if err != nil {
 		return fmt.Errorf("ingest: %w\nagent log:\n%s", err, w.agent.logTail())
 	}
-	rep.ingest = res
-	progress("ingest: %.0f events/s", res.eventsPerSec())
+	run.ingest = res
+	progress("ingest (%s): %.0f events/s", w.st.title, res.eventsPerSec())
 
-	progress("delivery: %s events (%.0f MB of NDJSON)", count(res.events), float64(res.bytes)/1e6)
+	progress("delivery (%s): %s events (%.0f MB of NDJSON)", w.st.title, count(res.events), float64(res.bytes)/1e6)
 	var d deliveryResult
 	err = profiled(o.profile, "delivery", func() (err error) {
 		d, err = w.deliver(ctx, res.events, res.bytes, false)
@@ -115,8 +134,8 @@ func (w *world) measureIngestAndDelivery(ctx context.Context, o options, rep *re
 	if err != nil {
 		return err
 	}
-	rep.delivery = d
-	progress("delivery: %.0f events/s", d.eventsPerSec())
+	run.delivery = d
+	progress("delivery (%s): %.0f events/s", w.st.title, d.eventsPerSec())
 	if err := w.pause(ctx); err != nil {
 		return err
 	}
@@ -131,7 +150,8 @@ func (w *world) measureWindow(ctx context.Context, o options, rep *report) error
 	avg := averageEventBytes(o.windowEventBytes)
 	target := o.windowGB * (1 << 30)
 	events := int64(math.Ceil(target / avg))
-	progress("window: filling %.2f GiB (%s events of ~%.0f bytes)", o.windowGB, count(events), avg)
+	rep.windowStore = w.st.title
+	progress("window (%s): filling %.2f GiB (%s events of ~%.0f bytes)", w.st.title, o.windowGB, count(events), avg)
 	if err := w.agent.start(ctx); err != nil {
 		return err
 	}
@@ -374,7 +394,7 @@ func (w *world) pause(ctx context.Context) error {
 func (w *world) listObjects(ctx context.Context) ([]object, error) {
 	var out []object
 	pages := s3.NewListObjectsV2Paginator(w.s3.client(), &s3.ListObjectsV2Input{
-		Bucket: aws.String(w.s3.bucket), Prefix: aws.String(destPrefix + "/"),
+		Bucket: aws.String(w.s3.bucket), Prefix: aws.String(w.prefix + "/"),
 	})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)

@@ -90,6 +90,10 @@ func (s *SharedPostgres) Close() {
 	}
 }
 
+// NewPostgres starts a server as StartPostgres does, outside a test (the
+// bench uses it); the caller stops it with Close.
+func NewPostgres() (*Postgres, error) { return startPostgres() }
+
 func startPostgres() (*Postgres, error) {
 	bin, err := postgresBin()
 	if err != nil {
@@ -205,6 +209,18 @@ func (p *Postgres) Start(t testing.TB) {
 	if err := p.start(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// PID is the process id of the server's postmaster (the parent of its
+// backends), read from postmaster.pid; 0 when it is not running.
+func (p *Postgres) PID() int {
+	data, err := os.ReadFile(filepath.Join(p.dataDir(), "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	pid, _ := strconv.Atoi(strings.TrimSpace(line))
+	return pid
 }
 
 // Close stops the server and removes its files.
