@@ -66,7 +66,7 @@ func newWorld(ctx context.Context, agentBin, dir string, s3 *s3Server, st *bench
 	}
 	if _, err := a.cli(ctx, "tenant", "create", tenantName); err != nil {
 		if refusedStoreBlock(err) {
-			return nil, fmt.Errorf("%w: %v", errNoStoreBlock, err)
+			return nil, fmt.Errorf("%w: %w", errNoStoreBlock, err)
 		}
 		return nil, err
 	}
