@@ -44,8 +44,9 @@ type world struct {
 	cursor int64               // the destination's cursor after the last delivery
 }
 
-// newWorld writes the config of an agent on st under dir/<store>, creates
-// the tenant and tokens with the agent's operator commands, starts the agent
+// newWorld writes the config of an agent on st under dir/<store>, starts
+// the agent once to create its store, creates the tenant and tokens with the
+// agent's operator commands (the agent stopped), starts the agent again
 // (as its own process, or inside the bench when inProcess is set) and
 // creates the destination, paused, through the API.
 func newWorld(ctx context.Context, agentBin, dir string, s3 *s3Server, st *benchStore, inProcess bool) (*world, error) {
@@ -64,10 +65,16 @@ func newWorld(ctx context.Context, agentBin, dir string, s3 *s3Server, st *bench
 	if inProcess {
 		w.agent = &inProcessAgent{files: a}
 	}
-	if _, err := a.cli(ctx, "tenant", "create", tenantName); err != nil {
+	// The operator commands change the store serve created, and never
+	// create one: start the agent once first.
+	if err := w.agent.start(ctx); err != nil {
 		if refusedStoreBlock(err) {
 			return nil, fmt.Errorf("%w: %w", errNoStoreBlock, err)
 		}
+		return nil, err
+	}
+	w.agent.stop()
+	if _, err := a.cli(ctx, "tenant", "create", tenantName); err != nil {
 		return nil, err
 	}
 	ingestTok, err := a.cli(ctx, "token", "create", "-scope", api.ScopeIngest)
