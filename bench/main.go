@@ -40,6 +40,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/auditexport/auditexport/internal/config"
 	"github.com/auditexport/auditexport/internal/testenv"
 )
 
@@ -157,6 +158,14 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		}
 	}()
 
+	// The variable would point every agent of the bench, the SQLite one
+	// too, at the operator's database.
+	if os.Getenv(config.EnvDatabaseURL) != "" {
+		progress("ignoring %s: the bench runs the agent on its own stores", config.EnvDatabaseURL)
+		if err := os.Unsetenv(config.EnvDatabaseURL); err != nil {
+			return err
+		}
+	}
 	rep := &report{opts: o, machine: probeMachine(tmp)}
 
 	progress("building the agent")
