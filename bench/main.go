@@ -187,20 +187,9 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		}
 	}
 	for i, name := range o.stores {
-		err := runStore(ctx, o, rep, name, agentBin, tmp, s3, i == 0 && o.windowGB > 0)
-		if errors.Is(err, errNoStoreBlock) {
-			// The agent was built from a tree without the PostgreSQL
-			// configuration: report the stores it can run on.
-			progress("%s: skipped: %v", name, err)
-			rep.skipped = append(rep.skipped, name+": "+errNoStoreBlock.Error())
-			continue
-		}
-		if err != nil {
+		if err := runStore(ctx, o, rep, name, agentBin, tmp, s3, i == 0 && o.windowGB > 0); err != nil {
 			return err
 		}
-	}
-	if len(rep.runs) == 0 {
-		return errors.New("no store could be measured")
 	}
 	rep.print(out)
 	return nil

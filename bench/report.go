@@ -29,7 +29,6 @@ type report struct {
 	machine machine
 	s3      string
 	runs    []*storeRun // one per store, in storeOrder
-	skipped []string    // stores that were asked for and could not run, and why
 
 	windowStore      string // the store the window was delivered from
 	fill             ingestResult
@@ -149,11 +148,8 @@ func (r *report) print(out io.Writer) {
 	for _, run := range r.runs {
 		fmt.Fprintf(out, "store %s\n", run.st.desc)
 	}
-	for _, why := range r.skipped {
-		fmt.Fprintf(out, "NOT MEASURED: %s\n", why)
-	}
 	fmt.Fprintf(out, "units: MB = 10^6 bytes, MiB = 2^20 bytes; MB/s of NDJSON are uncompressed bytes in\n")
-	if len(r.runs) > 0 {
+	if len(r.runs) > 0 { // -store names one store at least
 		r.printStores(out)
 	}
 	r.printWindow(out)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -138,17 +137,6 @@ func parseStores(v string) ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// errNoStoreBlock says the agent refused the store { postgres } block: it
-// was built from a tree that cannot use PostgreSQL yet.
-var errNoStoreBlock = errors.New("this agent does not accept the store { postgres } block")
-
-// refusedStoreBlock reports whether err is the agent refusing the config's
-// store block as unknown.
-func refusedStoreBlock(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "Unsupported block type") && strings.Contains(msg, `"store"`)
 }
 
 // sqlitePath is the SQLite file of an agent with this data directory.

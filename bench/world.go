@@ -68,9 +68,6 @@ func newWorld(ctx context.Context, agentBin, dir string, s3 *s3Server, st *bench
 	// The operator commands change the store serve created, and never
 	// create one: start the agent once first.
 	if err := w.agent.start(ctx); err != nil {
-		if refusedStoreBlock(err) {
-			return nil, fmt.Errorf("%w: %w", errNoStoreBlock, err)
-		}
 		return nil, err
 	}
 	w.agent.stop()
