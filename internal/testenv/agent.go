@@ -141,6 +141,13 @@ func NewAgentWithOptions(t testing.TB, m *Moto, opts AgentOptions) *Agent {
 	if opts.PostgresURL != "" {
 		// A small pool: agents and the database share the test machine.
 		storeBlock = fmt.Sprintf("store {\n  postgres {\n    url       = %q\n    max_conns = 4\n  }\n}\n", opts.PostgresURL)
+		// On PostgreSQL delivery runs under leases, and a restarted agent
+		// is a new holder: it waits for the killed one's leases to expire.
+		// Short leases keep a test that kills agents from waiting the
+		// default 15 s after every kill.
+		if !strings.Contains(opts.Delivery, "lease_ttl") {
+			opts.Delivery += "  lease_ttl   = \"3s\"\n  lease_renew = \"1s\"\n"
+		}
 	}
 	cfg := fmt.Sprintf(`
 listen    = %q
