@@ -327,6 +327,28 @@ func caughtUp(ctx context.Context, manage *api.Client, dests []faultDestination)
 func checkExactlyOnce(t *testing.T, w *world, bucket string, ingested map[string]bool, successful map[string]int) []string {
 	t.Helper()
 	counts, keys := w.delivered(t, bucket, "audit/")
+	checkIDsOnce(t, bucket, counts, ingested)
+	checkKeys(t, keys)
+
+	inBucket := map[string]bool{}
+	for _, k := range keys {
+		inBucket[bucket+"/"+k] = true
+		if successful[bucket+"/"+k] == 0 {
+			t.Errorf("%s/%s is in the bucket, but no write of it succeeded at the proxy", bucket, k)
+		}
+	}
+	for key := range successful {
+		if strings.HasPrefix(key, bucket+"/") && !strings.Contains(key, "/_auditexport/") && !inBucket[key] {
+			t.Errorf("%s was written but is not in the bucket", key)
+		}
+	}
+	return keys
+}
+
+// checkIDsOnce asserts that every messageId of ingested was counted in
+// bucket exactly once and that no other id was.
+func checkIDsOnce(t *testing.T, bucket string, counts map[string]int, ingested map[string]bool) {
+	t.Helper()
 	var missing, duplicated, unknown []string
 	for id := range ingested {
 		switch n := counts[id]; {
@@ -348,23 +370,8 @@ func checkExactlyOnce(t *testing.T, w *world, bucket string, ingested map[string
 		t.Errorf("%s: %d messageIds are there more than once, e.g. %v", bucket, len(duplicated), firstN(duplicated, 10))
 	}
 	if len(unknown) > 0 {
-		t.Errorf("%s: %d messageIds were never ingested, e.g. %v", bucket, len(unknown), firstN(unknown, 10))
+		t.Errorf("%s: %d messageIds were never ingested (for this bucket's tenant), e.g. %v", bucket, len(unknown), firstN(unknown, 10))
 	}
-	checkKeys(t, keys)
-
-	inBucket := map[string]bool{}
-	for _, k := range keys {
-		inBucket[bucket+"/"+k] = true
-		if successful[bucket+"/"+k] == 0 {
-			t.Errorf("%s/%s is in the bucket, but no write of it succeeded at the proxy", bucket, k)
-		}
-	}
-	for key := range successful {
-		if strings.HasPrefix(key, bucket+"/") && !strings.Contains(key, "/_auditexport/") && !inBucket[key] {
-			t.Errorf("%s was written but is not in the bucket", key)
-		}
-	}
-	return keys
 }
 
 // maxPart is the highest part number among keys.

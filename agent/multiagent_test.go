@@ -400,29 +400,7 @@ func TestMultiAgentExactlyOnceUnderFaults(t *testing.T) {
 func checkOnceInBucket(t *testing.T, w *world, bucket string, ingested map[string]bool, successful map[string]int) []string {
 	t.Helper()
 	counts, keys := w.delivered(t, bucket, "audit/")
-	var missing, duplicated, unknown []string
-	for id := range ingested {
-		switch n := counts[id]; {
-		case n == 0:
-			missing = append(missing, id)
-		case n > 1:
-			duplicated = append(duplicated, fmt.Sprintf("%s×%d", id, n))
-		}
-	}
-	for id := range counts {
-		if !ingested[id] {
-			unknown = append(unknown, id)
-		}
-	}
-	if len(missing) > 0 {
-		t.Errorf("%s: %d of %d ingested messageIds are missing, e.g. %v", bucket, len(missing), len(ingested), firstN(missing, 10))
-	}
-	if len(duplicated) > 0 {
-		t.Errorf("%s: %d messageIds are there more than once, e.g. %v", bucket, len(duplicated), firstN(duplicated, 10))
-	}
-	if len(unknown) > 0 {
-		t.Errorf("%s: %d messageIds were never ingested for its tenant, e.g. %v", bucket, len(unknown), firstN(unknown, 10))
-	}
+	checkIDsOnce(t, bucket, counts, ingested)
 	for _, k := range keys {
 		if successful[bucket+"/"+k] != 1 {
 			t.Errorf("%s/%s is in the bucket, but %d writes of it succeeded at the proxy", bucket, k, successful[bucket+"/"+k])
