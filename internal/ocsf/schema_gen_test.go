@@ -3,25 +3,15 @@ package ocsf
 import (
 	"bytes"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/auditexport/auditexport/internal/ocsf/internal/schemagen"
 )
 
-// schemaDir finds the OCSF schema repository: $OCSF_SCHEMA_DIR, or
-// shared/ocsf-schema-1.3.0 beside the checkout (or beside its parent, for
-// a worktree one level down). "" when there is none.
+// schemaDir is $OCSF_SCHEMA_DIR: a checkout of the OCSF schema repository
+// at v1.3.0 (github.com/ocsf/ocsf-schema). "" when it is not set.
 func schemaDir() string {
-	if d := os.Getenv("OCSF_SCHEMA_DIR"); d != "" {
-		return d
-	}
-	for _, rel := range []string{"../../../shared/ocsf-schema-1.3.0", "../../../../shared/ocsf-schema-1.3.0"} {
-		if _, err := os.Stat(filepath.Join(rel, "dictionary.json")); err == nil {
-			return rel
-		}
-	}
-	return ""
+	return os.Getenv("OCSF_SCHEMA_DIR")
 }
 
 // TestSchemaGenUpToDate regenerates the table from the schema repository and
