@@ -490,12 +490,22 @@ func (p *poster) postBatch(ctx context.Context, name string, b batch) error {
 	return nil
 }
 
-// post sends body until the agent acknowledges it or ctx ends. Failures to
-// reach the agent and 5xx answers are retried (the agent may be down or
-// starting); any other answer is an error.
+// post sends body until the agent acknowledges it or ctx ends.
 func (p *poster) post(ctx context.Context, body []byte) (api.IngestResponse, error) {
-	for {
-		res, err := p.client.PostEvents(ctx, "acme", body)
+	return postUntilAcked(ctx, []*api.Client{p.client}, 0, "acme", body, 50*time.Millisecond, func() {
+		p.mu.Lock()
+		p.retries++
+		p.mu.Unlock()
+	})
+}
+
+// postUntilAcked sends body to clients[first], then the next ones in turn,
+// until one acknowledges it or ctx ends. Failures to reach an agent and 5xx
+// answers move on after wait (the agent may be down or starting), calling
+// retried; any other answer is an error.
+func postUntilAcked(ctx context.Context, clients []*api.Client, first int, tenant string, body []byte, wait time.Duration, retried func()) (api.IngestResponse, error) {
+	for try := 0; ; try++ {
+		res, err := clients[(first+try)%len(clients)].PostEvents(ctx, tenant, body)
 		if err == nil {
 			return res, nil
 		}
@@ -503,13 +513,11 @@ func (p *poster) post(ctx context.Context, body []byte) (api.IngestResponse, err
 		if errors.As(err, &ae) && ae.StatusCode < 500 {
 			return res, err
 		}
-		p.mu.Lock()
-		p.retries++
-		p.mu.Unlock()
+		retried()
 		select {
 		case <-ctx.Done():
 			return res, fmt.Errorf("not acknowledged before the hang guard (%w); last error: %w", ctx.Err(), err)
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(wait):
 		}
 	}
 }

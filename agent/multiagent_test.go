@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -479,27 +478,13 @@ func (p *roundRobinPoster) run(ctx context.Context, batches, perBatch int, repos
 }
 
 // post sends body to agent b, then the next ones in turn, until one
-// acknowledges it or ctx ends. Failures to reach an agent and 5xx answers
-// move on; any other answer is an error.
+// acknowledges it or ctx ends.
 func (p *roundRobinPoster) post(ctx context.Context, b int, tenant string, body []byte) (api.IngestResponse, error) {
-	for try := 0; ; try++ {
-		res, err := p.clients[(b+try)%len(p.clients)].PostEvents(ctx, tenant, body)
-		if err == nil {
-			return res, nil
-		}
-		var ae *api.APIError
-		if errors.As(err, &ae) && ae.StatusCode < 500 {
-			return res, err
-		}
+	return postUntilAcked(ctx, p.clients, b, tenant, body, 20*time.Millisecond, func() {
 		p.mu.Lock()
 		p.moved++
 		p.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return res, fmt.Errorf("not acknowledged before the hang guard (%w); last error: %w", ctx.Err(), err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	})
 }
 
 func (p *roundRobinPoster) acked() int {
