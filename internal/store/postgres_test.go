@@ -450,3 +450,58 @@ func TestPostgresTLS(t *testing.T) {
 		t.Error("OpenPostgres with a CA that did not sign the server's certificate succeeded")
 	}
 }
+
+// A database written by the schema before commit marks keeps answering the
+// ingest-time lookups after the upgrade: the migration derives the marks
+// from the stored events.
+func TestPostgresCommitMarksUpgrade(t *testing.T) {
+	ctx := context.Background()
+	url := pg.Get(t).NewDatabase(t)
+	if err := store.MigratePostgresTo(ctx, url, 2); err != nil {
+		t.Fatal(err)
+	}
+	c := connect(t, url)
+	// Tenant 1: seq 1-3 stored at 1000 ms, 4-5 at 2000 ms, 6 at 3000 ms.
+	_, err := c.Exec(ctx, `INSERT INTO tenants (id, name, external_id, created_at) VALUES (1, 'a', 'x', 0);
+		INSERT INTO tenant_heads (tenant_id, head, received_ms) VALUES (1, 6, 3000);
+		INSERT INTO events (tenant_id, seq, message_id, event_name, time_ms, received_ms, body)
+		SELECT 1, s, 'm' || s, 'e', s, CASE WHEN s <= 3 THEN 1000 WHEN s <= 5 THEN 2000 ELSE 3000 END, '{}'
+		FROM generate_series(1, 6) s`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openPostgres(t, url)
+	ms := func(n int64) time.Time { return time.UnixMilli(n) }
+	for _, tt := range []struct {
+		after int64
+		at    int64
+		want  int64
+	}{
+		{0, 500, 0}, {0, 1000, 0}, {0, 1500, 3}, {0, 2000, 3}, {0, 2500, 5}, {0, 3500, 6}, {4, 1500, 4}, {4, 2500, 5},
+	} {
+		got, err := s.LastSeqBefore(ctx, 1, tt.after, ms(tt.at))
+		if err != nil || got != tt.want {
+			t.Errorf("LastSeqBefore(after %d, %d ms) = %d, %v; want %d", tt.after, tt.at, got, err, tt.want)
+		}
+	}
+	first, last, err := s.ExpiredRange(ctx, 1, ms(2500))
+	if err != nil || first != 1 || last != 5 {
+		t.Errorf("ExpiredRange(2500 ms) = %d, %d, %v; want 1, 5", first, last, err)
+	}
+	if n, err := s.DeleteEvents(ctx, 1, 5, ms(2500), 4); err != nil || n != 4 {
+		t.Fatalf("DeleteEvents = %d, %v; want 4", n, err)
+	}
+	// The mark of seq 1-3 went with its events; seq 5's mark stays.
+	first, last, err = s.ExpiredRange(ctx, 1, ms(2500))
+	if err != nil || first != 5 || last != 5 {
+		t.Errorf("after deleting 1-4, ExpiredRange = %d, %d, %v; want 5, 5", first, last, err)
+	}
+	var marks int
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM commit_marks WHERE tenant_id = 1`).Scan(&marks); err != nil || marks != 2 {
+		t.Errorf("commit marks left = %d, %v; want 2", marks, err)
+	}
+	res, err := s.Append(ctx, []store.AppendBatch{{TenantID: 1, Events: []store.Event{{MessageID: "m6", TimeMs: 6, Body: []byte("{}")}, {MessageID: "new", TimeMs: 7, Body: []byte("{}")}}}})
+	if err != nil || res[0].Stored != 1 || res[0].FirstSeq != 7 {
+		t.Errorf("Append after the upgrade = %+v, %v; want the duplicate refused and seq 7", res, err)
+	}
+}
