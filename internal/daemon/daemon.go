@@ -89,7 +89,8 @@ func StartWith(ctx context.Context, cfg *config.Config, log hclog.Logger, versio
 	m := metrics.New()
 	d := &Daemon{Store: st, cfg: cfg, log: log, version: version}
 	d.committer = ingest.NewCommitter(st, ingest.CommitterOptions{
-		Committed: func(events int) { m.CommitBatches.Observe(float64(events)) },
+		Concurrency: st.AppendWriters(),
+		Committed:   func(events int) { m.CommitBatches.Observe(float64(events)) },
 	}, log.Named("ingest"))
 	d.committer.Start()
 	sinks := func(t s3sink.Target) delivery.Sink { return delivery.SinkFor(principal.Writer(t)) }

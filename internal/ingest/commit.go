@@ -28,14 +28,21 @@ type CommitterOptions struct {
 	// commit ends. Under load requests pile up while a commit runs, so zero
 	// still groups well, without adding latency when the agent is idle.
 	MaxWait time.Duration
+	// Concurrency is how many commits may run at once; zero means one. A
+	// store that takes concurrent transactions (PostgreSQL) overlaps one
+	// commit's round trips and WAL flush with the next one's work, which a
+	// single commit loop leaves idle; SQLite has one writer, so one loop is
+	// all it can use.
+	Concurrency int
 	// Committed, when set, is told the number of events of each successful
 	// commit (the agent exports it as a histogram of group commit sizes).
 	Committed func(events int)
 }
 
-// Committer makes ingest requests durable with group commit: one goroutine
+// Committer makes ingest requests durable with group commit: a commit loop
 // takes every queued request and stores them all with one store.Append call,
-// so that many requests share one transaction and one fsync.
+// so that many requests share one transaction and one fsync. With
+// Concurrency above one, several loops take turns at the queue.
 type Committer struct {
 	store store.Store
 	opts  CommitterOptions
@@ -46,8 +53,9 @@ type Committer struct {
 	queued int // events in queue
 	closed bool
 
-	wake      chan struct{} // capacity 1: a request arrived or Close began
-	done      chan struct{} // closed when the commit loop has exited
+	wake      chan struct{} // capacity 1: a request arrived
+	closing   chan struct{} // closed when Close begins
+	done      chan struct{} // closed when every commit loop has exited
 	startOnce sync.Once
 	closeOnce sync.Once
 }
@@ -72,21 +80,32 @@ func NewCommitter(s store.Store, opts CommitterOptions, log hclog.Logger) *Commi
 	if opts.MaxWait < 0 {
 		opts.MaxWait = 0
 	}
+	opts.Concurrency = max(opts.Concurrency, 1)
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
 	return &Committer{
-		store: s,
-		opts:  opts,
-		log:   log,
-		wake:  make(chan struct{}, 1),
-		done:  make(chan struct{}),
+		store:   s,
+		opts:    opts,
+		log:     log,
+		wake:    make(chan struct{}, 1),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 }
 
-// Start starts the commit loop. Calling it again does nothing.
+// Start starts the commit loops. Calling it again does nothing.
 func (c *Committer) Start() {
-	c.startOnce.Do(func() { go c.run() })
+	c.startOnce.Do(func() {
+		var wg sync.WaitGroup
+		for range c.opts.Concurrency {
+			wg.Go(c.run)
+		}
+		go func() {
+			wg.Wait()
+			close(c.done)
+		}()
+	})
 }
 
 // Close stops accepting requests, commits the ones already queued and returns
@@ -97,7 +116,7 @@ func (c *Committer) Close() {
 		c.mu.Lock()
 		c.closed = true
 		c.mu.Unlock()
-		c.signal()
+		close(c.closing)
 	})
 	// Without a loop nothing would drain the queue.
 	c.Start()
@@ -142,8 +161,8 @@ func (c *Committer) enqueue(r *request) error {
 	return nil
 }
 
-// signal wakes the commit loop. A wake-up already pending covers this one,
-// because the loop looks at the whole queue each time it wakes.
+// signal wakes a commit loop. A wake-up already pending covers this one,
+// because a loop looks at the whole queue each time it wakes.
 func (c *Committer) signal() {
 	select {
 	case c.wake <- struct{}{}:
@@ -151,9 +170,8 @@ func (c *Committer) signal() {
 	}
 }
 
-// run is the commit loop.
+// run is a commit loop.
 func (c *Committer) run() {
-	defer close(c.done)
 	for c.waitWork() {
 		c.linger()
 		c.commit(c.take())
@@ -173,7 +191,10 @@ func (c *Committer) waitWork() bool {
 		if closed {
 			return false
 		}
-		<-c.wake
+		select {
+		case <-c.wake:
+		case <-c.closing:
+		}
 	}
 }
 
@@ -196,6 +217,7 @@ func (c *Committer) linger() {
 		case <-timer.C:
 			return
 		case <-c.wake:
+		case <-c.closing:
 		}
 	}
 }
@@ -220,6 +242,9 @@ func (c *Committer) take() []*request {
 	clear(c.queue[:n])
 	c.queue = c.queue[n:]
 	c.queued -= events
+	if len(c.queue) > 0 {
+		c.signal() // the rest is for another loop, if one is idle
+	}
 	return group
 }
 

@@ -483,3 +483,32 @@ func TestCommitterMaxWait(t *testing.T) {
 		}
 	})
 }
+
+// With Concurrency 2 a second commit starts while the first is still in the
+// store, and Close still drains and returns with several loops.
+func TestCommitterConcurrency(t *testing.T) {
+	fs := newFakeStore()
+	release := fs.holdFirst()
+	c := NewCommitter(fs, CommitterOptions{Concurrency: 2}, nil)
+	c.Start()
+
+	first := submitAsync(context.Background(), c, batch(1, "a", 3))
+	fs.waitEntered(t)
+	second := submitAsync(context.Background(), c, batch(2, "b", 2))
+	fs.waitEntered(t) // would time out with one loop: the first call is held
+	if o := receive(t, second); o.err != nil || o.res.Stored != 2 {
+		t.Fatalf("second submit while the first is held: %+v", o)
+	}
+	release()
+	if o := receive(t, first); o.err != nil || o.res.Stored != 3 {
+		t.Fatalf("first submit: %+v", o)
+	}
+	queued := submitAsync(context.Background(), c, batch(1, "c", 1))
+	c.Close()
+	if o := receive(t, queued); o.err != nil && !errors.Is(o.err, ErrClosed) {
+		t.Fatalf("submit racing Close: %+v", o)
+	}
+	if calls := fs.callSizes(); len(calls) < 2 {
+		t.Errorf("Append calls = %v, want the two concurrent ones", calls)
+	}
+}

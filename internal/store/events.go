@@ -110,6 +110,9 @@ func (s *SQLite) Append(ctx context.Context, batches []AppendBatch) ([]AppendRes
 	return results, nil
 }
 
+// AppendWriters is 1: SQLite has one writer.
+func (s *SQLite) AppendWriters() int { return 1 }
+
 func hasEvents(batches []AppendBatch) bool {
 	for _, b := range batches {
 		if len(b.Events) > 0 {

@@ -43,6 +43,7 @@ const (
 // several agents may share. Open it with OpenPostgres or Open.
 type Postgres struct {
 	pool        *pgxpool.Pool
+	maxConns    int
 	callTimeout time.Duration
 	clock       func() time.Time
 }
@@ -109,7 +110,7 @@ func openPostgres(ctx context.Context, url string, opts ...PostgresOption) (*Pos
 	if err != nil {
 		return nil, err
 	}
-	p := &Postgres{pool: pool, callTimeout: o.callTimeout, clock: o.clock}
+	p := &Postgres{pool: pool, maxConns: int(cfg.MaxConns), callTimeout: o.callTimeout, clock: o.clock}
 
 	// Not bounded by the call timeout: a migration may rebuild a large
 	// table, and an agent starting during another's migration waits for

@@ -102,6 +102,11 @@ func (p *Postgres) Append(ctx context.Context, batches []AppendBatch) ([]AppendR
 	return results, nil
 }
 
+// AppendWriters is half the pool, at most 4: enough commits in flight to
+// keep the server busy while one waits for its WAL flush, leaving
+// connections for delivery and the API.
+func (p *Postgres) AppendWriters() int { return min(max(p.maxConns/2, 1), 4) }
+
 // tenantHead is a locked head row.
 type tenantHead struct{ head, receivedMs int64 }
 

@@ -173,6 +173,11 @@ type Store interface {
 	// both. Duplicates are found while the first copy is retained. Each stored event gets the tenant's next
 	// sequence number, in order.
 	Append(ctx context.Context, batches []AppendBatch) ([]AppendResult, error)
+	// AppendWriters is how many Append calls are worth running at once:
+	// 1 for an engine with one writer (SQLite), more for one that commits
+	// concurrent transactions (PostgreSQL), where one commit's round trips
+	// and WAL flush overlap the next one's work.
+	AppendWriters() int
 	// Head is the tenant's last assigned sequence number (0 when none).
 	Head(ctx context.Context, tenantID int64) (int64, error)
 	// OldestAfter is the timestamp (commit time) of the first event after seq,
