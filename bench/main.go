@@ -20,6 +20,8 @@
 //	               [-window-event-bytes 0] [-s3 versitygw|devs3] [-store sqlite,postgres]
 //	               [-keep] [-timeout 20m]
 //	go run ./bench -profile DIR   # CPU profiles and execution traces, agent in-process
+//	go run ./bench -scenario tenants [-tenants 10000] [-tenant-events 20] [-boundaries 5]
+//	go run ./bench -scenario tenants-hourly [-tenants 1000] [-daily 100]
 //
 // The agent is built from ./agent and runs as a subprocess, started again
 // for each phase (its peak RSS is read from a process that only delivered).
@@ -56,6 +58,8 @@ type options struct {
 	keep             bool
 	timeout          time.Duration
 	profile          string // directory for profiles; runs the agent in-process
+	scenario         string // "" for the phases above; see tenants.go
+	tenants          tenantOptions
 }
 
 func parseFlags(args []string) (options, error) {
@@ -71,6 +75,8 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&stores, "store", "sqlite,postgres", "stores to run the agent on, comma-separated: sqlite (a file in its data directory) and postgres (a throw-away PostgreSQL cluster on loopback, which must be installed)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (agent data, bucket, logs)")
 	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "upper bound on the whole run")
+	fs.StringVar(&o.scenario, "scenario", "", "run a many-destinations scenario instead of the phases above: tenants (10,000 tenants on the 1-minute cadence) or tenants-hourly (hourly plus daily_at destinations, the agent's clock moved to just before midnight); see -tenants")
+	tenantFlags(fs, &o.tenants)
 	fs.StringVar(&o.profile, "profile", "", "profiling run: wire the agent's parts inside the bench process (as agent/serve.go does) and write CPU profiles and execution traces of ingest and delivery to this directory; its figures include the clients' work and skip the window")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -96,6 +102,13 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("-s3 %q: use versitygw or devs3", o.s3)
 	case o.timeout <= 0:
 		return o, errors.New("-timeout: must be positive")
+	case o.scenario != "" && o.scenario != scenarioTenants && o.scenario != scenarioTenantsHourly:
+		return o, fmt.Errorf("-scenario %q: use %s or %s", o.scenario, scenarioTenants, scenarioTenantsHourly)
+	}
+	if o.scenario != "" {
+		if err := o.tenants.check(o.scenario); err != nil {
+			return o, err
+		}
 	}
 	if o.profile != "" {
 		// The peak RSS of the bench process would say nothing of the agent's.
@@ -117,6 +130,10 @@ func main() {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
+	run := run
+	if o.scenario != "" {
+		run = func(ctx context.Context, o options, out io.Writer) error { return runTenants(ctx, o.scenario, o, out) }
+	}
 	if err := run(ctx, o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		cancel()

@@ -310,6 +310,7 @@ type agentProc struct {
 	dataDir  string
 	endpoint string
 	logPath  string
+	env      []string // added to the bench's environment
 	proc     *process
 }
 
@@ -380,7 +381,7 @@ func (a *agentProc) start(ctx context.Context) error {
 	if a.proc != nil {
 		return errors.New("the agent is already running")
 	}
-	p, err := startProcess(a.bin, a.logPath, nil, "serve", "-config", a.config)
+	p, err := startProcess(a.bin, a.logPath, a.env, "serve", "-config", a.config)
 	if err != nil {
 		return err
 	}

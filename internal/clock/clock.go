@@ -38,3 +38,22 @@ type realTicker struct{ t *time.Ticker }
 
 func (r realTicker) C() <-chan time.Time { return r.t.C }
 func (r realTicker) Stop()               { r.t.Stop() }
+
+// Offset is the system clock moved by D: Now is time.Now().Add(D), and
+// waits last as long as on the system clock. The bench uses it (through
+// AUDITEXPORT_BENCH_CLOCK_OFFSET) to bring an hour boundary or a daily_at
+// time within a minute of an agent's start.
+type Offset struct{ D time.Duration }
+
+// Now returns the system time moved by D, in UTC.
+func (o Offset) Now() time.Time { return time.Now().Add(o.D).UTC() }
+
+// After is time.After, with the offset time on the channel.
+func (o Offset) After(d time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	time.AfterFunc(d, func() { ch <- o.Now() })
+	return ch
+}
+
+// NewTicker is time.NewTicker; the ticks carry the system time.
+func (Offset) NewTicker(d time.Duration) Ticker { return realTicker{time.NewTicker(d)} }

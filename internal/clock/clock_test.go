@@ -23,3 +23,17 @@ func TestRealTickerTicks(t *testing.T) {
 		t.Fatal("no tick within a minute of a 1ms ticker")
 	}
 }
+
+func TestOffset(t *testing.T) {
+	o := Offset{D: 3 * time.Hour}
+	before := time.Now().Add(3 * time.Hour)
+	got := o.Now()
+	after := time.Now().Add(3 * time.Hour)
+	if got.Before(before.Truncate(time.Millisecond)) || got.After(after) {
+		t.Fatalf("Offset.Now() = %s, want between %s and %s", got, before, after)
+	}
+	at := <-o.After(time.Millisecond)
+	if at.Before(got) {
+		t.Fatalf("After sent %s, before %s", at, got)
+	}
+}
