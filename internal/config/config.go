@@ -100,6 +100,11 @@ type AWS struct {
 	// take seconds to become assumable. Zero disables the retry.
 	AssumeRoleRetry    time.Duration
 	AssumeRoleRetryHCL string `hcl:"assume_role_retry,optional"`
+
+	// AssumeRolePerSecond caps delivery's AssumeRole calls, across all
+	// roles. Each role is assumed once per session (an hour) and renewed
+	// ahead of its expiry, so it matters at a cold start with many roles.
+	AssumeRolePerSecond float64 `hcl:"assume_role_per_second,optional"`
 }
 
 // Ingest sets how events posted by the platform are read and limited.
@@ -221,9 +226,10 @@ func Default() *Config {
 		DataDir:  "./auditexport-data",
 		LogLevel: "info",
 		AWS: &AWS{
-			Region:             "us-east-1",
-			AssumeRoleRetry:    30 * time.Second,
-			AssumeRoleRetryHCL: "30s",
+			Region:              "us-east-1",
+			AssumeRoleRetry:     30 * time.Second,
+			AssumeRoleRetryHCL:  "30s",
+			AssumeRolePerSecond: 100,
 		},
 		Ingest: &Ingest{
 			TimestampField:      "timestamp",
@@ -235,7 +241,7 @@ func Default() *Config {
 			TenantRateBurst:     100000,
 		},
 		Delivery: &Delivery{
-			Workers:         4,
+			Workers:         32,
 			RetryInitial:    time.Second,
 			RetryInitialHCL: "1s",
 			RetryMax:        5 * time.Minute,

@@ -173,6 +173,9 @@ func (a *AWS) validate(p *problems) {
 		p.add("aws.access_key_id", "must be set together with aws.secret_access_key; leave both empty to use the default credential chain")
 	}
 	checkRegions(p, "aws.allowed_regions", a.AllowedRegions)
+	if a.AssumeRolePerSecond <= 0 || a.AssumeRolePerSecond > 10000 {
+		p.add("aws.assume_role_per_second", "must be more than 0 and at most 10000, got %g", a.AssumeRolePerSecond)
+	}
 	if a.AssumeRoleRetry < 0 {
 		p.add("aws.assume_role_retry", "must not be negative, got %s", a.AssumeRoleRetry)
 	}

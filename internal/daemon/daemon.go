@@ -129,7 +129,7 @@ func principalOptions(cfg *config.Config) s3sink.Options {
 		Region: cfg.AWS.Region, S3Endpoint: cfg.AWS.S3Endpoint, STSEndpoint: cfg.AWS.STSEndpoint,
 		UsePathStyle: cfg.AWS.S3UsePathStyle, PrincipalARN: cfg.AWS.PrincipalARN,
 		AccessKeyID: cfg.AWS.AccessKeyID, SecretAccessKey: cfg.AWS.SecretAccessKey,
-		AssumeRoleRetry: cfg.AWS.AssumeRoleRetry,
+		AssumeRoleRetry: cfg.AWS.AssumeRoleRetry, AssumeRoleRate: cfg.AWS.AssumeRolePerSecond,
 	}
 }
 

@@ -39,6 +39,9 @@ func (s writerSink) NewUpload(ctx context.Context, key string, meta s3sink.PutMe
 	return s.w.NewUpload(ctx, key, meta, partSize)
 }
 
+// Prepare resolves the writer's credentials (see s3sink.Writer.Prepare).
+func (s writerSink) Prepare(ctx context.Context) error { return s.w.Prepare(ctx) }
+
 // planGroup is one (event type, day) group of a persisted plan. Parts lists
 // the objects whose boundaries are already fixed: an object's range is
 // recorded before it is completed, so a re-run after a crash rewrites the
@@ -84,6 +87,11 @@ type attemptState struct {
 	plan   store.Plan
 	groups []planGroup
 	done   store.Delivered
+	// saved is set once the plan is in the store. A new plan is saved
+	// with its first object's boundaries, just before that object is
+	// completed: nothing of the plan is visible in the bucket before, so
+	// one store write does the work of two.
+	saved bool
 }
 
 // runOnce delivers the events of the window ending at windowEnd as one plan,
@@ -91,6 +99,7 @@ type attemptState struct {
 // events delivered.
 func (d *Deliverer) runOnce(ctx context.Context, t *target, windowEnd time.Time) (int64, error) {
 	plan, err := d.store.PendingPlan(ctx, t.dest.ID)
+	saved := err == nil
 	if errors.Is(err, store.ErrNotFound) {
 		plan, err = d.newPlan(ctx, t, windowEnd)
 		if err != nil || plan.ToSeq == 0 {
@@ -105,12 +114,19 @@ func (d *Deliverer) runOnce(ctx context.Context, t *target, windowEnd time.Time)
 	// are the plan's, and If-None-Match: * makes the new holder's write of
 	// the same object a 412, never a second copy.
 	plan.Fence = t.fence
-	a := &attemptState{t: t, plan: plan}
+	a := &attemptState{t: t, plan: plan, saved: saved}
 	if err := json.Unmarshal(plan.Objects, &a.groups); err != nil {
 		return 0, fmt.Errorf("decoding plan: %w", err)
 	}
 	for i := range a.groups {
 		if err := d.writeGroup(ctx, a, i); err != nil {
+			return 0, err
+		}
+	}
+	if !a.saved {
+		// No object was written (none of the range's events made one):
+		// the plan is saved only so that its commit moves the cursor.
+		if err := d.savePlan(ctx, a); err != nil {
 			return 0, err
 		}
 	}
@@ -122,8 +138,9 @@ func (d *Deliverer) runOnce(ctx context.Context, t *target, windowEnd time.Time)
 	return a.done.Events, nil
 }
 
-// newPlan builds and saves the plan for the events after the cursor that
-// were stored before the window's cutoff. A zero plan means nothing to do.
+// newPlan builds the plan for the events after the cursor that were stored
+// before the window's cutoff. A zero plan means nothing to do. The plan is
+// saved by the first savePlan, before its first object is completed.
 func (d *Deliverer) newPlan(ctx context.Context, t *target, windowEnd time.Time) (store.Plan, error) {
 	head, err := d.store.LastSeqBefore(ctx, t.tenant.ID, t.dest.Cursor, t.sched.Cutoff(windowEnd))
 	if err != nil {
@@ -144,14 +161,10 @@ func (d *Deliverer) newPlan(ctx context.Context, t *target, windowEnd time.Time)
 	if err != nil {
 		return store.Plan{}, err
 	}
-	plan := store.Plan{
+	return store.Plan{
 		DestinationID: t.dest.ID, FromSeq: t.dest.Cursor + 1, ToSeq: head,
 		WindowEnd: windowEnd, Objects: data, CreatedAt: d.now(), Fence: t.fence,
-	}
-	if err := d.store.SavePlan(ctx, plan); err != nil {
-		return store.Plan{}, fmt.Errorf("saving plan: %w", err)
-	}
-	return plan, nil
+	}, nil
 }
 
 // writeGroup writes a group's objects: first the parts whose boundaries are
@@ -282,6 +295,11 @@ func (d *Deliverer) openObject(ctx context.Context, t *target, key string, class
 // finishPart flushes the encoder, records the part's boundaries in the plan
 // (when new) before completing the object, then marks it done. It returns
 // the part with its size and checksum.
+//
+// The done mark is saved with the next part's boundaries, not on its own:
+// after a crash a part that landed but is not marked is written again and
+// gets 412, which counts as done. The commit follows the last part, so a
+// plan of one object costs two store writes (save, commit).
 func (d *Deliverer) finishPart(ctx context.Context, a *attemptState, gi int, o *object, p planPart, isNew bool) (planPart, error) {
 	if err := o.enc.Close(); err != nil {
 		o.up.Abort()
@@ -307,15 +325,24 @@ func (d *Deliverer) finishPart(ctx context.Context, a *attemptState, gi int, o *
 			g.Parts[i].Done, g.Parts[i].Bytes, g.Parts[i].SHA256 = true, p.Bytes, p.SHA256
 		}
 	}
-	return p, d.savePlan(ctx, a)
+	return p, nil
 }
 
+// savePlan writes the plan with the parts recorded so far: SavePlan the
+// first time for a new plan, UpdatePlan after.
 func (d *Deliverer) savePlan(ctx context.Context, a *attemptState) error {
 	data, err := json.Marshal(a.groups)
 	if err != nil {
 		return err
 	}
 	a.plan.Objects = data
+	if !a.saved {
+		if err := d.store.SavePlan(ctx, a.plan); err != nil {
+			return fmt.Errorf("saving plan: %w", err)
+		}
+		a.saved = true
+		return nil
+	}
 	if err := d.store.UpdatePlan(ctx, a.plan); err != nil {
 		return fmt.Errorf("recording plan: %w", err)
 	}

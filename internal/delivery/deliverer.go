@@ -22,6 +22,12 @@ import (
 	"github.com/auditexport/auditexport/internal/store"
 )
 
+// DefaultWorkers is how many destinations write at the same time unless
+// Options.Workers says otherwise. Most of an attempt is waiting (for S3,
+// for a shared commit), so with many small destinations the workers are
+// what overlaps those waits; the store batches their writes.
+const DefaultWorkers = 32
+
 // Options tune the delivery loop.
 type Options struct {
 	// Workers bounds how many destinations write at the same time.
@@ -89,6 +95,9 @@ type Deliverer struct {
 	// detached counts loops stopped without waiting and lease releases in
 	// progress; Run waits for them before it returns.
 	detached sync.WaitGroup
+	// lagAt is when the lag gauges were last refreshed, on the machine's
+	// clock (reconcile's goroutine only).
+	lagAt time.Time
 }
 
 type loop struct {
@@ -101,7 +110,7 @@ type loop struct {
 // New returns a Deliverer. sinks opens the bucket of a destination's target.
 func New(s store.Store, sinks func(s3sink.Target) Sink, m *metrics.Metrics, log hclog.Logger, opts Options) *Deliverer {
 	if opts.Workers <= 0 {
-		opts.Workers = 4
+		opts.Workers = DefaultWorkers
 	}
 	if opts.RetryInitial <= 0 {
 		opts.RetryInitial = time.Second
@@ -362,7 +371,19 @@ func (d *Deliverer) deliverWindow(ctx context.Context, t *target, windowEnd time
 	}
 }
 
+// preparer is a Sink that can resolve its credentials ahead of a write.
+type preparer interface {
+	Prepare(ctx context.Context) error
+}
+
 func (d *Deliverer) attempt(parent context.Context, t *target, windowEnd time.Time) error {
+	// Credentials first, outside the worker pool: a role waiting for
+	// STS (paced at a cold start, or slow) holds no worker.
+	if p, ok := t.sink.(preparer); ok {
+		if err := p.Prepare(parent); err != nil {
+			return err
+		}
+	}
 	select {
 	case d.sem <- struct{}{}:
 	case <-parent.Done():

@@ -20,12 +20,16 @@ func (d *Deliverer) fail(ctx context.Context, t *target, err error) {
 	}
 }
 
-// succeed records a successful attempt (which may have had nothing to send).
+// succeed records a successful attempt (which may have had nothing to
+// send). A delivery's commit has already recorded it (last delivery,
+// error cleared), and the status shows it as the last attempt too, so
+// only an attempt with nothing to send costs a store write of its own.
 func (d *Deliverer) succeed(ctx context.Context, t *target, events int64) {
-	d.recordAttempt(ctx, t, store.Attempt{At: d.now(), Fence: t.fence})
 	if events > 0 {
 		d.log.Info("delivered", "tenant", t.tenant.Name, "destination", t.dest.ID, "events", events)
+		return
 	}
+	d.recordAttempt(ctx, t, store.Attempt{At: d.now(), Fence: t.fence})
 }
 
 // recordAttempt saves an attempt's outcome in one store call, so that it
@@ -55,23 +59,53 @@ func (d *Deliverer) states() []metrics.DestinationState {
 	return states
 }
 
-// updateLag refreshes the lag gauges of every destination.
+// lagEvery is how often the lag gauges are refreshed. Each refresh reads
+// the head of every tenant and the oldest undelivered event of every
+// destination that is behind: with 10,000 destinations that is tens of
+// thousands of reads, too many for every reconcile.
+const lagEvery = time.Minute
+
+// updateLag refreshes the lag gauges of every destination, at most every
+// lagEvery. Tenants are read in one query and each tenant's head once.
 func (d *Deliverer) updateLag(ctx context.Context, dests []store.Destination) {
 	if d.metrics == nil {
 		return
 	}
+	at := time.Now()
+	if at.Sub(d.lagAt) < lagEvery {
+		return
+	}
+	d.lagAt = at
+	tenants, err := d.store.ListTenants(ctx)
+	if err != nil {
+		d.log.Warn("computing lag", "error", err)
+		return
+	}
+	names := make(map[int64]string, len(tenants))
+	for _, t := range tenants {
+		names[t.ID] = t.Name
+	}
+	heads := map[int64]int64{}
 	now := d.now()
 	for _, dest := range dests {
-		tenant, err := d.store.TenantByID(ctx, dest.TenantID)
-		if err != nil {
+		name, ok := names[dest.TenantID]
+		if !ok {
 			continue
 		}
-		events, seconds, err := destination.Lag(ctx, d.store, dest, now)
+		head, ok := heads[dest.TenantID]
+		if !ok {
+			if head, err = d.store.Head(ctx, dest.TenantID); err != nil {
+				d.log.Warn("computing lag", "destination", dest.ID, "error", err)
+				continue
+			}
+			heads[dest.TenantID] = head
+		}
+		events, seconds, err := destination.LagFrom(ctx, d.store, dest, head, now)
 		if err != nil {
 			d.log.Warn("computing lag", "destination", dest.ID, "error", err)
 			continue
 		}
-		d.metrics.LagEvents.WithLabelValues(tenant.Name, dest.ID).Set(float64(events))
-		d.metrics.LagSeconds.WithLabelValues(tenant.Name, dest.ID).Set(float64(seconds))
+		d.metrics.LagEvents.WithLabelValues(name, dest.ID).Set(float64(events))
+		d.metrics.LagSeconds.WithLabelValues(name, dest.ID).Set(float64(seconds))
 	}
 }

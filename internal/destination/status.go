@@ -22,7 +22,7 @@ func Status(ctx context.Context, s store.Store, dest store.Destination, st store
 	return api.DestinationStatus{
 		State:            stateOf(st, spec, failingAfter, now),
 		LastDeliveryAt:   timePtr(st.LastDeliveryAt),
-		LastAttemptAt:    timePtr(st.LastAttemptAt),
+		LastAttemptAt:    timePtr(lastAttempt(st)),
 		LastError:        st.LastError,
 		FailingSince:     timePtr(st.FailingSince),
 		Cursor:           dest.Cursor,
@@ -42,6 +42,12 @@ func Lag(ctx context.Context, s store.Store, dest store.Destination, now time.Ti
 	if err != nil {
 		return 0, 0, err
 	}
+	return LagFrom(ctx, s, dest, head, now)
+}
+
+// LagFrom is Lag with the tenant's head already read, for a caller that
+// computes the lag of many destinations of one tenant.
+func LagFrom(ctx context.Context, s store.Store, dest store.Destination, head int64, now time.Time) (events, seconds int64, err error) {
 	events = max(head-dest.Cursor, 0)
 	if events == 0 {
 		return 0, 0, nil
@@ -110,6 +116,16 @@ func States(ctx context.Context, s store.Store, failingAfter time.Duration, now 
 		})
 	}
 	return out, nil
+}
+
+// lastAttempt is the later of the last recorded attempt and the last
+// delivery: delivery records a successful delivery in its commit alone,
+// which is an attempt as well.
+func lastAttempt(st store.Status) time.Time {
+	if st.LastDeliveryAt.After(st.LastAttemptAt) {
+		return st.LastDeliveryAt
+	}
+	return st.LastAttemptAt
 }
 
 func timePtr(t time.Time) *time.Time {

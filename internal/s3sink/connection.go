@@ -33,7 +33,7 @@ type TestResult struct {
 // failure is an *Error that names the failing call and the fix; a denied
 // abort or delete, which do not stop delivery, are warnings.
 func (p *Principal) Test(ctx context.Context, t Target) (TestResult, error) {
-	w := p.Writer(t)
+	w := p.testWriter(t)
 	if err := w.assumeRole(ctx, p.opts.AssumeRoleRetry); err != nil {
 		return TestResult{}, err
 	}
@@ -133,7 +133,7 @@ func (w *Writer) checkRegion(ctx context.Context) error {
 // (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html).
 // s3:GetBucketLocation is not needed for this, and is not granted.
 func (w *Writer) bucketRegion(ctx context.Context) (string, error) {
-	out, err := w.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(w.t.Bucket)})
+	out, err := w.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(w.t.Bucket)}, w.callOpts...)
 	if err == nil {
 		return aws.ToString(out.BucketRegion), nil
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/time/rate"
 )
 
 // RoleSessionName is the session name of every assumed role session, so that
@@ -60,7 +61,26 @@ type Options struct {
 	// that could not be aborted, and the AWS SDK's own log lines. Nil means
 	// no logging.
 	Logger hclog.Logger
+	// AssumeRoleRate caps the AssumeRole calls of delivery, across all
+	// roles, per second (burst: one second's worth); 0 means
+	// DefaultAssumeRoleRate. Each role is assumed once per session and its
+	// credentials shared by every destination that uses it, so the cap
+	// matters at a cold start, when every role is assumed at once. The
+	// connection test is not paced.
+	AssumeRoleRate float64
 }
+
+// DefaultAssumeRoleRate is the AssumeRole calls per second delivery makes at
+// most: at a cold start with 10,000 roles every role is assumed within
+// about two minutes, while STS keeps most of the account's request quota
+// for everyone else.
+const DefaultAssumeRoleRate = 100
+
+// refreshAhead is how long before its expiry a role session is renewed:
+// between half of it and all of it (jittered), so that the sessions
+// assumed together at a cold start are not renewed together an hour later,
+// and a slow STS has minutes to answer before anything is delayed.
+const refreshAhead = 5 * time.Minute
 
 // Principal is the delivery principal: it assumes customers' roles and
 // builds a Writer per destination.
@@ -68,10 +88,20 @@ type Principal struct {
 	opts Options
 	cfg  aws.Config
 	sts  *sts.Client
+	// pace is the token bucket of delivery's AssumeRole calls.
+	pace *rate.Limiter
 
 	mu  sync.Mutex
 	arn string
+	// roles caches one credentials provider per (role, external id), and
+	// clients one S3 client per region; the Writers share them. Both grow
+	// with the distinct roles and regions of the destinations, not with
+	// the destinations: a few hundred bytes per role.
+	roles   map[roleKey]*aws.CredentialsCache
+	clients map[string]*s3.Client
 }
+
+type roleKey struct{ arn, externalID string }
 
 // NewPrincipal loads the principal's AWS configuration.
 func NewPrincipal(ctx context.Context, opts Options) (*Principal, error) {
@@ -102,7 +132,14 @@ func NewPrincipal(ctx context.Context, opts Options) (*Principal, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	p := &Principal{opts: opts, cfg: cfg, arn: opts.PrincipalARN}
+	if opts.AssumeRoleRate <= 0 {
+		opts.AssumeRoleRate = DefaultAssumeRoleRate
+	}
+	p := &Principal{
+		opts: opts, cfg: cfg, arn: opts.PrincipalARN,
+		pace:  rate.NewLimiter(rate.Limit(opts.AssumeRoleRate), max(1, int(opts.AssumeRoleRate))),
+		roles: map[roleKey]*aws.CredentialsCache{}, clients: map[string]*s3.Client{},
+	}
 	p.sts = sts.NewFromConfig(cfg, func(o *sts.Options) {
 		if opts.STSEndpoint != "" {
 			o.BaseEndpoint = aws.String(opts.STSEndpoint)
@@ -127,47 +164,128 @@ func (p *Principal) ARN(ctx context.Context) (string, error) {
 	return p.arn, nil
 }
 
-// Writer returns a Writer for t. Credentials are resolved lazily, on the
-// first request, and refreshed before they expire.
+// Writer returns the Writer delivery uses for t. Credentials are resolved
+// lazily, on the first request (or Prepare), and renewed ahead of their
+// expiry. Writers of the same role and external id share one session, and
+// Writers of the same region one S3 client, so a Writer costs little more
+// than its Target.
 func (p *Principal) Writer(t Target) *Writer {
-	cfg := p.cfg.Copy()
-	if t.Region != "" {
-		cfg.Region = t.Region
-	}
+	var creds aws.CredentialsProvider
 	switch {
 	case t.AccessKeyID != "":
-		cfg.Credentials = credentials.NewStaticCredentialsProvider(t.AccessKeyID, t.SecretAccessKey, "")
+		creds = credentials.NewStaticCredentialsProvider(t.AccessKeyID, t.SecretAccessKey, "")
 	case t.RoleARN != "":
-		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(p.sts, t.RoleARN,
-			func(o *stscreds.AssumeRoleOptions) {
-				o.RoleSessionName = RoleSessionName
-				if t.ExternalID != "" {
-					o.ExternalID = aws.String(t.ExternalID)
-				}
-			}))
+		creds = p.roleCredentials(t.RoleARN, t.ExternalID)
 	}
-	// Without a role or keys the principal writes with its own credentials,
-	// granted by the customer's bucket policy.
-	//
-	// The SDK's default retryer (standard mode) is kept: it backs off with
-	// jitter and retries 5xx, SlowDown and throttling errors. The default
-	// request checksum (CRC32, sent as a header over plain HTTP) is kept
-	// too: moto accepts it and AWS verifies it.
+	return p.newWriter(t, creds)
+}
+
+// testWriter returns a Writer for the connection test: it assumes the role
+// afresh, unpaced, so that the test proves the trust policy as it is now
+// rather than reusing a session delivery assumed earlier.
+func (p *Principal) testWriter(t Target) *Writer {
+	var creds aws.CredentialsProvider
+	switch {
+	case t.AccessKeyID != "":
+		creds = credentials.NewStaticCredentialsProvider(t.AccessKeyID, t.SecretAccessKey, "")
+	case t.RoleARN != "":
+		creds = aws.NewCredentialsCache(p.assumeRoleProvider(t.RoleARN, t.ExternalID))
+	}
+	return p.newWriter(t, creds)
+}
+
+// newWriter builds a Writer of t signing with creds, or with the
+// principal's own credentials when creds is nil: without a role or keys the
+// principal writes, granted by the customer's bucket policy.
+func (p *Principal) newWriter(t Target, creds aws.CredentialsProvider) *Writer {
+	region := p.cfg.Region
+	if t.Region != "" {
+		region = t.Region
+	}
 	owner := t.BucketOwner()
-	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
-		o.UsePathStyle = p.opts.UsePathStyle
-		if p.opts.S3Endpoint != "" {
-			o.BaseEndpoint = aws.String(p.opts.S3Endpoint)
-		}
-		if owner != "" {
-			o.APIOptions = append(o.APIOptions, expectBucketOwner(owner))
-		}
-	})
+	// The options every call of the Writer is made with: its credentials
+	// and its bucket owner on the region's shared client.
+	var callOpts []func(*s3.Options)
+	if creds != nil {
+		callOpts = append(callOpts, func(o *s3.Options) { o.Credentials = creds })
+	} else {
+		creds = p.cfg.Credentials
+	}
+	if owner != "" {
+		callOpts = append(callOpts, func(o *s3.Options) { o.APIOptions = append(o.APIOptions, expectBucketOwner(owner)) })
+	}
 	log := p.opts.Logger.With("bucket", t.Bucket)
 	if t.Destination != "" {
 		log = log.With("destination", t.Destination)
 	}
-	return &Writer{p: p, t: t, region: cfg.Region, owner: owner, creds: cfg.Credentials, client: client, log: log}
+	return &Writer{p: p, t: t, region: region, owner: owner, creds: creds, client: p.regionClient(region), callOpts: callOpts, log: log}
+}
+
+// regionClient returns the S3 client of region, shared by every Writer of
+// the region (and so is its connection pool).
+//
+// The SDK's default retryer (standard mode) is kept: it backs off with
+// jitter and retries 5xx, SlowDown and throttling errors. The default
+// request checksum (CRC32, sent as a header over plain HTTP) is kept too:
+// moto accepts it and AWS verifies it.
+func (p *Principal) regionClient(region string) *s3.Client {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.clients[region]; ok {
+		return c
+	}
+	cfg := p.cfg.Copy()
+	cfg.Region = region
+	c := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.UsePathStyle = p.opts.UsePathStyle
+		if p.opts.S3Endpoint != "" {
+			o.BaseEndpoint = aws.String(p.opts.S3Endpoint)
+		}
+	})
+	p.clients[region] = c
+	return c
+}
+
+// roleCredentials returns the shared, paced session of a role and external
+// id. A failed AssumeRole is not cached: the next request tries again.
+func (p *Principal) roleCredentials(roleARN, externalID string) *aws.CredentialsCache {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := roleKey{roleARN, externalID}
+	if c, ok := p.roles[k]; ok {
+		return c
+	}
+	c := aws.NewCredentialsCache(pacedProvider{pace: p.pace, next: p.assumeRoleProvider(roleARN, externalID)},
+		func(o *aws.CredentialsCacheOptions) {
+			o.ExpiryWindow = refreshAhead
+			o.ExpiryWindowJitterFrac = 0.5
+		})
+	p.roles[k] = c
+	return c
+}
+
+func (p *Principal) assumeRoleProvider(roleARN, externalID string) *stscreds.AssumeRoleProvider {
+	return stscreds.NewAssumeRoleProvider(p.sts, roleARN, func(o *stscreds.AssumeRoleOptions) {
+		o.RoleSessionName = RoleSessionName
+		if externalID != "" {
+			o.ExternalID = aws.String(externalID)
+		}
+	})
+}
+
+// pacedProvider waits for the principal's token bucket before each
+// AssumeRole, so that a cold start assumes its roles at a steady rate
+// instead of a burst STS would throttle.
+type pacedProvider struct {
+	pace *rate.Limiter
+	next aws.CredentialsProvider
+}
+
+func (p pacedProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	if err := p.pace.Wait(ctx); err != nil {
+		return aws.Credentials{}, err
+	}
+	return p.next.Retrieve(ctx)
 }
 
 // expectBucketOwner adds x-amz-expected-bucket-owner to every request of

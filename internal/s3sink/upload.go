@@ -186,7 +186,7 @@ func (u *Upload) abort() error {
 	ctx := context.WithoutCancel(u.ctx)
 	_, err := u.w.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 		Bucket: aws.String(u.w.t.Bucket), Key: aws.String(u.key), UploadId: id,
-	})
+	}, u.w.callOpts...)
 	if err == nil {
 		return nil
 	}
@@ -226,7 +226,7 @@ func (u *Upload) sendPart() error {
 		Bucket: aws.String(u.w.t.Bucket), Key: aws.String(u.key), UploadId: u.uploadID,
 		PartNumber: aws.Int32(num), Body: bytes.NewReader(u.buf),
 		ContentLength: aws.Int64(int64(len(u.buf))), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
-	})
+	}, u.w.callOpts...)
 	if err != nil {
 		return u.w.fail(u.ctx, "UploadPart", err)
 	}
@@ -245,7 +245,7 @@ func (u *Upload) create() error {
 		ServerSideEncryption: put.ServerSideEncryption, SSEKMSKeyId: put.SSEKMSKeyId,
 		BucketKeyEnabled: put.BucketKeyEnabled, ACL: put.ACL, StorageClass: put.StorageClass,
 		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
-	})
+	}, u.w.callOpts...)
 	if err != nil {
 		return u.w.fail(u.ctx, "CreateMultipartUpload", err)
 	}
@@ -258,7 +258,7 @@ func (u *Upload) complete() (PutResult, error) {
 		Bucket: aws.String(u.w.t.Bucket), Key: aws.String(u.key), UploadId: u.uploadID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: u.parts},
 		IfNoneMatch:     aws.String("*"),
-	})
+	}, u.w.callOpts...)
 	if err == nil {
 		u.uploadID = nil
 		return PutResult{}, nil

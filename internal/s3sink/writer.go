@@ -94,7 +94,24 @@ type Writer struct {
 	owner  string
 	creds  aws.CredentialsProvider
 	client *s3.Client
-	log    hclog.Logger
+	// callOpts are passed to every call on the shared client: the
+	// Writer's credentials and expected bucket owner.
+	callOpts []func(*s3.Options)
+	log      hclog.Logger
+}
+
+// Prepare resolves the Writer's credentials: the role session, assumed
+// (paced) unless one is cached and fresh. Delivery calls it before it
+// takes a worker, so that waiting for STS never holds a worker another
+// destination could use. Errors are *Error naming AssumeRole.
+func (w *Writer) Prepare(ctx context.Context) error {
+	if w.t.RoleARN == "" || w.t.AccessKeyID != "" || w.creds == nil {
+		return nil
+	}
+	if _, err := w.creds.Retrieve(ctx); err != nil {
+		return w.fail(ctx, "AssumeRole", err)
+	}
+	return nil
 }
 
 // PutMeta is the metadata of an object.
@@ -118,7 +135,7 @@ func (w *Writer) Put(ctx context.Context, key string, body io.ReadSeeker, size i
 	if err != nil {
 		return PutResult{}, err
 	}
-	if _, err := w.client.PutObject(ctx, in); err != nil {
+	if _, err := w.client.PutObject(ctx, in, w.callOpts...); err != nil {
 		if preconditionFailed(err) {
 			return PutResult{AlreadyExists: true}, nil
 		}
@@ -175,7 +192,7 @@ func (w *Writer) delete(ctx context.Context, key string) error {
 	_, err := w.client.DeleteObject(ctx, &s3.DeleteObjectInput{
 		Bucket: aws.String(w.t.Bucket),
 		Key:    aws.String(key),
-	})
+	}, w.callOpts...)
 	if err != nil {
 		return w.fail(ctx, "DeleteObject", err)
 	}

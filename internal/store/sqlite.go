@@ -38,6 +38,9 @@ type SQLite struct {
 	insertEvent *appendStmts
 
 	ckpt *checkpointer
+	// writes runs every write transaction on the writer connection,
+	// batching those that wait at the same moment into one commit.
+	writes *writeBatcher
 
 	// clock stamps created, updated and received times: Config.Now, or
 	// the system clock when nil.
@@ -109,6 +112,7 @@ func openSQLite(ctx context.Context, path string) (*SQLite, error) {
 	}
 	ckptDB.SetMaxOpenConns(1)
 	s.ckpt = startCheckpointer(ckptDB)
+	s.writes = startWriteBatcher(s.writer, s.ckpt.notify)
 	return s, nil
 }
 
@@ -143,6 +147,9 @@ func dsn(path string, readOnly bool) string {
 // Close closes both connection pools.
 func (s *SQLite) Close() error {
 	var errs []error
+	if s.writes != nil {
+		s.writes.close()
+	}
 	if s.ckpt != nil {
 		errs = append(errs, s.ckpt.close())
 	}
@@ -159,20 +166,23 @@ func (s *SQLite) Close() error {
 }
 
 // write runs fn in a write transaction and commits it when fn returns nil.
+// Writes waiting at the same moment share a transaction and its fsync (see
+// writeBatcher); fn runs in a savepoint of its own, so its failure rolls
+// back its work alone.
 func (s *SQLite) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.writer.BeginTx(ctx, nil)
-	if err != nil {
-		return err
+	if s.writes == nil {
+		// Migrations and prepared statements, before the batcher starts.
+		tx, err := s.writer.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(tx); err != nil {
+			tx.Rollback()
+			return err
+		}
+		return tx.Commit()
 	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	s.ckpt.notify()
-	return nil
+	return s.writes.write(ctx, fn)
 }
 
 // isUnique reports whether err is a UNIQUE or PRIMARY KEY violation.
