@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -111,11 +112,42 @@ func (c *Client) GetDestination(ctx context.Context, id string) (Destination, er
 	return out, err
 }
 
-// ListDestinations lists the token's tenant's destinations.
+// ListDestinations lists all of the token's tenant's destinations,
+// following the pages.
 func (c *Client) ListDestinations(ctx context.Context) ([]Destination, error) {
+	var all []Destination
+	token := ""
+	for {
+		page, err := c.ListDestinationsPage(ctx, MaxListLimit, token)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page.Destinations...)
+		if page.NextPageToken == "" || page.NextPageToken == token {
+			return all, nil
+		}
+		token = page.NextPageToken
+	}
+}
+
+// ListDestinationsPage reads one page of up to limit destinations (0: the
+// agent's default), starting after the page that returned pageToken ("" for
+// the first page).
+func (c *Client) ListDestinationsPage(ctx context.Context, limit int, pageToken string) (DestinationList, error) {
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if pageToken != "" {
+		q.Set("page_token", pageToken)
+	}
+	path := "/v1/destinations"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
 	var out DestinationList
-	err := c.do(ctx, http.MethodGet, "/v1/destinations", nil, &out)
-	return out.Destinations, err
+	err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return out, err
 }
 
 // UpdateDestination replaces a destination's spec; the connection test runs first.

@@ -164,7 +164,17 @@ type DestinationStatus struct {
 	DeliveredBy string `json:"delivered_by,omitempty"`
 }
 
-// DestinationList answers GET /v1/destinations.
+// DestinationList answers GET /v1/destinations: one page of the tenant's
+// destinations, oldest first.
 type DestinationList struct {
 	Destinations []Destination `json:"destinations"`
+	// NextPageToken, when set, is the page_token of the next page; the
+	// last page has none.
+	NextPageToken string `json:"next_page_token,omitempty"`
 }
+
+// Page sizes of GET /v1/destinations (limit=).
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)

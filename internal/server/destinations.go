@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/auditexport/auditexport/internal/api"
 	"github.com/auditexport/auditexport/internal/destination"
@@ -94,8 +97,18 @@ func (s *Server) getDestination(w http.ResponseWriter, r *http.Request) {
 	s.writeDestination(w, r.Context(), http.StatusOK, tenant, dest, nil)
 }
 
+// listDestinations answers one page of the tenant's destinations, in the
+// store's order (oldest first, then by id), which stays put as
+// destinations are added: limit= is the page size (api.DefaultListLimit,
+// at most api.MaxListLimit) and page_token= the next_page_token of the
+// page before. Only the page's destinations have their status computed,
+// the costly part of a destination.
 func (s *Server) listDestinations(w http.ResponseWriter, r *http.Request) {
 	tenant, ok := s.tenantOf(w, r)
+	if !ok {
+		return
+	}
+	limit, after, ok := listParams(w, r)
 	if !ok {
 		return
 	}
@@ -104,8 +117,23 @@ func (s *Server) listDestinations(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, "listing destinations", err)
 		return
 	}
+	start := 0
+	if after != nil {
+		start = len(dests)
+		for i, d := range dests {
+			if after.before(d) {
+				start = i
+				break
+			}
+		}
+	}
+	page := dests[start:]
 	out := api.DestinationList{Destinations: []api.Destination{}}
-	for _, d := range dests {
+	if len(page) > limit {
+		page = page[:limit]
+		out.NextPageToken = pageTokenOf(page[len(page)-1])
+	}
+	for _, d := range page {
 		ad, err := s.apiDestination(r.Context(), tenant, d)
 		if errors.Is(err, store.ErrNotFound) {
 			continue // deleted since the list
@@ -117,6 +145,70 @@ func (s *Server) listDestinations(w http.ResponseWriter, r *http.Request) {
 		out.Destinations = append(out.Destinations, ad)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// pagePosition is where a page ended: its last destination's creation
+// time and id, the store's order.
+type pagePosition struct {
+	createdMs int64
+	id        string
+}
+
+// before reports whether d comes after the position.
+func (p *pagePosition) before(d store.Destination) bool {
+	c := d.CreatedAt.UnixMilli()
+	return c > p.createdMs || (c == p.createdMs && d.ID > p.id)
+}
+
+// pageTokenOf is the opaque token of the page ending with d.
+func pageTokenOf(d store.Destination) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("v1:%d:%s", d.CreatedAt.UnixMilli(), d.ID)))
+}
+
+func parsePageToken(tok string) (*pagePosition, bool) {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return nil, false
+	}
+	rest, ok := strings.CutPrefix(string(raw), "v1:")
+	if !ok {
+		return nil, false
+	}
+	ms, id, ok := strings.Cut(rest, ":")
+	if !ok || id == "" {
+		return nil, false
+	}
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return nil, false
+	}
+	return &pagePosition{createdMs: n, id: id}, true
+}
+
+// listParams reads limit= and page_token=, answering 400 naming the
+// parameter when one is wrong.
+func listParams(w http.ResponseWriter, r *http.Request) (int, *pagePosition, bool) {
+	q := r.URL.Query()
+	limit := api.DefaultListLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > api.MaxListLimit {
+			writeError(w, http.StatusBadRequest, api.Error{Code: "invalid_parameter", Field: "limit",
+				Message: fmt.Sprintf("limit: must be a number from 1 to %d, got %q", api.MaxListLimit, v)})
+			return 0, nil, false
+		}
+		limit = n
+	}
+	var after *pagePosition
+	if v := q.Get("page_token"); v != "" {
+		var ok bool
+		if after, ok = parsePageToken(v); !ok {
+			writeError(w, http.StatusBadRequest, api.Error{Code: "invalid_parameter", Field: "page_token",
+				Message: "page_token: not a token from next_page_token; start again without page_token"})
+			return 0, nil, false
+		}
+	}
+	return limit, after, true
 }
 
 func (s *Server) deleteDestination(w http.ResponseWriter, r *http.Request) {

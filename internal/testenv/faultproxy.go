@@ -93,6 +93,8 @@ type FaultProxy struct {
 	client   *http.Transport
 
 	keyLocks sync.Map // "bucket/key" → *sync.Mutex
+	holds    sync.Map // "bucket/prefix" → chan struct{}, closed on release
+	holding  atomic.Int64
 	enabled  atomic.Bool
 	writes   atomic.Int64
 	inFlight atomic.Int64
@@ -283,6 +285,41 @@ func (p *FaultProxy) refuseOwner(r *http.Request) bool {
 	return req.Refused
 }
 
+// Hold makes the proxy keep every object write whose "bucket/key" starts
+// with prefix, its body read and its connection open, without forwarding
+// it, until release is called (or the client gives up): a PUT stuck on a
+// slow connection. Released writes go on as usual.
+func (p *FaultProxy) Hold(prefix string) (release func()) {
+	ch := make(chan struct{})
+	p.holds.Store(prefix, ch)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.holds.Delete(prefix)
+			close(ch)
+		})
+	}
+}
+
+// Holding is the number of object writes being held by Hold now.
+func (p *FaultProxy) Holding() int64 { return p.holding.Load() }
+
+// hold waits while a Hold covers key.
+func (p *FaultProxy) hold(r *http.Request, key string) {
+	p.holds.Range(func(prefix, ch any) bool {
+		if !strings.HasPrefix(key, prefix.(string)) {
+			return true
+		}
+		p.holding.Add(1)
+		defer p.holding.Add(-1)
+		select {
+		case <-ch.(chan struct{}):
+		case <-r.Context().Done():
+		}
+		return false
+	})
+}
+
 // ServeHTTP injects faults into object writes and passes the rest through.
 func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.refuseOwner(r) {
@@ -304,6 +341,10 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A client that dies while it sends the body never reaches the server.
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
+		return
+	}
+	p.hold(r, key)
+	if r.Context().Err() != nil {
 		return
 	}
 	if op != OpUploadPart && r.Header.Get("If-None-Match") != "*" {
