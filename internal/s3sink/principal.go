@@ -174,6 +174,13 @@ func (p *Principal) Writer(t Target) *Writer {
 	switch {
 	case t.AccessKeyID != "":
 		creds = credentials.NewStaticCredentialsProvider(t.AccessKeyID, t.SecretAccessKey, "")
+		w := p.newWriter(t, creds)
+		// Static keys get a client of their own: the SigV4 signer caches
+		// signing keys by access key id, so on a shared client a secret
+		// corrected under the same key id would keep the wrong key until
+		// the next day. Role sessions have an access key id each.
+		w.client = p.newClient(w.region)
+		return w
 	case t.RoleARN != "":
 		creds = p.roleCredentials(t.RoleARN, t.ExternalID)
 	}
@@ -191,7 +198,12 @@ func (p *Principal) testWriter(t Target) *Writer {
 	case t.RoleARN != "":
 		creds = aws.NewCredentialsCache(p.assumeRoleProvider(t.RoleARN, t.ExternalID))
 	}
-	return p.newWriter(t, creds)
+	w := p.newWriter(t, creds)
+	// A client of its own too: the SigV4 signer caches signing keys by
+	// access key id, so on a shared client a wrong secret for a key id
+	// that signed correctly before would pass the test.
+	w.client = p.newClient(w.region)
+	return w
 }
 
 // newWriter builds a Writer of t signing with creds, or with the
@@ -234,16 +246,20 @@ func (p *Principal) regionClient(region string) *s3.Client {
 	if c, ok := p.clients[region]; ok {
 		return c
 	}
+	c := p.newClient(region)
+	p.clients[region] = c
+	return c
+}
+
+func (p *Principal) newClient(region string) *s3.Client {
 	cfg := p.cfg.Copy()
 	cfg.Region = region
-	c := s3.NewFromConfig(cfg, func(o *s3.Options) {
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
 		o.UsePathStyle = p.opts.UsePathStyle
 		if p.opts.S3Endpoint != "" {
 			o.BaseEndpoint = aws.String(p.opts.S3Endpoint)
 		}
 	})
-	p.clients[region] = c
-	return c
 }
 
 // roleCredentials returns the shared, paced session of a role and external
