@@ -414,7 +414,7 @@ func gunzip(t *testing.T, body []byte) []byte {
 // before the call it intercepts, as when an agent pauses past its lease.
 type expiringStore struct {
 	store.Store
-	clock *clocktest.Fake
+	clock  *clocktest.Fake
 	onMark bool
 }
 
