@@ -16,6 +16,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/auditexport/auditexport/internal/api"
+	"github.com/auditexport/auditexport/internal/digest"
 	"github.com/auditexport/auditexport/internal/testenv"
 )
 
@@ -64,6 +65,9 @@ func TestObjectOptions(t *testing.T) {
 	got := map[string]int{}
 	c := w.Moto.S3Client()
 	for _, key := range w.Moto.ListKeys(t, bucket, "audit/") {
+		if strings.Contains(key, digest.Folder) {
+			continue // a digest, when the test runs across an hour's end
+		}
 		if !keyTemplateRe.MatchString(key) {
 			t.Fatalf("key %q does not follow the template", key)
 		}

@@ -6,6 +6,7 @@
 //	auditexport-agent dev
 //	auditexport-agent tenant create NAME | tenant list
 //	auditexport-agent token create -tenant NAME | -scope ingest
+//	auditexport-agent signing-key list | rotate
 //
 // Every command finds its configuration the same way: -config, else
 // $AUDITEXPORT_CONFIG, else /etc/auditexport/agent.hcl if it exists, else
@@ -45,6 +46,8 @@ Usage:
       a manage token, for the tenant's Terraform provider
   auditexport-agent token create -scope ingest [-tenant NAME] [-config FILE] [-data-dir DIR]
       the platform's token for posting events (with -tenant, for that tenant only)
+  auditexport-agent signing-key list | rotate [-config FILE] [-data-dir DIR]
+      list the digest signing keys, or add a new current one
   auditexport-agent version
 
 Every command reads the config file named by -config, else by
@@ -64,6 +67,7 @@ var commandUsage = map[string]string{
 	"tenant": "auditexport-agent tenant create NAME [flags]\n  auditexport-agent tenant list [flags]\n\nAdds or lists tenants in the store of the agent the config describes.",
 	"token": "auditexport-agent token create -tenant NAME [flags]\n  auditexport-agent token create -scope ingest [-tenant NAME] [flags]\n\n" +
 		"Creates a token in the store of the agent the config describes and prints it (it is shown only once).",
+	"signing-key": signingKeyUsage,
 }
 
 func main() {
@@ -121,6 +125,8 @@ func dispatch(ctx context.Context, args []string, out io.Writer) error {
 		return runTenant(ctx, args[1:], out)
 	case "token":
 		return runToken(ctx, args[1:], out)
+	case "signing-key":
+		return runSigningKey(ctx, args[1:], out)
 	case "version", "-version", "--version":
 		fmt.Fprintln(out, "auditexport-agent", version)
 		return nil

@@ -87,6 +87,8 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		{[]string{"tenant", "create"}, []string{"config", "data-dir"}},
 		{[]string{"tenant", "list"}, []string{"config", "data-dir"}},
 		{[]string{"token", "create"}, []string{"config", "data-dir", "tenant", "scope"}},
+		{[]string{"signing-key", "list"}, []string{"config", "data-dir"}},
+		{[]string{"signing-key", "rotate"}, []string{"config", "data-dir"}},
 	}
 	flagLine := regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`)
 	for _, tt := range tests {

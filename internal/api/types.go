@@ -81,6 +81,9 @@ type Identity struct {
 	// AllowedRegions are the only regions a destination may be in; empty
 	// allows every region. The provider checks region against it at plan time.
 	AllowedRegions []string `json:"allowed_regions,omitempty"`
+	// SigningKeys are the keys that sign the hourly integrity digests, as
+	// GET /v1/signing-keys lists them, so a customer can pin them.
+	SigningKeys []SigningKey `json:"signing_keys"`
 }
 
 // DestinationSpec holds the fields a customer sets on a destination.

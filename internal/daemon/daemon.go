@@ -21,6 +21,7 @@ import (
 	"github.com/auditexport/auditexport/internal/s3sink"
 	"github.com/auditexport/auditexport/internal/secrets"
 	"github.com/auditexport/auditexport/internal/server"
+	"github.com/auditexport/auditexport/internal/signing"
 	"github.com/auditexport/auditexport/internal/store"
 )
 
@@ -69,7 +70,12 @@ func StartWith(ctx context.Context, cfg *config.Config, log hclog.Logger, versio
 		return nil, err
 	}
 	log.Info("store opened", "store", DescribeStore(cfg))
-	sealed, err := sealSecrets(ctx, cfg, st, log)
+	sealed, keys, err := sealSecrets(ctx, cfg, st, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	signer, err := signingKeys(ctx, st, keys, log)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -97,6 +103,7 @@ func StartWith(ctx context.Context, cfg *config.Config, log hclog.Logger, versio
 	dopts, sopts := deliveryOptions(cfg), serverOptions(cfg)
 	dopts.Clock, sopts.Now = clk, clk.Now
 	dopts.OCSF, dopts.MessageIDField = mapper, cfg.Ingest.MessageIDField
+	dopts.Signer = signer
 	d.deliverer = delivery.New(sealed, sinks, m, log, dopts)
 	d.api = server.New(sealed, d.committer, tester, d.deliverer, m, log, sopts)
 	return d, nil
@@ -106,22 +113,37 @@ func StartWith(ctx context.Context, cfg *config.Config, log hclog.Logger, versio
 // stored secret under it (sealing plaintext ones, re-sealing those of a
 // previous key) and returns the store the API and delivery use: it seals
 // secrets as they are stored and opens them as they are read.
-func sealSecrets(ctx context.Context, cfg *config.Config, st store.Store, log hclog.Logger) (store.Store, error) {
+func sealSecrets(ctx context.Context, cfg *config.Config, st store.Store, log hclog.Logger) (store.Store, *secrets.Keyring, error) {
 	keys, generated, err := secrets.FromConfig(ctx, cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if generated != "" {
 		log.Warn("generated the key that seals destination secrets in the store; back it up apart from the database, or better keep it outside the data directory (secrets.key_file, key_env or kms_key_arn)", "path", generated)
 	}
 	n, err := secrets.Reseal(ctx, st, keys)
 	if err != nil {
-		return nil, fmt.Errorf("secrets: %w", err)
+		return nil, nil, fmt.Errorf("secrets: %w", err)
 	}
 	if n > 0 {
 		log.Info("sealed destination secrets with the current key", "destinations", n, "key", keys.CurrentID())
 	}
-	return secrets.WrapStore(st, keys), nil
+	return secrets.WrapStore(st, keys), keys, nil
+}
+
+// signingKeys makes the digest signing key on the first start (agents
+// sharing a store make one between them) and returns the keys delivery
+// signs digests with. The private keys are sealed with the secrets keyring.
+func signingKeys(ctx context.Context, st store.Store, keys *secrets.Keyring, log hclog.Logger) (*signing.Keys, error) {
+	signer := signing.New(st, keys)
+	cur, made, err := signer.Ensure(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("digest signing key: %w", err)
+	}
+	if made {
+		log.Info("made the digest signing key; its public half is published at GET /v1/signing-keys", "key_id", cur.KeyID)
+	}
+	return signer, nil
 }
 
 func principalOptions(cfg *config.Config) s3sink.Options {

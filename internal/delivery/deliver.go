@@ -65,6 +65,37 @@ type planPart struct {
 	Done     bool   `json:"done,omitempty"`
 	SHA256   string `json:"sha256,omitempty"`
 	Bytes    int64  `json:"bytes,omitempty"`
+	// OldestMs and NewestMs bound the part's event times (Unix ms), for
+	// the delivery log and the digests.
+	OldestMs int64 `json:"oldest_ms,omitempty"`
+	NewestMs int64 `json:"newest_ms,omitempty"`
+}
+
+// seen widens the part's event time bounds to include ms.
+func (p *planPart) seen(ms int64) {
+	if p.Count == 0 || ms < p.OldestMs {
+		p.OldestMs = ms
+	}
+	if p.Count == 0 || ms > p.NewestMs {
+		p.NewestMs = ms
+	}
+}
+
+// logged is the part as the delivery log records it.
+func (p planPart) logged() store.LoggedObject {
+	return store.LoggedObject{
+		Key: p.Key, SHA256: p.SHA256, Size: p.Bytes, Events: p.Count, FirstSeq: p.FirstSeq, LastSeq: p.LastSeq,
+		OldestEventTime: msTime(p.OldestMs), NewestEventTime: msTime(p.NewestMs),
+	}
+}
+
+// msTime is a Unix millisecond time, zero for 0 (a part recorded before
+// parts kept their event times).
+func msTime(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
 }
 
 // target is what one delivery attempt needs to know about a destination.
@@ -196,11 +227,13 @@ func (d *Deliverer) writeGroup(ctx context.Context, a *attemptState, gi int) err
 	return nil
 }
 
-// count adds a written object to what the plan's commit records.
+// count adds a written object to what the plan's commit records, and to
+// the delivery log in the order written.
 func (a *attemptState) count(p planPart) {
 	a.done.Events += p.Count
 	a.done.Objects++
 	a.done.Bytes += p.Bytes
+	a.done.Log = append(a.done.Log, p.logged())
 }
 
 // errPartFull stops a scan when the object reached max_object_bytes.
@@ -225,6 +258,7 @@ func (d *Deliverer) newPart(ctx context.Context, a *attemptState, gi int, from i
 		if err := obj.enc.Write(ev); err != nil {
 			return err
 		}
+		p.seen(ev.TimeMs)
 		p.LastSeq, p.Count = ev.Seq, p.Count+1
 		if obj.up.Written() >= limit {
 			return errPartFull

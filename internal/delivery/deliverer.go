@@ -66,6 +66,13 @@ type Options struct {
 	// renewed (DefaultLeaseRenew). Used only with a shared store.
 	LeaseTTL   time.Duration
 	LeaseRenew time.Duration
+	// Signer signs the hourly integrity digests (see digests.go); nil
+	// writes none.
+	Signer Signer
+	// LogRetention is how long the delivery log and the saved digests are
+	// kept once a written digest covers them (store.DefaultLogRetention
+	// when 0).
+	LogRetention time.Duration
 }
 
 // Deliverer runs one loop per enabled destination.
@@ -306,7 +313,7 @@ func (d *Deliverer) runLoop(ctx, hard context.Context, dest store.Destination, s
 		windowEnd = sched.Next(d.now())
 	}
 	for {
-		if !d.sleepUntil(ctx, windowEnd) {
+		if !d.sleepWritingDigests(ctx, t, windowEnd) {
 			return
 		}
 		if !d.deliverWindow(ctx, t, windowEnd) {

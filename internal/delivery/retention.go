@@ -17,6 +17,7 @@ const sweepBatch = 10000
 // a tenant without any destination expire undelivered after the retention;
 // they are counted in auditexport_events_expired_undelivered_total.
 func (d *Deliverer) sweep(ctx context.Context) {
+	d.pruneDeliveryLog(ctx)
 	if d.opts.Retention <= 0 {
 		return
 	}

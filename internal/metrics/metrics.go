@@ -23,6 +23,8 @@ type Metrics struct {
 	ObjectsDelivered *prometheus.CounterVec // tenant, destination
 	BytesDelivered   *prometheus.CounterVec // tenant, destination
 	DeliveryFailures *prometheus.CounterVec // tenant, destination, call
+	DigestsWritten   *prometheus.CounterVec // tenant, destination
+	DigestsFailed    *prometheus.CounterVec // tenant, destination
 	LagEvents        *prometheus.GaugeVec   // tenant, destination
 	LagSeconds       *prometheus.GaugeVec   // tenant, destination
 	EventsExpired    *prometheus.CounterVec // tenant
@@ -66,6 +68,12 @@ func New() *Metrics {
 		DeliveryFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "auditexport_delivery_failures_total", Help: "Failed delivery attempts, by destination.",
 		}, dest),
+		DigestsWritten: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditexport_digests_written_total", Help: "Hourly integrity digests written to the bucket, by destination.",
+		}, dest),
+		DigestsFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditexport_digest_failures_total", Help: "Passes that failed to write a due digest (retried at the next pass), by destination.",
+		}, dest),
 		LagEvents: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "auditexport_destination_lag_events", Help: "Events stored but not yet delivered.",
 		}, dest),
@@ -94,7 +102,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.EventsIngested, m.EventsDuplicate, m.IngestRejected, m.CommitBatches,
 		m.EventsDelivered, m.ObjectsDelivered, m.BytesDelivered, m.DeliveryFailures,
-		m.LagEvents, m.LagSeconds, m.EventsExpired, m.AuthFailures,
+		m.DigestsWritten, m.DigestsFailed, m.LagEvents, m.LagSeconds, m.EventsExpired, m.AuthFailures,
 		m.LeasesHeld, m.LeaseHandovers, m.LeaseLosses, m.states,
 	)
 	return m
@@ -102,7 +110,8 @@ func New() *Metrics {
 
 // ForgetDestination drops a deleted destination's series.
 func (m *Metrics) ForgetDestination(tenant, id string) {
-	for _, v := range []*prometheus.CounterVec{m.EventsDelivered, m.ObjectsDelivered, m.BytesDelivered, m.DeliveryFailures} {
+	for _, v := range []*prometheus.CounterVec{m.EventsDelivered, m.ObjectsDelivered, m.BytesDelivered, m.DeliveryFailures,
+		m.DigestsWritten, m.DigestsFailed} {
 		v.DeleteLabelValues(tenant, id)
 	}
 	for _, v := range []*prometheus.GaugeVec{m.LagEvents, m.LagSeconds} {

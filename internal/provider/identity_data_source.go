@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
@@ -23,14 +24,36 @@ type identityDataSource struct {
 }
 
 // identityModel is the state of auditexport_identity.
-//
-// The public half of the agent's digest-signing key (DESIGN.md,
-// "Integrity digests") will be published here, as signing_public_key, once the agent's
-// GET /v1/identity returns it.
 type identityModel struct {
-	Tenant       types.String `tfsdk:"tenant"`
-	ExternalID   types.String `tfsdk:"external_id"`
-	PrincipalARN types.String `tfsdk:"principal_arn"`
+	Tenant       types.String      `tfsdk:"tenant"`
+	ExternalID   types.String      `tfsdk:"external_id"`
+	PrincipalARN types.String      `tfsdk:"principal_arn"`
+	SigningKeys  []signingKeyModel `tfsdk:"signing_keys"`
+}
+
+// signingKeyModel is one of the agent's published digest signing keys.
+type signingKeyModel struct {
+	KeyID     types.String `tfsdk:"key_id"`
+	Algorithm types.String `tfsdk:"algorithm"`
+	PublicKey types.String `tfsdk:"public_key"`
+	NotBefore types.String `tfsdk:"not_before"`
+	NotAfter  types.String `tfsdk:"not_after"`
+}
+
+func signingKeyModels(keys []api.SigningKey) []signingKeyModel {
+	out := make([]signingKeyModel, 0, len(keys))
+	for _, k := range keys {
+		m := signingKeyModel{
+			KeyID: types.StringValue(k.KeyID), Algorithm: types.StringValue(k.Algorithm),
+			PublicKey: types.StringValue(k.PublicKey), NotBefore: types.StringValue(k.NotBefore.UTC().Format(time.RFC3339)),
+			NotAfter: types.StringNull(),
+		}
+		if k.NotAfter != nil {
+			m.NotAfter = types.StringValue(k.NotAfter.UTC().Format(time.RFC3339))
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 func (d *identityDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
@@ -40,7 +63,7 @@ func (d *identityDataSource) Metadata(_ context.Context, req datasource.Metadata
 func (d *identityDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
 	resp.Schema = schema.Schema{
 		Description: "Reads who delivers your tenant's audit events: the platform's delivery principal and your " +
-			"tenant's external id. Both are known before any destination exists, so the role that trusts them " +
+			"tenant's external id, and the keys that sign the hourly integrity digests. The first two are known before any destination exists, so the role that trusts them " +
 			"can be created in the same apply as the `auditexport_s3_destination` that uses it, without a " +
 			"dependency cycle. `auditexport_trust_policy` reads the same values when its inputs are left unset.",
 		Attributes: map[string]schema.Attribute{
@@ -61,6 +84,39 @@ func (d *identityDataSource) Schema(_ context.Context, _ datasource.SchemaReques
 					"that a bucket policy grants directly), such as `arn:aws:iam::123456789012:role/auditexport`.",
 				Computed: true,
 			},
+			"signing_keys": schema.ListNestedAttribute{
+				Description: "The keys that sign the hourly integrity digests the agent writes under " +
+					"`{prefix}/_auditexport/digests/`, oldest first, as `GET /v1/signing-keys` publishes them. A " +
+					"rotated key stays in the list with its `not_after`, so older digests still verify. Pin them " +
+					"(for example in the configuration of `auditexport-agent verify` or of your own checker) to " +
+					"notice a key you did not expect.",
+				Computed: true,
+				NestedObject: schema.NestedAttributeObject{
+					Attributes: map[string]schema.Attribute{
+						"key_id": schema.StringAttribute{
+							Description: "The key's id, the first 16 hex digits of the SHA-256 of the public key: " +
+								"each digest names the key that signed it.",
+							Computed: true,
+						},
+						"algorithm": schema.StringAttribute{
+							Description: "The signature algorithm, `Ed25519`.",
+							Computed:    true,
+						},
+						"public_key": schema.StringAttribute{
+							Description: "The 32-byte Ed25519 public key, base64 (standard, padded).",
+							Computed:    true,
+						},
+						"not_before": schema.StringAttribute{
+							Description: "Start of the key's validity (RFC 3339, UTC): digests it signs were created at or after it.",
+							Computed:    true,
+						},
+						"not_after": schema.StringAttribute{
+							Description: "End of the key's validity (RFC 3339, UTC), when it was rotated out; null for the current key.",
+							Computed:    true,
+						},
+					},
+				},
+			},
 		},
 	}
 }
@@ -78,6 +134,7 @@ func (d *identityDataSource) Read(ctx context.Context, _ datasource.ReadRequest,
 		Tenant:       types.StringValue(id.Tenant),
 		ExternalID:   types.StringValue(id.ExternalID),
 		PrincipalARN: types.StringValue(id.PrincipalARN),
+		SigningKeys:  signingKeyModels(id.SigningKeys),
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }

@@ -100,6 +100,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("POST /v1/tenants/{tenant}/events", s.withToken(api.ScopeIngest, s.postEvents))
 	mux.HandleFunc("GET /v1/identity", s.withToken(api.ScopeManage, s.identity))
+	mux.HandleFunc("GET /v1/signing-keys", s.signingKeys)
+	mux.HandleFunc("GET /v1/destinations/{id}/objects", s.withToken(api.ScopeManage, s.listObjects))
 	mux.HandleFunc("POST /v1/destinations", s.withToken(api.ScopeManage, s.createDestination))
 	mux.HandleFunc("GET /v1/destinations", s.withToken(api.ScopeManage, s.listDestinations))
 	mux.HandleFunc("GET /v1/destinations/{id}", s.withToken(api.ScopeManage, s.getDestination))
@@ -249,7 +251,13 @@ func (s *Server) identity(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, api.Error{Code: "principal_unknown", Message: "the agent cannot tell its delivery principal: " + err.Error() + " (operator: set aws.principal_arn or give the agent AWS credentials)"})
 		return
 	}
-	writeJSON(w, http.StatusOK, api.Identity{Tenant: tenant.Name, ExternalID: tenant.ExternalID, PrincipalARN: arn, AllowedRegions: s.opts.AllowedRegions})
+	keys, err := s.publishedKeys(r.Context())
+	if err != nil {
+		s.internalError(w, "signing keys lookup", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.Identity{Tenant: tenant.Name, ExternalID: tenant.ExternalID, PrincipalARN: arn,
+		AllowedRegions: s.opts.AllowedRegions, SigningKeys: apiKeys(keys)})
 }
 
 // unavailableRetryAfter is the Retry-After, in seconds, of a 503 for a store

@@ -27,7 +27,12 @@ func (s *SQLite) CreateDestination(ctx context.Context, d Destination) (Destinat
 			return err
 		}
 		// Every destination has a lease row, free until claimed.
-		_, err = tx.ExecContext(ctx, `INSERT INTO leases (destination_id) VALUES (?)`, d.ID)
+		if _, err = tx.ExecContext(ctx, `INSERT INTO leases (destination_id) VALUES (?)`, d.ID); err != nil {
+			return err
+		}
+		// The delivery log starts at the cursor delivery starts from.
+		_, err = tx.ExecContext(ctx, `INSERT INTO delivery_log_start (destination_id, start_cursor, started_at)
+			VALUES (?, ?, ?)`, d.ID, d.Cursor, toMs(d.CreatedAt))
 		return err
 	})
 	if isUnique(err) {
@@ -311,7 +316,10 @@ func (s *SQLite) CommitPlan(ctx context.Context, p Plan, d Delivered) error {
 				objects_delivered = objects_delivered + excluded.objects_delivered,
 				bytes_delivered   = bytes_delivered + excluded.bytes_delivered`,
 			p.DestinationID, toMs(d.At), d.Events, d.Objects, d.Bytes)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.logCommit(ctx, tx, p, d.Log)
 	})
 	if err != nil {
 		return fmt.Errorf("commit plan: %w", err)

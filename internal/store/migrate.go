@@ -107,6 +107,86 @@ CREATE TABLE agents (
 	expires_at INTEGER NOT NULL
 );
 `,
+	// 3: the delivery log, the hourly digests and their signing keys (see
+	// digests.go).
+	`
+-- Where a destination's delivery log starts: the cursor and the time the
+-- log began (its creation, or this migration for an older destination).
+-- The first digest's range starts after that cursor.
+CREATE TABLE delivery_log_start (
+	destination_id TEXT    PRIMARY KEY
+	                       REFERENCES destinations (id) ON DELETE CASCADE,
+	start_cursor   INTEGER NOT NULL,
+	started_at     INTEGER NOT NULL
+);
+
+INSERT INTO delivery_log_start (destination_id, start_cursor, started_at)
+	SELECT id, cursor, CAST(strftime('%s', 'now') AS INTEGER) * 1000 FROM destinations;
+
+-- One row per committed plan: the range the cursor moved over. A commit
+-- whose events were all filtered out has a row and no object, so the
+-- digests' sequence ranges stay exact. to_seq orders a destination's
+-- commits: its cursor only moves forward.
+CREATE TABLE delivery_commits (
+	destination_id TEXT    NOT NULL
+	                       REFERENCES destinations (id) ON DELETE CASCADE,
+	to_seq         INTEGER NOT NULL,
+	from_seq       INTEGER NOT NULL,
+	committed_at   INTEGER NOT NULL,
+	PRIMARY KEY (destination_id, to_seq)
+) WITHOUT ROWID;
+
+CREATE TABLE delivered_objects (
+	destination_id TEXT    NOT NULL,
+	commit_seq     INTEGER NOT NULL,
+	ord            INTEGER NOT NULL,
+	key            TEXT    NOT NULL,
+	sha256         TEXT    NOT NULL,
+	size           INTEGER NOT NULL,
+	events         INTEGER NOT NULL,
+	first_seq      INTEGER NOT NULL,
+	last_seq       INTEGER NOT NULL,
+	oldest_ms      INTEGER NOT NULL,
+	newest_ms      INTEGER NOT NULL,
+	committed_at   INTEGER NOT NULL,
+	PRIMARY KEY (destination_id, commit_seq, ord),
+	FOREIGN KEY (destination_id, commit_seq)
+		REFERENCES delivery_commits (destination_id, to_seq) ON DELETE CASCADE
+) WITHOUT ROWID;
+
+CREATE INDEX delivered_objects_time ON delivered_objects (destination_id, committed_at);
+
+-- Digests as signed: saved before the PUT (written_at 0), marked written
+-- after it, so a crash in between PUTs the same bytes again.
+CREATE TABLE digests (
+	destination_id TEXT    NOT NULL
+	                       REFERENCES destinations (id) ON DELETE CASCADE,
+	hour_start     INTEGER NOT NULL,
+	key            TEXT    NOT NULL,
+	bucket         TEXT    NOT NULL,
+	prefix         TEXT    NOT NULL,
+	next_seq       INTEGER NOT NULL,
+	body           BLOB    NOT NULL,
+	sha256         TEXT    NOT NULL,
+	signature      TEXT    NOT NULL,
+	key_id         TEXT    NOT NULL,
+	created_at     INTEGER NOT NULL,
+	written_at     INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (destination_id, hour_start)
+) WITHOUT ROWID;
+
+-- The agents' Ed25519 signing keys; private_key is sealed by the agent's
+-- keyring. At most one key is current (not_after 0).
+CREATE TABLE signing_keys (
+	key_id      TEXT    PRIMARY KEY,
+	public_key  BLOB    NOT NULL,
+	private_key BLOB    NOT NULL,
+	not_before  INTEGER NOT NULL,
+	not_after   INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE UNIQUE INDEX signing_keys_current ON signing_keys (not_after) WHERE not_after = 0;
+`,
 }
 
 // migrate applies the migrations the database does not have yet, all in one

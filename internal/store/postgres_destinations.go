@@ -14,11 +14,15 @@ import (
 func (p *Postgres) CreateDestination(ctx context.Context, d Destination) (Destination, error) {
 	d.CreatedAt = p.now()
 	d.UpdatedAt = d.CreatedAt
-	// The destination and its free lease row are inserted together.
+	// The destination, its free lease row and where its delivery log
+	// starts are inserted together.
 	_, err := p.exec(ctx, `WITH created AS (
 			INSERT INTO destinations (id, tenant_id, spec, cursor, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6)
 			RETURNING id
+		), log_start AS (
+			INSERT INTO delivery_log_start (destination_id, start_cursor, started_at)
+			SELECT id, $4, $5 FROM created
 		)
 		INSERT INTO leases (destination_id) SELECT id FROM created`,
 		d.ID, d.TenantID, nonNil(d.Spec), d.Cursor, toMs(d.CreatedAt), toMs(d.UpdatedAt))
@@ -262,6 +266,16 @@ var pgCommitPlanSQL = `WITH done AS (
 		events_delivered  = destination_status.events_delivered + excluded.events_delivered,
 		objects_delivered = destination_status.objects_delivered + excluded.objects_delivered,
 		bytes_delivered   = destination_status.bytes_delivered + excluded.bytes_delivered
+), logged AS (
+	INSERT INTO delivery_commits (destination_id, to_seq, from_seq, committed_at)
+	SELECT destination_id, $3, $2, $10 FROM done
+), objects_logged AS (
+	INSERT INTO delivered_objects (destination_id, commit_seq, ord, key, sha256, size, events,
+		first_seq, last_seq, oldest_ms, newest_ms, committed_at)
+	SELECT done.destination_id, $3, o.ord, o.key, o.sha256, o.size, o.events,
+		o.first_seq, o.last_seq, o.oldest_ms, o.newest_ms, $10
+	FROM done, jsonb_to_recordset($11::jsonb) AS o(ord integer, key text, sha256 text, size bigint,
+		events bigint, first_seq bigint, last_seq bigint, oldest_ms bigint, newest_ms bigint)
 )
 SELECT count(*) FROM done`
 
@@ -274,9 +288,14 @@ func (p *Postgres) CommitPlan(ctx context.Context, pl Plan, d Delivered) error {
 	if d.At.IsZero() {
 		d.At = p.now()
 	}
+	logged, err := pgLoggedObjects(d.Log)
+	if err != nil {
+		return fmt.Errorf("commit plan: %w", err)
+	}
 	var n int64
-	err := p.queryRow(ctx, pgCommitPlanSQL, []any{pl.DestinationID, pl.FromSeq, pl.ToSeq,
-		toMs(d.At), d.Events, d.Objects, d.Bytes, pl.Fence.Holder, pl.Fence.Epoch}, &n)
+	err = p.queryRow(ctx, pgCommitPlanSQL, []any{pl.DestinationID, pl.FromSeq, pl.ToSeq,
+		toMs(d.At), d.Events, d.Objects, d.Bytes, pl.Fence.Holder, pl.Fence.Epoch,
+		toMs(p.now()), logged}, &n)
 	if err != nil {
 		return p.fail(ctx, "commit plan", err)
 	}

@@ -131,6 +131,9 @@ type Delivered struct {
 	Objects int64
 	Bytes   int64
 	At      time.Time
+	// Log is the objects the plan wrote, in the order written: CommitPlan
+	// adds them and the commit to the delivery log (see DeliveryLog).
+	Log []LoggedObject
 }
 
 // Store is everything the agent keeps on disk. All methods are safe for
@@ -236,10 +239,12 @@ type Store interface {
 	// boundaries before it is completed. It fails if the plan is gone.
 	UpdatePlan(ctx context.Context, p Plan) error
 	// CommitPlan, in one transaction, deletes the plan, sets the cursor to
-	// p.ToSeq and adds d to the counters. It fails if the plan is gone.
+	// p.ToSeq, adds d to the counters and logs the commit with d.Log. It
+	// fails if the plan is gone.
 	CommitPlan(ctx context.Context, p Plan, d Delivered) error
 
 	Leases
+	DeliveryLog
 
 	Close() error
 }

@@ -76,6 +76,7 @@ func Run(t *testing.T, open Opener) {
 		{"DestinationStatusConsistentWithCommits", testDestinationStatusConsistent},
 	}
 	tests = append(tests, leaseTests...)
+	tests = append(tests, digestTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.fn(t, newFixture(t, open))
