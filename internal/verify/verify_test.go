@@ -6,12 +6,15 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/auditexport/auditexport/internal/digest"
@@ -37,7 +40,7 @@ func readOnlyPolicy(bucket, principal, listOnly string) string {
 
 // server is a versitygw with a reader that may only list and read.
 type server struct {
-	gw             *testenv.VersityGW
+	gw           *testenv.VersityGW
 	root, reader *s3.Client
 	readerKey    string
 	buckets      atomic.Int32
@@ -52,8 +55,14 @@ func startServer(t *testing.T) *server {
 	key, secret := gw.CreateUser(t)
 	nobodyKey, nobodySecret := gw.CreateUser(t)
 	listKey, listSecret := gw.CreateUser(t)
-	return &server{gw: gw, root: gw.S3Client(gw.RootKey, gw.RootSecret), reader: gw.S3Client(key, secret), readerKey: key,
-		withoutPolicy: gw.S3Client(nobodyKey, nobodySecret), listOnly: gw.S3Client(listKey, listSecret), listOnlyKey: listKey}
+	client := func(key, secret string) *s3.Client {
+		// The SDK's own HTTP client, as the command uses: it keeps more
+		// idle connections per host than http.DefaultTransport's two.
+		return s3.New(s3.Options{Region: gw.Region, Credentials: credentials.NewStaticCredentialsProvider(key, secret, ""),
+			BaseEndpoint: aws.String(gw.URL), UsePathStyle: true})
+	}
+	return &server{gw: gw, root: client(gw.RootKey, gw.RootSecret), reader: client(key, secret), readerKey: key,
+		withoutPolicy: client(nobodyKey, nobodySecret), listOnly: client(listKey, listSecret), listOnlyKey: listKey}
 }
 
 // bucket creates a new bucket the reader may read.
@@ -412,4 +421,40 @@ func TestNoDigestsIsAProblem(t *testing.T) {
 	upload(t, s, c)
 	r := run(t, s, c, func(o *verify.Options) { o.Prefix = prefix + "/user.login" })
 	checkProblems(t, r.Problems, []want{{verify.KindNoDigests, prefix + "/user.login/_auditexport/digests/", []string{"-prefix"}}})
+}
+
+// A scale figure, not a budget: 30 days of hourly digests with 10 objects
+// each, verified against the loopback gateway. The time is logged. It
+// uploads 7,920 objects first, so it runs only when asked for, with
+// AUDITEXPORT_VERIFY_SCALE=1.
+func TestThirtyDaysOfDigests(t *testing.T) {
+	if os.Getenv("AUDITEXPORT_VERIFY_SCALE") == "" {
+		t.Skip("a scale figure: set AUDITEXPORT_VERIFY_SCALE=1 to run it")
+	}
+	s := startServer(t)
+	hours := make([]int, 30*24)
+	for i := range hours {
+		hours[i] = 10
+	}
+	c, err := verifytest.Build(verifytest.Spec{
+		Bucket: s.bucket(t), Prefix: prefix, Destination: dest,
+		Start:   time.Now().UTC().Truncate(time.Hour).Add(-time.Duration(len(hours)-2) * time.Hour),
+		Objects: hours, RotateAt: len(hours) / 2, EventsPerObject: 50,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	upload(t, s, c)
+	t.Logf("uploaded %d digests and %d objects in %s", len(c.Encoded), len(c.Objects), time.Since(began).Round(time.Millisecond))
+	for _, parallel := range []int{1, verify.DefaultParallel} {
+		began, cpu := time.Now(), cpuTime()
+		r := run(t, s, c, func(o *verify.Options) { o.Parallel = parallel })
+		took, cpu := time.Since(began), cpuTime()-cpu
+		if !r.OK() || r.Digests != len(hours) || r.Objects != len(c.Objects) || r.Unlisted.Checked != len(c.Objects) {
+			t.Fatalf("%d digests, %d objects, %d checked for a digest, problems:\n%s", r.Digests, r.Objects, r.Unlisted.Checked, list(r.Problems))
+		}
+		t.Logf("-parallel %d: verified %d digests, %d objects (%d bytes hashed) in %s (%s of the verifier's CPU): %.0f digests/s",
+			parallel, r.Digests, r.Objects, r.BytesHashed, took.Round(time.Millisecond), cpu.Round(time.Millisecond), float64(r.Digests)/took.Seconds())
+	}
 }
