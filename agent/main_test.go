@@ -87,6 +87,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		{[]string{"tenant", "create"}, []string{"config", "data-dir"}},
 		{[]string{"tenant", "list"}, []string{"config", "data-dir"}},
 		{[]string{"token", "create"}, []string{"config", "data-dir", "tenant", "scope"}},
+		{[]string{"verify"}, []string{"bucket", "prefix", "destination", "from", "to", "keys", "keys-url", "region", "endpoint-url", "parallel", "json"}},
 	}
 	flagLine := regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`)
 	for _, tt := range tests {
