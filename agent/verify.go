@@ -79,7 +79,7 @@ func runVerify(ctx context.Context, args []string, out io.Writer) error {
 		printReport(out, opts, report)
 	}
 	if !report.OK() {
-		return exitError{code: 1, msg: fmt.Sprintf("%d problems found", len(report.Problems))}
+		return exitError{code: 1, msg: plural(len(report.Problems), "problem") + " found"}
 	}
 	return nil
 }
@@ -211,41 +211,53 @@ func (f *verifyFlags) client(ctx context.Context) (*s3.Client, error) {
 // printReport prints what was checked, each problem with its key, and a
 // summary.
 func printReport(out io.Writer, opts verify.Options, r *verify.Report) {
-	fmt.Fprintf(out, "Verified s3://%s/%s against %s\n", r.Bucket, strings.TrimPrefix(digest.FolderFor(opts.Prefix, opts.DestinationID), "/"), describeRange(r))
+	where := "s3://" + r.Bucket + "/"
+	if p := strings.TrimSuffix(opts.Prefix, "/"); p != "" {
+		where += p + "/"
+	}
+	fmt.Fprintf(out, "Checked %s against the digests in %s, %s\n", where, digest.FolderFor(opts.Prefix, opts.DestinationID), describeRange(r))
 	for _, d := range r.Destinations {
-		fmt.Fprintf(out, "  destination %s: %d digests over %d hours", d.ID, d.Digests, d.Hours)
+		fmt.Fprintf(out, "  destination %s: %s over %s", d.ID, plural(d.Digests, "digest"), plural(d.Hours, "hour"))
 		if !d.FirstHour.IsZero() {
 			fmt.Fprintf(out, " (%s to %s)", d.FirstHour.Format(time.RFC3339), d.LastHour.Format(time.RFC3339))
 		}
-		fmt.Fprintf(out, ", %d objects, signed by %s\n", d.Objects, strings.Join(d.KeyIDs, ", "))
+		fmt.Fprintf(out, ", %s, signed by %s\n", plural(d.Objects, "object"), strings.Join(d.KeyIDs, ", "))
 	}
 	if u := r.Unlisted; u.Skipped != "" {
 		fmt.Fprintf(out, "  objects not in any digest: not checked: %s\n", u.Skipped)
 	} else {
-		fmt.Fprintf(out, "  objects not in any digest: checked %d last modified %s to %s (%d outside that window)\n",
-			u.Checked, u.From.Format(time.RFC3339), u.To.Format(time.RFC3339), u.Outside)
+		fmt.Fprintf(out, "  objects not in any digest: checked %s last modified %s to %s (%d outside that window)\n",
+			plural(u.Checked, "object"), u.From.Format(time.RFC3339), u.To.Format(time.RFC3339), u.Outside)
 	}
 	for _, p := range r.Problems {
 		fmt.Fprintf(out, "PROBLEM %s %s\n  %s\n", p.Kind, p.Key, p.Message)
 	}
-	summary := fmt.Sprintf("%d destinations, %d digests, %d hours, %d objects, %s hashed", len(r.Destinations), r.Digests, r.Hours, r.Objects, byteCount(r.BytesHashed))
+	summary := fmt.Sprintf("%s, %s, %s, %s, %s hashed", plural(len(r.Destinations), "destination"), plural(r.Digests, "digest"),
+		plural(r.Hours, "hour"), plural(r.Objects, "object"), byteCount(r.BytesHashed))
 	if r.OK() {
 		fmt.Fprintf(out, "OK: %s; no problems\n", summary)
 	} else {
-		fmt.Fprintf(out, "FAILED: %s; %d problems\n", summary, len(r.Problems))
+		fmt.Fprintf(out, "FAILED: %s; %s\n", summary, plural(len(r.Problems), "problem"))
 	}
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 func describeRange(r *verify.Report) string {
 	switch {
 	case r.From.IsZero() && r.To.IsZero():
-		return "every digest"
+		return "all hours"
 	case r.To.IsZero():
-		return "the digests from " + r.From.Format(time.RFC3339)
+		return "the hours from " + r.From.Format(time.RFC3339)
 	case r.From.IsZero():
-		return "the digests before " + r.To.Format(time.RFC3339)
+		return "the hours before " + r.To.Format(time.RFC3339)
 	}
-	return fmt.Sprintf("the digests from %s to %s", r.From.Format(time.RFC3339), r.To.Format(time.RFC3339))
+	return fmt.Sprintf("the hours from %s to %s", r.From.Format(time.RFC3339), r.To.Format(time.RFC3339))
 }
 
 func byteCount(n int64) string {

@@ -95,7 +95,7 @@ func TestVerifyCommand(t *testing.T) {
 	}{{
 		name: "clean",
 		env:  reader, args: args("clean", "-keys", keysFile),
-		stdout: []string{"destination d-1: 4 digests over 4 hours", chains["clean"].Keys.Keys[0].KeyID + ", " + chains["clean"].Keys.Keys[1].KeyID, "OK: 1 destinations, 4 digests"},
+		stdout: []string{"Checked s3://clean/audit/ against the digests in audit/_auditexport/digests/, all hours", "destination d-1: 4 digests over 4 hours", chains["clean"].Keys.Keys[0].KeyID + ", " + chains["clean"].Keys.Keys[1].KeyID, "OK: 1 destination, 4 digests"},
 	}, {
 		name: "clean, keys from the agent's URL, -json",
 		env:  reader, args: args("clean", "-keys-url", keysServer.URL+"/v1/signing-keys", "-json", "-parallel", "2"),
@@ -108,8 +108,8 @@ func TestVerifyCommand(t *testing.T) {
 		name: "a changed object",
 		env:  reader, args: args("changed", "-keys", keysFile),
 		code:   1,
-		stdout: []string{"PROBLEM object_modified " + changed.Key, "object " + changed.Key + " modified: SHA-256", "FAILED:", "1 problems"},
-		stderr: []string{"1 problems found"},
+		stdout: []string{"PROBLEM object_modified " + changed.Key, "object " + changed.Key + " modified: SHA-256", "FAILED:", "; 1 problem\n"},
+		stderr: []string{"1 problem found"},
 	}, {
 		name: "a changed object, -json",
 		env:  reader, args: args("changed", "-keys", keysFile, "-json", "-from", time.Now().UTC().Add(-4*time.Hour).Format(time.DateOnly)),
