@@ -87,5 +87,6 @@ if (values.previous) {
   }
 }
 
-console.log(`OK: digest of ${doc.destination_id} for ${doc.hour_start}, ${doc.objects.length} objects, ` +
+const n = doc.objects.length;
+console.log(`OK: digest of ${doc.destination_id} for ${doc.hour_start}, ${n} object${n === 1 ? '' : 's'}, ` +
   `seqs ${doc.first_seq}..${doc.last_seq}, signed by ${key.key_id}${values.previous ? ', linked to the previous digest' : ''}`);

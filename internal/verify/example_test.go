@@ -98,3 +98,25 @@ func TestNodeExampleVerifiesDigests(t *testing.T) {
 		})
 	}
 }
+
+// docs/guides/digests.md is the generated copy of its template: they stay
+// equal until the docs are generated again.
+func TestDigestGuideIsItsTemplate(t *testing.T) {
+	root := filepath.Join("..", "..")
+	tmpl, err := os.ReadFile(filepath.Join(root, "templates", "guides", "digests.md.tmpl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "guides", "digests.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(tmpl, doc) {
+		t.Error("docs/guides/digests.md differs from templates/guides/digests.md.tmpl: edit the template and copy it (or run make generate)")
+	}
+	for _, f := range []string{"-bucket", "-prefix", "-keys", "-keys-url", "-destination", "-from", "-to", "-region", "-endpoint-url", "-parallel", "-json", "examples/verify-digest/verify.mjs"} {
+		if !bytes.Contains(doc, []byte("`"+f)) {
+			t.Errorf("the guide does not mention %s", f)
+		}
+	}
+}
