@@ -283,6 +283,21 @@ func TestTamperingIsNamed(t *testing.T) {
 			}
 		},
 	}, {
+		name: "an object listed by two digests",
+		before: func(t *testing.T, c *verifytest.Chain) {
+			c.Docs[2].Objects = append(c.Docs[2].Objects, c.Docs[0].Objects[0])
+			if err := c.Reencode(2); err != nil {
+				t.Fatal(err)
+			}
+		},
+		after: func(t *testing.T, c *verifytest.Chain) []want {
+			o := c.Docs[0].Objects[0]
+			return []want{
+				{verify.KindObjectListedTwice, o.Key, []string{"more than one digest"}},
+				{verify.KindSequenceRange, o.Key, []string{"outside digest " + c.DigestKeys[2]}},
+			}
+		},
+	}, {
 		name: "the range: only the hours inside it are checked",
 		after: func(t *testing.T, c *verifytest.Chain) []want {
 			o := c.Objects[len(c.Objects)-1] // hour 5, outside the range
@@ -382,6 +397,36 @@ func list(problems []verify.Problem) string {
 		fmt.Fprintf(&b, "  %s %s: %s\n", p.Kind, p.Key, p.Message)
 	}
 	return b.String()
+}
+
+// Every destination under the prefix is checked; with -destination only
+// one is, and the not-in-any-digest check, which needs them all, is
+// skipped with the reason.
+func TestDestinationsSharingAPrefix(t *testing.T) {
+	s := startServer(t)
+	bucket := s.bucket(t)
+	var keys digest.KeySet
+	var chains []*verifytest.Chain
+	for _, id := range []string{"d-0001", "d-0002"} {
+		c, err := verifytest.Build(verifytest.Spec{Bucket: bucket, Prefix: prefix, Destination: id,
+			Start: time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour), Objects: []int{1, 2, 0, 1, 1, 0}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		upload(t, s, c)
+		keys.Keys = append(keys.Keys, c.Keys.Keys...)
+		chains = append(chains, c)
+	}
+	all := run(t, s, chains[0], func(o *verify.Options) { o.Keys = keys })
+	if !all.OK() || len(all.Destinations) != 2 || all.Digests != 12 || all.Unlisted.Checked != 10 {
+		t.Errorf("all destinations: %d destinations, %d digests, %d objects checked for a digest, problems:\n%s; want 2, 12, 10 and none",
+			len(all.Destinations), all.Digests, all.Unlisted.Checked, list(all.Problems))
+	}
+	one := run(t, s, chains[0], func(o *verify.Options) { o.Keys, o.DestinationID = keys, "d-0001" })
+	if !one.OK() || len(one.Destinations) != 1 || one.Digests != 6 || !strings.Contains(one.Unlisted.Skipped, "d-0002") {
+		t.Errorf("-destination d-0001: %d destinations, %d digests, not-in-any-digest check %+v, problems:\n%s; want 1, 6, skipped naming d-0002",
+			len(one.Destinations), one.Digests, one.Unlisted, list(one.Problems))
+	}
 }
 
 // Without the read permissions the check stops with an error that names

@@ -123,7 +123,7 @@ func (c *Chain) object(i int, hour time.Time, j int, seq int64) digest.Object {
 	zw := gzip.NewWriter(&body)
 	_, _ = zw.Write(plain.Bytes())
 	_ = zw.Close()
-	key := fmt.Sprintf("%s/user.login/%s/acme/%s_%d-%d_0.ndjson.gz", c.Spec.Prefix, hour.Format("2006-01-02"),
+	key := fmt.Sprintf("%s/user.login/%s/acme/%s/%s_%d-%d_0.ndjson.gz", c.Spec.Prefix, hour.Format("2006-01-02"), c.Spec.Destination,
 		hour.Add(time.Duration(j+1)*time.Minute).Format("20060102T150405Z"), first, last)
 	sum := sha256.Sum256(body.Bytes())
 	c.Objects = append(c.Objects, Object{Key: key, Body: body.Bytes(), Hour: i})
