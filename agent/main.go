@@ -7,6 +7,7 @@
 //	auditexport-agent tenant create NAME | tenant list
 //	auditexport-agent token create -tenant NAME | -scope ingest
 //	auditexport-agent signing-key list | rotate
+//	auditexport-agent verify -bucket NAME [-prefix PREFIX] -keys FILE
 //
 // Every command finds its configuration the same way: -config, else
 // $AUDITEXPORT_CONFIG, else /etc/auditexport/agent.hcl if it exists, else
@@ -48,6 +49,11 @@ Usage:
       the platform's token for posting events (with -tenant, for that tenant only)
   auditexport-agent signing-key list | rotate [-config FILE] [-data-dir DIR]
       list the digest signing keys, or add a new current one
+  auditexport-agent verify -bucket NAME [-prefix PREFIX] (-keys FILE | -keys-url URL)
+                           [-destination ID] [-from TIME] [-to TIME] [-region REGION]
+                           [-endpoint-url URL] [-parallel N] [-json]
+      check a bucket prefix against its signed hourly digests, with read access only
+      (exits 1 on a problem found, 2 when it cannot check)
   auditexport-agent version
 
 Every command reads the config file named by -config, else by
@@ -68,12 +74,25 @@ var commandUsage = map[string]string{
 	"token": "auditexport-agent token create -tenant NAME [flags]\n  auditexport-agent token create -scope ingest [-tenant NAME] [flags]\n\n" +
 		"Creates a token in the store of the agent the config describes and prints it (it is shown only once).",
 	"signing-key": signingKeyUsage,
+	"verify": "auditexport-agent verify -bucket NAME [-prefix PREFIX] (-keys FILE | -keys-url URL) [flags]\n\n" +
+		"Checks a bucket prefix against the signed hourly digests under PREFIX/_auditexport/digests/: every\n" +
+		"signature and chain link, no missing hour, every listed object present and unchanged, every object\n" +
+		"in a digest, and sequence ranges without a gap or an overlap. It needs s3:ListBucket on the bucket\n" +
+		"and s3:GetObject on the prefix, with AWS credentials from the SDK's default chain.\n" +
+		"Exits 0 when all is well, 1 when it found a problem, 2 when it could not check.",
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			if ee.msg != "" {
+				fmt.Fprintf(os.Stderr, "error: %s\n", ee.msg)
+			}
+			os.Exit(ee.code)
+		}
 		var ue usageError
 		if errors.As(err, &ue) {
 			u := ue.usage
@@ -93,6 +112,15 @@ func main() {
 type usageError struct{ msg, usage string }
 
 func (e usageError) Error() string { return e.msg }
+
+// exitError ends the command with its exit code, printing msg (when not
+// empty) without the usage.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e exitError) Error() string { return e.msg }
 
 // helpShown is returned by parseInterspersed after it printed a command's
 // usage for -h or -help; run ends without an error.
@@ -127,6 +155,8 @@ func dispatch(ctx context.Context, args []string, out io.Writer) error {
 		return runToken(ctx, args[1:], out)
 	case "signing-key":
 		return runSigningKey(ctx, args[1:], out)
+	case "verify":
+		return runVerify(ctx, args[1:], out)
 	case "version", "-version", "--version":
 		fmt.Fprintln(out, "auditexport-agent", version)
 		return nil

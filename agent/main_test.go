@@ -89,6 +89,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		{[]string{"token", "create"}, []string{"config", "data-dir", "tenant", "scope"}},
 		{[]string{"signing-key", "list"}, []string{"config", "data-dir"}},
 		{[]string{"signing-key", "rotate"}, []string{"config", "data-dir"}},
+		{[]string{"verify"}, []string{"bucket", "prefix", "destination", "from", "to", "keys", "keys-url", "region", "endpoint-url", "parallel", "json"}},
 	}
 	flagLine := regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`)
 	for _, tt := range tests {

@@ -89,7 +89,7 @@ func (s *Server) listObjects(w http.ResponseWriter, r *http.Request) {
 	if len(objects) > limit {
 		objects = objects[:limit]
 		last := objects[limit-1]
-		out.NextPageToken = pageToken(last.CommitSeq, last.Ord)
+		out.NextPageToken = objectsPageToken(last.CommitSeq, last.Ord)
 	}
 	for _, o := range objects {
 		out.Objects = append(out.Objects, api.DeliveredObject{
@@ -127,7 +127,7 @@ func objectQuery(r *http.Request) (store.ObjectQuery, *api.Error) {
 		}
 	}
 	if s := v.Get("page_token"); s != "" {
-		seq, ord, ok := parsePageToken(s)
+		seq, ord, ok := parseObjectsPageToken(s)
 		if !ok {
 			return bad("page_token", "not a token this API gave: pass a previous page's next_page_token as it is")
 		}
@@ -136,13 +136,13 @@ func objectQuery(r *http.Request) (store.ObjectQuery, *api.Error) {
 	return q, nil
 }
 
-// pageToken is opaque to clients: the place of the page's last object in
+// objectsPageToken is opaque to clients: the place of the page's last object in
 // commit order.
-func pageToken(commitSeq int64, ord int) string {
+func objectsPageToken(commitSeq int64, ord int) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(commitSeq, 10) + "." + strconv.Itoa(ord)))
 }
 
-func parsePageToken(tok string) (int64, int, bool) {
+func parseObjectsPageToken(tok string) (int64, int, bool) {
 	raw, err := base64.RawURLEncoding.DecodeString(tok)
 	if err != nil {
 		return 0, 0, false
