@@ -52,6 +52,8 @@ type Committer struct {
 	queue  []*request
 	queued int // events in queue
 	closed bool
+	// busy is the tenants a loop is committing (see take).
+	busy map[int64]bool
 
 	wake      chan struct{} // capacity 1: a request arrived
 	closing   chan struct{} // closed when Close begins
@@ -88,6 +90,7 @@ func NewCommitter(s store.Store, opts CommitterOptions, log hclog.Logger) *Commi
 		store:   s,
 		opts:    opts,
 		log:     log,
+		busy:    map[int64]bool{},
 		wake:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
@@ -174,28 +177,47 @@ func (c *Committer) signal() {
 func (c *Committer) run() {
 	for c.waitWork() {
 		c.linger()
-		c.commit(c.take())
+		group := c.take()
+		c.commit(group)
+		c.finish(group)
 	}
 }
 
-// waitWork blocks until a request is queued. It returns false when the
-// committer is closed and the queue is empty.
+// waitWork blocks until a request this loop may take is queued (see take).
+// It returns false when the committer is closed and the queue is empty.
 func (c *Committer) waitWork() bool {
 	for {
 		c.mu.Lock()
-		n, closed := len(c.queue), c.closed
+		ready, closed, n := c.takeableLocked(), c.closed, len(c.queue)
 		c.mu.Unlock()
-		if n > 0 {
+		if ready {
 			return true
 		}
-		if closed {
+		if closed && n == 0 {
 			return false
+		}
+		// Once closed, only a commit ending (which signals) can make the
+		// rest of the queue takeable.
+		closing := c.closing
+		if closed {
+			closing = nil
 		}
 		select {
 		case <-c.wake:
-		case <-c.closing:
+		case <-closing:
 		}
 	}
+}
+
+// takeableLocked reports whether a queued request's tenant is not being
+// committed by another loop.
+func (c *Committer) takeableLocked() bool {
+	for _, r := range c.queue {
+		if !c.busy[r.batch.TenantID] {
+			return true
+		}
+	}
+	return false
 }
 
 // linger waits up to MaxWait for more requests, and stops early once a full
@@ -223,29 +245,47 @@ func (c *Committer) linger() {
 }
 
 // take removes the requests of the next commit from the queue: in arrival
-// order, up to MaxBatchEvents events, and at least one request.
+// order, up to MaxBatchEvents events, and at least one request, skipping
+// the tenants another loop is committing. Their commits would only queue
+// on the tenant's head lock behind that loop's (see store.Append), so they
+// wait here instead and join a later, larger commit.
 func (c *Committer) take() []*request {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n, events := 0, 0
-	for n < len(c.queue) {
-		size := len(c.queue[n].batch.Events)
-		if n > 0 && events+size > c.opts.MaxBatchEvents {
-			break
+	var group, rest []*request
+	events, full := 0, false
+	for _, r := range c.queue {
+		size := len(r.batch.Events)
+		full = full || len(group) > 0 && events+size > c.opts.MaxBatchEvents
+		if full || c.busy[r.batch.TenantID] {
+			rest = append(rest, r)
+			continue
 		}
-		n++
+		group = append(group, r)
 		events += size
 	}
-	group := make([]*request, n)
-	copy(group, c.queue)
-	// Clear the taken slots so the queue does not keep their events alive.
-	clear(c.queue[:n])
-	c.queue = c.queue[n:]
+	for _, r := range group {
+		c.busy[r.batch.TenantID] = true
+	}
+	// A new slice, so the queue does not keep the taken events alive.
+	c.queue = rest
 	c.queued -= events
 	if len(c.queue) > 0 {
 		c.signal() // the rest is for another loop, if one is idle
 	}
 	return group
+}
+
+// finish frees the group's tenants for the other loops.
+func (c *Committer) finish(group []*request) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range group {
+		delete(c.busy, r.batch.TenantID)
+	}
+	if len(c.queue) > 0 {
+		c.signal()
+	}
 }
 
 // commit appends the group's batches in one call and answers each request.

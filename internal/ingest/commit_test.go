@@ -512,3 +512,36 @@ func TestCommitterConcurrency(t *testing.T) {
 		t.Errorf("Append calls = %v, want the two concurrent ones", calls)
 	}
 }
+
+// A tenant being committed by one loop is not committed by another at the
+// same time (its commit would only wait on the tenant's head lock): its
+// next requests wait and go together into one later commit, while another
+// tenant's request is committed at once by the idle loop.
+func TestCommitterKeepsATenantToOneLoop(t *testing.T) {
+	fs := newFakeStore()
+	release := fs.holdFirst()
+	c := NewCommitter(fs, CommitterOptions{Concurrency: 2}, nil)
+	c.Start()
+	defer c.Close()
+
+	first := submitAsync(context.Background(), c, batch(1, "a", 1))
+	fs.waitEntered(t)
+	same := []<-chan outcome{submitAsync(context.Background(), c, batch(1, "b", 2)), submitAsync(context.Background(), c, batch(1, "c", 3))}
+	waitFor(t, "tenant 1's requests to queue", func() bool { return c.pending() == 2 })
+	other := submitAsync(context.Background(), c, batch(2, "d", 4))
+	if o := receive(t, other); o.err != nil || o.res.Stored != 4 {
+		t.Fatalf("tenant 2 while tenant 1 is committing: %+v", o)
+	}
+	if c.pending() != 2 {
+		t.Fatalf("%d requests queued, want tenant 1's two still waiting", c.pending())
+	}
+	release()
+	for _, ch := range append(same, first) {
+		if o := receive(t, ch); o.err != nil {
+			t.Fatal(o.err)
+		}
+	}
+	if calls := fs.callSizes(); len(calls) != 3 || len(calls[2]) != 2 {
+		t.Errorf("Append calls = %v, want [1], [4], then tenant 1's two requests together", calls)
+	}
+}
