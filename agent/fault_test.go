@@ -200,6 +200,15 @@ func testDeliveryExactlyOnceUnderFaults(t *testing.T, backend string) {
 		t.Errorf("%d answers were lost after the write, yet no retry met 412 PreconditionFailed", injected[testenv.FaultResponseLost])
 	}
 
+	// The crashes left no break in the digest chains.
+	var checks []digestCheck
+	for _, d := range dests {
+		checks = append(checks, digestCheck{bucket: d.bucket, prefix: "audit", destinations: []string{d.dest.ID}})
+	}
+	w.Process().Kill()
+	sealHours(t, w.Agent, nil, checks)
+	verifyDigests(t, w.Agent, manage, checks)
+
 	t.Logf("%d kills (%d with an object write in flight) in %s; drained in %s; total %s",
 		k.kills, k.midWrite, killDuration.Round(time.Millisecond), drainDuration.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	t.Logf("%d events ingested in %d requests (%d re-posts, %d post attempts failed while the agent was down)",

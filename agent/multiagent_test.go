@@ -391,6 +391,18 @@ func TestMultiAgentExactlyOnceUnderFaults(t *testing.T) {
 	t.Logf("handover, kill to the first claim by another agent of a destination the killed agent held (TTL %s, heartbeat %s): %s",
 		testLeaseTTL, testLeaseRenew, describe(first))
 	t.Logf("handover, kill to the last of its destinations claimed again: %s", describe(all))
+
+	// The kills and handovers left no break in the digest chains: one
+	// agent, its clock an hour ahead, seals the hours of the run.
+	for _, nd := range c.nodes {
+		nd.stopForGood()
+	}
+	var checks []digestCheck
+	for _, d := range allDests {
+		checks = append(checks, digestCheck{bucket: d.bucket, prefix: "audit", destinations: []string{d.dest.ID}})
+	}
+	sealHours(t, c.first, nil, checks)
+	verifyDigests(t, c.first, c.first.Client(t, ingestToken), checks)
 }
 
 // checkOnceInBucket asserts that every messageId of ingested is in bucket
