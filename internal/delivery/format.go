@@ -94,14 +94,14 @@ func (d *Deliverer) newEncoder(w io.Writer, t *target, class int32) (eventEncode
 			return nil, err
 		}
 		pw, err := parquetenc.NewOCSFWriter(w, m, class, opt)
-		return ocsfParquet{w: pw, m: m, class: class}, err
+		return ocsfParquet{w: pw, m: m, class: class, ev: new(ocsf.Event)}, err
 	}
 	tw, err := encode.NewWriter(w, t.spec.Format, t.spec.Compression)
 	if err != nil || !ocsfSchema {
 		return rawText{tw}, err
 	}
 	m, err := d.mapper()
-	return ocsfText{w: tw, m: m, class: class}, err
+	return ocsfText{w: tw, m: m, class: class, ev: new(ocsf.Event)}, err
 }
 
 // parquetOptions sizes row groups so that an object overshoots
@@ -129,14 +129,14 @@ type ocsfText struct {
 	w     *encode.Writer
 	m     *ocsf.Mapper
 	class int32
+	ev    *ocsf.Event // reused from event to event
 }
 
 func (e ocsfText) Write(ev store.StoredEvent) error {
-	mapped, err := mapEvent(e.m, ev, e.class)
-	if err != nil {
+	if err := mapEvent(e.m, e.ev, ev, e.class); err != nil {
 		return err
 	}
-	return e.w.Write(mapped.JSON)
+	return e.w.Write(e.ev.JSON)
 }
 
 func (e ocsfText) Close() error { return e.w.Close() }
@@ -146,27 +146,28 @@ type ocsfParquet struct {
 	w     *parquetenc.Writer
 	m     *ocsf.Mapper
 	class int32
+	ev    *ocsf.Event // reused from event to event
 }
 
 func (e ocsfParquet) Write(ev store.StoredEvent) error {
-	mapped, err := mapEvent(e.m, ev, e.class)
-	if err != nil {
+	if err := mapEvent(e.m, e.ev, ev, e.class); err != nil {
 		return err
 	}
-	return e.w.WriteOCSF(mapped)
+	return e.w.WriteOCSF(e.ev)
 }
 
 func (e ocsfParquet) Close() error { return e.w.Close() }
 
-func mapEvent(m *ocsf.Mapper, ev store.StoredEvent, class int32) (ocsf.Event, error) {
-	mapped, err := m.Map(ev.Body, ev.Seq)
-	if err != nil {
-		return mapped, fmt.Errorf("mapping to OCSF: %w", err)
+// mapEvent maps ev into into. The mapped event points into ev's body,
+// which the encoders copy (or write out) before the next event.
+func mapEvent(m *ocsf.Mapper, into *ocsf.Event, ev store.StoredEvent, class int32) error {
+	if err := m.MapTo(into, ev.Body, ev.Seq); err != nil {
+		return fmt.Errorf("mapping to OCSF: %w", err)
 	}
-	if mapped.ClassUID != class {
-		return mapped, errClassChange
+	if into.ClassUID != class {
+		return errClassChange
 	}
-	return mapped, nil
+	return nil
 }
 
 // rawParquet writes events as ingested, one Parquet row each with the
