@@ -28,6 +28,19 @@ type eventEncoder interface {
 // event.
 var errClassChange = fmt.Errorf("%w: the next event is of another OCSF class", errPartFull)
 
+// errTimeOrder ends a Parquet part before an event older than a row group
+// the part already wrote: rows are sorted by time across each object, so
+// the next part starts at the event.
+var errTimeOrder = fmt.Errorf("%w: the next event is older than the rows already written", errPartFull)
+
+// parquetErr turns the writer's ErrTimeOrder into the end of the part.
+func parquetErr(err error) error {
+	if errors.Is(err, parquetenc.ErrTimeOrder) {
+		return errTimeOrder
+	}
+	return err
+}
+
 // defaultMapper maps with the built-in rules when the Deliverer was given
 // no mapper.
 var defaultMapper = sync.OnceValues(func() (*ocsf.Mapper, error) {
@@ -153,7 +166,7 @@ func (e ocsfParquet) Write(ev store.StoredEvent) error {
 	if err := mapEvent(e.m, e.ev, ev, e.class); err != nil {
 		return err
 	}
-	return e.w.WriteOCSF(e.ev)
+	return parquetErr(e.w.WriteOCSF(e.ev))
 }
 
 func (e ocsfParquet) Close() error { return e.w.Close() }
@@ -178,10 +191,10 @@ type rawParquet struct {
 }
 
 func (e rawParquet) Write(ev store.StoredEvent) error {
-	return e.w.WriteRaw(parquetenc.RawEvent{
+	return parquetErr(e.w.WriteRaw(parquetenc.RawEvent{
 		Time: ev.TimeMs, Name: ev.EventName, MessageID: topLevelString(ev.Body, e.idField),
 		Seq: ev.Seq, JSON: ev.Body,
-	})
+	}))
 }
 
 func (e rawParquet) Close() error { return e.w.Close() }

@@ -56,6 +56,9 @@ type Options struct {
 	// PageBytes bounds a data page before encoding and compression; at most
 	// MaxPageBytes. A single value larger than that is one page of its own.
 	PageBytes int
+	// Budget, when set, is shared with other writers: their buffered rows
+	// together stay within it (see Budget).
+	Budget *Budget
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -73,6 +76,16 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	return o, nil
 }
+
+// ErrTimeOrder is returned for an event older than a row the object has
+// already written out: rows are sorted by time across the whole object,
+// not only within a row group, so the event belongs in the next object.
+// Nothing of the event is buffered.
+var ErrTimeOrder = errors.New("parquet: event older than the rows already written; it starts the next object")
+
+// Fits reports whether an event of time t (epoch milliseconds) can join
+// the object: false when it is older than a row group already written.
+func (w *Writer) Fits(t int64) bool { return !w.flushed || t >= w.newest }
 
 // RawEvent is a stored event as delivered.
 type RawEvent struct {
@@ -102,6 +115,11 @@ type Writer struct {
 	buffered int64
 	count    int64
 	closed   bool
+	// newest is the newest time in the row groups written, valid when
+	// flushed: a row older than that cannot join the object sorted.
+	newest  int64
+	flushed bool
+	budget  *Budget
 }
 
 // leafBuf holds one leaf column's values of the buffered rows, levels set.
@@ -196,7 +214,8 @@ func newWriter(w io.Writer, s *parquet.Schema, c *ocsf.Class, cols *column, opt 
 		parquet.CreatedBy("auditexport", "", ""),
 		parquet.SortingWriterConfig(parquet.SortingColumns(parquet.Ascending("time"))),
 	)
-	wr := &Writer{out: out, pw: pw, opt: opt, class: c, cols: cols}
+	wr := &Writer{out: out, pw: pw, opt: opt, class: c, cols: cols, budget: opt.Budget}
+	wr.budget.join(wr)
 	wr.takeBuffers(len(s.Columns()))
 	for i, leaf := range s.Columns() {
 		if l, ok := s.Lookup(leaf...); ok && l.MaxRepetitionLevel > 0 {
@@ -259,6 +278,9 @@ func (w *Writer) WriteRaw(ev RawEvent) error {
 	if w.closed {
 		return errors.New("parquet: write after Close")
 	}
+	if !w.Fits(ev.Time) {
+		return ErrTimeOrder
+	}
 	w.leaves[rawEvent].add(parquet.ByteArrayValue(w.bytes.copy(ev.JSON)))
 	w.leaves[rawEventName].add(parquet.ByteArrayValue(w.bytes.copyString(ev.Name)))
 	w.leaves[rawMessageID].add(parquet.ByteArrayValue(w.bytes.copyString(ev.MessageID)))
@@ -281,6 +303,9 @@ func (w *Writer) WriteOCSF(ev *ocsf.Event) error {
 	}
 	if ev.ClassUID != w.class.UID {
 		return fmt.Errorf("parquet: event %d is class %d; this object holds class %d (%s) only", ev.Seq, ev.ClassUID, w.class.UID, w.class.Name)
+	}
+	if !w.Fits(ev.Time) {
+		return ErrTimeOrder
 	}
 	b := rowBuilder{w: w, ev: ev, bind: w.bindingOf(ev.Layout())}
 	if err := b.row(); err != nil {
@@ -312,10 +337,73 @@ func (w *Writer) added(t int64, size int64) error {
 	w.times = append(w.times, t)
 	w.buffered += size
 	w.count++
+	if w.budget != nil {
+		w.budget.total += size
+	}
 	if w.buffered >= w.opt.RowGroupBytes {
 		return w.flush()
 	}
-	return nil
+	return w.budget.check(w)
+}
+
+// Budget bounds the rows buffered by several writers together, e.g. the
+// writers of one object per OCSF class that a batch of events fills at
+// once: when their total passes the budget, the writer holding the most
+// is flushed as a row group. Memory is then bounded by the budget (plus
+// each writer's row group being encoded), not by the number of writers
+// times their row group size. A Budget is not safe for concurrent use;
+// its writers are used by one goroutine.
+type Budget struct {
+	limit   int64
+	total   int64
+	writers []*Writer
+}
+
+// NewBudget returns a budget of limit bytes of buffered rows.
+func NewBudget(limit int64) *Budget { return &Budget{limit: limit} }
+
+// Buffered is how many bytes the budget's writers hold.
+func (b *Budget) Buffered() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.total
+}
+
+func (b *Budget) join(w *Writer) {
+	if b != nil {
+		b.writers = append(b.writers, w)
+	}
+}
+
+// check flushes the writer holding the most rows once the total passes
+// the limit.
+func (b *Budget) check(w *Writer) error {
+	if b == nil || b.total <= b.limit {
+		return nil
+	}
+	largest := w
+	for _, o := range b.writers {
+		if !o.closed && o.buffered > largest.buffered {
+			largest = o
+		}
+	}
+	return largest.flush()
+}
+
+// release takes a flushed writer's rows off the budget.
+func (b *Budget) release(w *Writer) {
+	if b == nil {
+		return
+	}
+	b.total -= w.buffered
+}
+
+func (b *Budget) leave(w *Writer) {
+	if b == nil {
+		return
+	}
+	b.writers = slices.DeleteFunc(b.writers, func(o *Writer) bool { return o == w })
 }
 
 // flush sorts the buffered rows by time (stable, so events of the same
@@ -350,6 +438,11 @@ func (w *Writer) flush() error {
 	if err := w.pw.Flush(); err != nil {
 		return fmt.Errorf("parquet: %w", err)
 	}
+	if last := w.times[w.order[n-1]]; !w.flushed || last > w.newest {
+		w.newest = last
+	}
+	w.flushed = true
+	w.budget.release(w)
 	for i := range w.leaves {
 		l := &w.leaves[i]
 		clear(l.vals) // drop the references into the arena
@@ -445,6 +538,7 @@ func (w *Writer) Close() error {
 		return err
 	}
 	w.closed = true
+	w.budget.leave(w)
 	w.releaseBuffers()
 	if err := w.pw.Close(); err != nil {
 		return fmt.Errorf("parquet: %w", err)

@@ -1,6 +1,7 @@
 package parquetenc
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -175,6 +176,9 @@ func TestOCSFParquetReadByDuckDB(t *testing.T) {
 		if len(byClass[uid]) == 0 {
 			t.Fatalf("the sample maps no event to class %d", uid)
 		}
+		// In time order, so one object holds them all in several row
+		// groups (TestRowsSortedAcrossObject writes them as they come).
+		slices.SortStableFunc(byClass[uid], func(a, b ocsf.Event) int { return cmp.Compare(a.Time, b.Time) })
 	}
 	const bound = 256 << 10
 	type run struct {
@@ -402,7 +406,9 @@ func TestRawParquetReadByDuckDB(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, ev := range want {
+		// In time order, so one object holds them all in several row
+		// groups (TestRowsSortedAcrossObject writes them as they come).
+		for _, ev := range slices.SortedStableFunc(slices.Values(want), func(a, b RawEvent) int { return cmp.Compare(a.Time, b.Time) }) {
 			if err := w.WriteRaw(ev); err != nil {
 				t.Fatal(err)
 			}
