@@ -1,6 +1,7 @@
 package ocsf
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -93,7 +94,7 @@ func (m *Mapper) Map(raw []byte, seq int64) (Event, error) {
 	var ev Event
 	// One copy of the event, which raw_data keeps, that the parse tree and
 	// the event's strings point into: text() returns substrings of it.
-	own := []byte(string(raw))
+	own := bytes.Clone(raw)
 	err := m.MapTo(&ev, own, seq)
 	return ev, err
 }
