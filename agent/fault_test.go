@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -94,12 +96,17 @@ func testDeliveryExactlyOnceUnderFaults(t *testing.T, backend string) {
 	for _, d := range []struct {
 		customer  string
 		maxObject int64
-	}{{"acme", 0}, {"acme-split", api.MinObjectBytes}} {
+		lake      bool // OCSF in Parquet, Security Lake's layout
+	}{{"acme", 0, false}, {"acme-split", api.MinObjectBytes, false}, {"acme-lake", 0, true}} {
 		bucket, role := w.CustomerSetup(t, d.customer, extID, "audit")
-		created, err := manage.CreateDestination(ctxT(t), api.DestinationSpec{
+		spec := api.DestinationSpec{
 			Bucket: bucket, Region: "us-east-1", Prefix: "audit", RoleARN: role,
 			Interval: "1m", MaxObjectBytes: d.maxObject,
-		})
+		}
+		if d.lake {
+			spec.Format, spec.EventSchema, spec.KeyTemplate, spec.SourceName = api.FormatParquet, api.EventSchemaOCSF, lakeTemplate, "acme-audit"
+		}
+		created, err := manage.CreateDestination(ctxT(t), spec)
 		if err != nil {
 			t.Fatalf("creating the destination of %s: %v", bucket, err)
 		}
@@ -159,7 +166,12 @@ func testDeliveryExactlyOnceUnderFaults(t *testing.T, backend string) {
 	successful := proxy.SuccessfulWrites()
 	objects := 0
 	for i, d := range dests {
-		keys := checkExactlyOnce(t, w, d.bucket, ingested, successful)
+		var keys []string
+		if d.dest.Format == api.FormatParquet {
+			keys = checkParquetExactlyOnce(t, w, d.bucket, ingested, successful)
+		} else {
+			keys = checkExactlyOnce(t, w, d.bucket, ingested, successful)
+		}
 		objects += len(keys)
 		// The status agrees: each event and each object was committed once.
 		st := statuses[i]
@@ -345,6 +357,56 @@ func checkExactlyOnce(t *testing.T, w *world, bucket string, ingested map[string
 		if successful[bucket+"/"+k] == 0 {
 			t.Errorf("%s/%s is in the bucket, but no write of it succeeded at the proxy", bucket, k)
 		}
+	}
+	for key := range successful {
+		if strings.HasPrefix(key, bucket+"/") && !strings.Contains(key, "/_auditexport/") && !inBucket[key] {
+			t.Errorf("%s was written but is not in the bucket", key)
+		}
+	}
+	return keys
+}
+
+// faultLakeKeyRe is the key of the fault test's OCSF Parquet objects.
+var faultLakeKeyRe = regexp.MustCompile(`^audit/ext/acme-audit/region-us-east-1/accountId-\d{12}/eventDay-\d{8}/[a-z_]+_(user\.login|user\.logout|role\.granted)_\d{8}T\d{6}Z_\d{12}-\d{12}_\d{4}\.parquet$`)
+
+// checkParquetExactlyOnce is checkExactlyOnce for a destination of OCSF in
+// Parquet: DuckDB reads every object, each holds rows sorted by time, and
+// every ingested messageId (metadata.uid) is in one of them exactly once.
+func checkParquetExactlyOnce(t *testing.T, w *world, bucket string, ingested map[string]bool, successful map[string]int) []string {
+	t.Helper()
+	dir := t.TempDir()
+	queries := map[string]string{}
+	var keys []string
+	for i, key := range w.Moto.ListKeys(t, bucket, "audit/") {
+		if strings.Contains(key, "/_auditexport/") {
+			continue // the connection test's object
+		}
+		if !faultLakeKeyRe.MatchString(key) {
+			t.Errorf("%s/%s does not follow the Security Lake layout", bucket, key)
+		}
+		keys = append(keys, key)
+		path := filepath.Join(dir, fmt.Sprintf("%d.parquet", i))
+		if err := os.WriteFile(path, w.Moto.GetObject(t, bucket, key), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		queries[key] = fmt.Sprintf(`SELECT metadata.uid AS id, epoch_ms(time) AS ms FROM read_parquet('%s', file_row_number = true) ORDER BY file_row_number`, path)
+	}
+	counts := map[string]int{}
+	for key, rows := range testenv.DuckDB(t, queries) {
+		checkSorted(t, key, rows)
+		for _, r := range rows {
+			counts[fmt.Sprint(r["id"])]++
+		}
+	}
+	checkIDsOnce(t, bucket, counts, ingested)
+	for _, k := range keys {
+		if successful[bucket+"/"+k] == 0 {
+			t.Errorf("%s/%s is in the bucket, but no write of it succeeded at the proxy", bucket, k)
+		}
+	}
+	inBucket := map[string]bool{}
+	for _, k := range keys {
+		inBucket[bucket+"/"+k] = true
 	}
 	for key := range successful {
 		if strings.HasPrefix(key, bucket+"/") && !strings.Contains(key, "/_auditexport/") && !inBucket[key] {

@@ -53,6 +53,7 @@ type options struct {
 	clients          int
 	windowGB         float64
 	windowEventBytes int
+	windowFormat     string // ndjson (the main destination) or ocsf-parquet
 	s3               string
 	stores           []string // in storeOrder
 	keep             bool
@@ -70,6 +71,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.batch, "batch", 1000, "events per ingest request (NDJSON lines)")
 	fs.IntVar(&o.clients, "clients", 8, "concurrent ingest clients")
 	fs.Float64Var(&o.windowGB, "window-gb", 2, "size in GiB of NDJSON of the window delivered for the peak RSS figure; 0 skips it")
+	fs.StringVar(&o.windowFormat, "window-format", "ndjson", "format the window is delivered in: ndjson (raw gzip NDJSON, the main destination) or ocsf-parquet (OCSF in Parquet)")
 	fs.IntVar(&o.windowEventBytes, "window-event-bytes", 0, "size of the window's events in bytes (0: the same ~400-byte events as the rest)")
 	fs.StringVar(&o.s3, "s3", "versitygw", "S3 server: versitygw (a real S3 gateway, must be installed) or devs3 (the agent's in-process dev server)")
 	fs.StringVar(&stores, "store", "sqlite,postgres", "stores to run the agent on, comma-separated: sqlite (a file in its data directory) and postgres (a throw-away PostgreSQL cluster on loopback, which must be installed)")
@@ -98,6 +100,8 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("-window-gb: between 0 and 64")
 	case o.windowEventBytes != 0 && (o.windowEventBytes < 400 || o.windowEventBytes > 64<<10):
 		return o, errors.New("-window-event-bytes: 0, or between 400 and 65536")
+	case o.windowFormat != "ndjson" && o.windowFormat != windowFormat:
+		return o, fmt.Errorf("-window-format %q: use ndjson or %s", o.windowFormat, windowFormat)
 	case o.s3 != "versitygw" && o.s3 != "devs3":
 		return o, fmt.Errorf("-s3 %q: use versitygw or devs3", o.s3)
 	case o.timeout <= 0:
@@ -237,9 +241,12 @@ func runStore(ctx context.Context, o options, rep *report, name, agentBin, tmp s
 	if err := w.measureStages(ctx, run); err != nil {
 		return err
 	}
+	if err := w.measureFormats(ctx, run); err != nil {
+		return err
+	}
 	rep.runs = append(rep.runs, run)
 	if window {
-		return w.measureWindow(ctx, o, rep)
+		return w.windowWorld(o, run).measureWindow(ctx, o, rep)
 	}
 	return nil
 }

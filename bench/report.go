@@ -42,6 +42,7 @@ type storeRun struct {
 	st       *benchStore
 	ingest   ingestResult
 	delivery deliveryResult
+	formats  []formatRun // the same events in other formats (ocsf.go)
 	stages   stages
 }
 
@@ -225,6 +226,7 @@ func (r *report) printStores(out io.Writer) {
 	}), "", "equals the sizes of the new objects in the bucket")
 	row("enable -> no lag (wall)", each(func(run *storeRun) string { return secs(run.delivery.wall) }), "s", "includes the wait for the 1 s tick")
 	cpuRows(func(run *storeRun) cpuUse { return run.delivery.cpu }, "S3 server", func(u cpuUse) float64 { return u.s3 })
+	r.printFormats(out, row, each)
 
 	section(fmt.Sprintf("STAGE LIMITS: each stage alone on the same events (fastest of %d runs)", stageReps))
 	stage := func(f func(s stages) stageResult) []string {
@@ -277,7 +279,7 @@ func (r *report) printWindow(out io.Writer) {
 	if r.windowEventBytes > 0 {
 		size = fmt.Sprintf("events of ~%d B (larger than the rest, to fill it faster)", r.windowEventBytes)
 	}
-	section(fmt.Sprintf("WINDOW (%s only): %.2f GiB of NDJSON, %s events, %s", r.windowStore, float64(f.bytes)/(1<<30), count(f.events), size))
+	section(fmt.Sprintf("WINDOW (%s only, delivered as %s): %.2f GiB of NDJSON, %s events, %s", r.windowStore, r.opts.windowFormat, float64(f.bytes)/(1<<30), count(f.events), size))
 	row("fill (HTTP ingest)", count(int64(f.eventsPerSec())), "events/s", fmt.Sprintf("%.1f MB/s, %s s, p99 %s ms", f.mbPerSec(), secs(f.elapsed), ms(percentile(f.latency, 0.99))))
 	cpuRow(row, "agent CPU during the fill", f.cpu, "clients (bench)", f.cpu.bench)
 	row("delivery", count(int64(wd.eventsPerSec())), "events/s", fmt.Sprintf("%.1f MB/s, %s s, %d objects, %.0f MB gzip",

@@ -28,6 +28,19 @@ type eventEncoder interface {
 // event.
 var errClassChange = fmt.Errorf("%w: the next event is of another OCSF class", errPartFull)
 
+// errTimeOrder ends a Parquet part before an event older than a row group
+// the part already wrote: rows are sorted by time across each object, so
+// the next part starts at the event.
+var errTimeOrder = fmt.Errorf("%w: the next event is older than the rows already written", errPartFull)
+
+// parquetErr turns the writer's ErrTimeOrder into the end of the part.
+func parquetErr(err error) error {
+	if errors.Is(err, parquetenc.ErrTimeOrder) {
+		return errTimeOrder
+	}
+	return err
+}
+
 // defaultMapper maps with the built-in rules when the Deliverer was given
 // no mapper.
 var defaultMapper = sync.OnceValues(func() (*ocsf.Mapper, error) {
@@ -94,14 +107,14 @@ func (d *Deliverer) newEncoder(w io.Writer, t *target, class int32) (eventEncode
 			return nil, err
 		}
 		pw, err := parquetenc.NewOCSFWriter(w, m, class, opt)
-		return ocsfParquet{w: pw, m: m, class: class}, err
+		return ocsfParquet{w: pw, m: m, class: class, ev: new(ocsf.Event)}, err
 	}
 	tw, err := encode.NewWriter(w, t.spec.Format, t.spec.Compression)
 	if err != nil || !ocsfSchema {
 		return rawText{tw}, err
 	}
 	m, err := d.mapper()
-	return ocsfText{w: tw, m: m, class: class}, err
+	return ocsfText{w: tw, m: m, class: class, ev: new(ocsf.Event)}, err
 }
 
 // parquetOptions sizes row groups so that an object overshoots
@@ -129,14 +142,14 @@ type ocsfText struct {
 	w     *encode.Writer
 	m     *ocsf.Mapper
 	class int32
+	ev    *ocsf.Event // reused from event to event
 }
 
 func (e ocsfText) Write(ev store.StoredEvent) error {
-	mapped, err := mapEvent(e.m, ev, e.class)
-	if err != nil {
+	if err := mapEvent(e.m, e.ev, ev, e.class); err != nil {
 		return err
 	}
-	return e.w.Write(mapped.JSON)
+	return e.w.Write(e.ev.JSON)
 }
 
 func (e ocsfText) Close() error { return e.w.Close() }
@@ -146,27 +159,28 @@ type ocsfParquet struct {
 	w     *parquetenc.Writer
 	m     *ocsf.Mapper
 	class int32
+	ev    *ocsf.Event // reused from event to event
 }
 
 func (e ocsfParquet) Write(ev store.StoredEvent) error {
-	mapped, err := mapEvent(e.m, ev, e.class)
-	if err != nil {
+	if err := mapEvent(e.m, e.ev, ev, e.class); err != nil {
 		return err
 	}
-	return e.w.WriteOCSF(mapped)
+	return parquetErr(e.w.WriteOCSF(e.ev))
 }
 
 func (e ocsfParquet) Close() error { return e.w.Close() }
 
-func mapEvent(m *ocsf.Mapper, ev store.StoredEvent, class int32) (ocsf.Event, error) {
-	mapped, err := m.Map(ev.Body, ev.Seq)
-	if err != nil {
-		return mapped, fmt.Errorf("mapping to OCSF: %w", err)
+// mapEvent maps ev into into. The mapped event points into ev's body,
+// which the encoders copy (or write out) before the next event.
+func mapEvent(m *ocsf.Mapper, into *ocsf.Event, ev store.StoredEvent, class int32) error {
+	if err := m.MapTo(into, ev.Body, ev.Seq); err != nil {
+		return fmt.Errorf("mapping to OCSF: %w", err)
 	}
-	if mapped.ClassUID != class {
-		return mapped, errClassChange
+	if into.ClassUID != class {
+		return errClassChange
 	}
-	return mapped, nil
+	return nil
 }
 
 // rawParquet writes events as ingested, one Parquet row each with the
@@ -177,10 +191,10 @@ type rawParquet struct {
 }
 
 func (e rawParquet) Write(ev store.StoredEvent) error {
-	return e.w.WriteRaw(parquetenc.RawEvent{
+	return parquetErr(e.w.WriteRaw(parquetenc.RawEvent{
 		Time: ev.TimeMs, Name: ev.EventName, MessageID: topLevelString(ev.Body, e.idField),
 		Seq: ev.Seq, JSON: ev.Body,
-	})
+	}))
 }
 
 func (e rawParquet) Close() error { return e.w.Close() }

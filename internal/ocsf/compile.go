@@ -20,6 +20,7 @@ type rule struct {
 
 	activityName string // the activity's caption
 	typeName     string // "<class caption>: <activity caption>"
+	layout       *Layout
 }
 
 // field is one compiled mapping: an attribute path and the event paths
@@ -31,6 +32,11 @@ type field struct {
 	values  map[string]int32 // enum translation for the target (or, for a caption, its id sibling)
 	idAttr  *Attribute       // the enum id attribute derived from a caption target (status -> status_id)
 	profile string           // the profile the target belongs to, "" for the core schema
+
+	// Set when the rule's Layout is built.
+	last         *Attribute // the target attribute
+	node, idNode int32      // the target's node and idAttr's (-1 without)
+	profileBit   int64      // profile's bit in the layout's profile set, 0 without
 }
 
 // derived are the attributes the mapper sets itself.
@@ -225,6 +231,7 @@ func compileField(c *Class, target, source string, values map[string]map[string]
 		f.sources = append(f.sources, p)
 	}
 	last := path[len(path)-1]
+	f.last = last
 	enumAttr := last
 	if last.Kind == KindString && len(path) >= 1 {
 		// A caption (status) also fills its id (status_id).

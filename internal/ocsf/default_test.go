@@ -69,7 +69,8 @@ func checkAttributes(t *testing.T, m *Mapper, ev Event) {
 			}
 		}
 	}
-	walk(&ev.Root, "")
+	root := ev.Value()
+	walk(&root, "")
 }
 
 // TestAttributesPruned pins what Attributes leaves out and keeps.

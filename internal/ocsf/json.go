@@ -47,15 +47,31 @@ const maxDepth = 64
 
 var errJSON = errors.New("invalid JSON")
 
+// jparser reads one document. An object's fields (an array's items) are
+// gathered on a stack while its values are read, then copied into an arena
+// in one piece: a parser reused for the next event reuses both, so mapping
+// a stream of events allocates no parse tree once the arenas have grown.
 type jparser struct {
 	b []byte
 	i int
+
+	fstack, fields []jfield
+	istack, items  []jvalue
 }
 
 func parseJSON(b []byte) (jvalue, error) {
-	p := jparser{b: b}
-	var v jvalue
-	if err := p.value(&v, 0); err != nil {
+	var p jparser
+	return p.parse(b)
+}
+
+// parse reads b, reusing the arenas of the previous document: the tree it
+// returned before is no longer valid.
+func (p *jparser) parse(b []byte) (jvalue, error) {
+	p.b, p.i = b, 0
+	p.fstack, p.fields = p.fstack[:0], p.fields[:0]
+	p.istack, p.items = p.istack[:0], p.items[:0]
+	v, err := p.value(0)
+	if err != nil {
 		return v, err
 	}
 	p.space()
@@ -76,13 +92,13 @@ func (p *jparser) space() {
 	}
 }
 
-func (p *jparser) value(v *jvalue, depth int) error {
+func (p *jparser) value(depth int) (v jvalue, err error) {
 	if depth > maxDepth {
-		return errors.New("JSON nested too deeply")
+		return v, errors.New("JSON nested too deeply")
 	}
 	p.space()
 	if p.i >= len(p.b) {
-		return errJSON
+		return v, errJSON
 	}
 	start := p.i
 	switch c := p.b[p.i]; {
@@ -94,36 +110,35 @@ func (p *jparser) value(v *jvalue, depth int) error {
 			p.i++
 			break
 		}
+		base := len(p.fstack)
 		for {
 			p.space()
 			if p.i >= len(p.b) || p.b[p.i] != '"' {
-				return errJSON
+				return v, errJSON
 			}
 			kraw, err := p.str()
 			if err != nil {
-				return err
+				return v, err
 			}
 			key, ok := unquote(kraw)
 			if !ok {
-				return errJSON
+				return v, errJSON
 			}
 			p.space()
 			if p.i >= len(p.b) || p.b[p.i] != ':' {
-				return errJSON
+				return v, errJSON
 			}
 			p.i++
-			if v.fields == nil {
-				// Most objects of audit events have a handful of fields:
-				// one allocation instead of growing 1, 2, 4, 8.
-				v.fields = make([]jfield, 0, 8)
+			// The value is read before it is pushed: reading it pushes
+			// (and pops) its own fields, which may move the stack.
+			val, err := p.value(depth + 1)
+			if err != nil {
+				return v, err
 			}
-			v.fields = append(v.fields, jfield{key: key})
-			if err := p.value(&v.fields[len(v.fields)-1].val, depth+1); err != nil {
-				return err
-			}
+			p.fstack = append(p.fstack, jfield{key: key, val: val})
 			p.space()
 			if p.i >= len(p.b) {
-				return errJSON
+				return v, errJSON
 			}
 			if p.b[p.i] == ',' {
 				p.i++
@@ -133,8 +148,12 @@ func (p *jparser) value(v *jvalue, depth int) error {
 				p.i++
 				break
 			}
-			return errJSON
+			return v, errJSON
 		}
+		start := len(p.fields)
+		p.fields = append(p.fields, p.fstack[base:]...)
+		v.fields = p.fields[start:len(p.fields):len(p.fields)]
+		p.fstack = p.fstack[:base]
 	case c == '[':
 		v.kind = jArray
 		p.i++
@@ -143,14 +162,16 @@ func (p *jparser) value(v *jvalue, depth int) error {
 			p.i++
 			break
 		}
+		base := len(p.istack)
 		for {
-			v.items = append(v.items, jvalue{})
-			if err := p.value(&v.items[len(v.items)-1], depth+1); err != nil {
-				return err
+			item, err := p.value(depth + 1)
+			if err != nil {
+				return v, err
 			}
+			p.istack = append(p.istack, item)
 			p.space()
 			if p.i >= len(p.b) {
-				return errJSON
+				return v, errJSON
 			}
 			if p.b[p.i] == ',' {
 				p.i++
@@ -160,38 +181,42 @@ func (p *jparser) value(v *jvalue, depth int) error {
 				p.i++
 				break
 			}
-			return errJSON
+			return v, errJSON
 		}
+		start := len(p.items)
+		p.items = append(p.items, p.istack[base:]...)
+		v.items = p.items[start:len(p.items):len(p.items)]
+		p.istack = p.istack[:base]
 	case c == '"':
 		v.kind = jString
 		if _, err := p.str(); err != nil {
-			return err
+			return v, err
 		}
 	case c == 't':
 		v.kind = jBool
 		if err := p.lit("true"); err != nil {
-			return err
+			return v, err
 		}
 	case c == 'f':
 		v.kind = jBool
 		if err := p.lit("false"); err != nil {
-			return err
+			return v, err
 		}
 	case c == 'n':
 		v.kind = jNull
 		if err := p.lit("null"); err != nil {
-			return err
+			return v, err
 		}
 	case c == '-' || (c >= '0' && c <= '9'):
 		v.kind = jNumber
 		if err := p.num(); err != nil {
-			return err
+			return v, err
 		}
 	default:
-		return errJSON
+		return v, errJSON
 	}
 	v.raw = p.b[start:p.i]
-	return nil
+	return v, nil
 }
 
 func (p *jparser) lit(s string) error {

@@ -1,11 +1,14 @@
 package ocsf
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -20,15 +23,42 @@ type Mapper struct {
 	tsField  string
 	name     string
 	idField  string
+
+	matched  sync.Map // event name -> *rule
+	matchedN atomic.Int64
 }
 
-// Event is one mapped event.
+// Event is one mapped event. Its values are held by node of its rule's
+// Layout; JSON is the event encoded.
 type Event struct {
 	ClassUID int32  // objects hold one class each
 	Time     int64  // epoch milliseconds (the OCSF time attribute)
 	Seq      int64  // the stored event's sequence number
 	JSON     []byte // the OCSF event as JSON, one line of an NDJSON object
-	Root     Value  // the same event as values, for columnar encoders
+
+	layout *Layout
+	vals   []Value
+	state  []uint8
+	parser jparser
+	buf    []byte // unmapped
+}
+
+// Layout is the tree of attributes the event's rule can set; At and Has
+// read the event's values by node index.
+func (e *Event) Layout() *Layout { return e.layout }
+
+// Has reports whether node i of the event's Layout has a value (an object
+// node: whether any attribute below it has).
+func (e *Event) Has(i int) bool { return e.state[i] != absent }
+
+// At is the value of leaf node i of the event's Layout, valid when Has(i).
+func (e *Event) At(i int) *Value { return &e.vals[i] }
+
+// Value builds the event as a tree of values, sorted by name at each level.
+func (e *Event) Value() Value { return e.layout.value(e, 0) }
+
+func (e *Event) set(i int32, v Value) {
+	e.vals[i], e.state[i] = v, present
 }
 
 // New compiles cfg. The error lists every problem with the rules, each
@@ -49,52 +79,71 @@ func New(cfg Config) (*Mapper, error) {
 	if cfg.ProductVersion != "" {
 		m.product.insert("version", stringValue(cfg.ProductVersion))
 	}
+	for i := range m.rules {
+		r := &m.rules[i]
+		if r.layout, err = m.layout(r); err != nil {
+			return nil, fmt.Errorf("ocsf: rule %q: %w", r.event, err)
+		}
+	}
 	return m, nil
 }
 
-// Map maps one stored event (its JSON as ingested) with sequence number seq.
+// Map maps one stored event (its JSON as ingested) with sequence number
+// seq. The event keeps its own copy of raw.
 func (m *Mapper) Map(raw []byte, seq int64) (Event, error) {
-	ev := Event{Seq: seq}
+	var ev Event
 	// One copy of the event, which raw_data keeps, that the parse tree and
 	// the event's strings point into: text() returns substrings of it.
-	own := string(raw)
-	doc, err := parseJSON(unsafe.Slice(unsafe.StringData(own), len(own)))
+	own := bytes.Clone(raw)
+	err := m.MapTo(&ev, own, seq)
+	return ev, err
+}
+
+// MapTo maps raw into ev, reusing ev's memory (the values, the parse
+// tree, the JSON buffer) from the event it held before: mapping a stream
+// of events into one Event allocates next to nothing. The event's strings
+// point into raw, so raw must not change while ev is in use, and ev's
+// previous contents (JSON included) are overwritten.
+func (m *Mapper) MapTo(ev *Event, raw []byte, seq int64) error {
+	ev.Seq, ev.ClassUID, ev.Time = seq, 0, 0
+	doc, err := ev.parser.parse(raw)
 	if err != nil {
-		return ev, fmt.Errorf("event %d: %w", seq, err)
+		return fmt.Errorf("event %d: %w", seq, err)
 	}
 	if doc.kind != jObject {
-		return ev, fmt.Errorf("event %d: a JSON %s, not an object", seq, doc.kind)
+		return fmt.Errorf("event %d: a JSON %s, not an object", seq, doc.kind)
 	}
 	name, ok := m.stringField(&doc, m.name)
 	if !ok {
-		return ev, fmt.Errorf("event %d: no %s string", seq, m.name)
+		return fmt.Errorf("event %d: no %s string", seq, m.name)
 	}
 	ms, err := m.timestamp(&doc)
 	if err != nil {
-		return ev, fmt.Errorf("event %d: %s: %w", seq, m.tsField, err)
+		return fmt.Errorf("event %d: %s: %w", seq, m.tsField, err)
 	}
 	msgID, _ := m.stringField(&doc, m.idField)
 	r := m.match(name)
-	root, ok := m.apply(r, &doc, name, msgID, ms)
-	if !ok && r != m.fallback {
+	if !m.apply(ev, r, &doc, name, msgID, ms) && r != m.fallback {
 		clearUsed(&doc)
 		for _, k := range []string{m.tsField, m.name, m.idField} {
 			if v := doc.field(k); v != nil {
 				v.used = 2
 			}
 		}
-		root, _ = m.apply(m.fallback, &doc, name, msgID, ms)
 		r = m.fallback
+		m.apply(ev, r, &doc, name, msgID, ms)
 	}
-	if u := unmappedJSON(&doc, nil); u != nil {
-		root.insert("unmapped", Value{Kind: KindJSON, Str: string(u)})
+	l := r.layout
+	if u := unmappedJSON(&doc, ev.buf[:0]); u != nil {
+		ev.buf = u
+		ev.set(l.unmapped, Value{Kind: KindJSON, Str: unsafe.String(unsafe.SliceData(u), len(u))})
 	}
 	if m.rawData {
-		root.insert("raw_data", stringValue(own))
+		ev.set(l.rawData, stringValue(unsafe.String(unsafe.SliceData(raw), len(raw))))
 	}
-	ev.ClassUID, ev.Time, ev.Root = r.class.UID, ms, root
-	ev.JSON = root.AppendJSON(make([]byte, 0, len(raw)*2+256))
-	return ev, nil
+	ev.ClassUID, ev.Time, ev.layout = r.class.UID, ms, l
+	ev.JSON = l.appendJSON(ev.JSON[:0], ev, 0)
+	return nil
 }
 
 // stringField reads a top-level string (or number) and marks it used.
@@ -141,7 +190,24 @@ func (m *Mapper) timestamp(doc *jvalue) (int64, error) {
 	return t.UnixMilli(), nil
 }
 
+// matchCacheSize bounds the event names whose rule the mapper remembers:
+// a platform's event names are a small vocabulary, matching them against
+// every pattern for each event is not free, and a sender of random names
+// must not grow the cache without bound.
+const matchCacheSize = 4096
+
 func (m *Mapper) match(name string) *rule {
+	if r, ok := m.matched.Load(name); ok {
+		return r.(*rule)
+	}
+	r := m.matchRules(name)
+	if m.matchedN.Add(1) <= matchCacheSize {
+		m.matched.Store(strings.Clone(name), r)
+	}
+	return r
+}
+
+func (m *Mapper) matchRules(name string) *rule {
 	for i := range m.rules {
 		r := &m.rules[i]
 		if r.glob {
@@ -155,70 +221,45 @@ func (m *Mapper) match(name string) *rule {
 	return m.fallback
 }
 
-// apply builds the OCSF event of r. ok is false when a required attribute
-// has no value, so the event needs the fallback class.
-func (m *Mapper) apply(r *rule, doc *jvalue, name, msgID string, ms int64) (Value, bool) {
-	root := Value{Kind: KindObject, Fields: make([]Field, 0, 24)}
-	var profiles map[string]bool // nil (no allocation) without profiles
+// apply fills ev with the OCSF event of r. It reports false when a
+// required attribute has no value, so the event needs the fallback class.
+func (m *Mapper) apply(ev *Event, r *rule, doc *jvalue, name, msgID string, ms int64) bool {
+	l := r.layout
+	ev.vals = append(ev.vals[:0], l.vals...)
+	ev.state = append(ev.state[:0], l.state...)
+	var profiles int64
 	for i := range r.fields {
 		f := &r.fields[i]
-		if m.applyField(&root, f, doc) && f.profile != "" {
-			if profiles == nil {
-				profiles = map[string]bool{}
-			}
-			profiles[f.profile] = true
+		if applyField(ev, f, doc) {
+			profiles |= f.profileBit
 		}
 	}
-	c := r.class
-	actName := r.activityName
 	if r.activity == 99 {
-		actName = name
+		ev.set(l.activityName, stringValue(name))
 	}
-	root.insert("activity_id", intValue(KindInteger, int64(r.activity)))
-	root.insert("activity_name", stringValue(actName))
-	root.insert("category_uid", intValue(KindInteger, int64(c.CategoryUID)))
-	root.insert("category_name", stringValue(c.CategoryName))
-	root.insert("class_uid", intValue(KindInteger, int64(c.UID)))
-	root.insert("class_name", stringValue(c.Caption))
-	if root.Field("severity_id") == nil {
-		root.insert("severity_id", intValue(KindInteger, int64(r.severity)))
+	if ev.state[l.severity] == absent {
+		ev.set(l.severity, intValue(KindInteger, int64(r.severity)))
 	}
-	root.insert("time", intValue(KindTimestamp, ms))
-	root.insert("type_uid", intValue(KindLong, int64(c.UID)*100+int64(r.activity)))
-	root.insert("type_name", stringValue(r.typeName))
-
-	md := root.Field("metadata")
-	if md == nil {
-		md = root.insert("metadata", Value{Kind: KindObject, Fields: make([]Field, 0, 8)})
-	}
-	md.insert("event_code", stringValue(name))
-	md.insert("product", m.product)
+	ev.set(l.time, intValue(KindTimestamp, ms))
+	ev.set(l.eventCode, stringValue(name))
 	if msgID != "" {
-		md.insert("uid", stringValue(msgID))
+		ev.set(l.uid, stringValue(msgID))
 	}
-	md.insert("version", stringValue(SchemaVersion))
-	if len(profiles) > 0 {
-		p := Value{Kind: KindString, Array: true}
-		for _, name := range sortedKeys(profiles) {
-			p.Items = append(p.Items, stringValue(name))
-		}
-		md.insert("profiles", p)
+	if profiles != 0 {
+		ev.set(l.profiles, l.profileItems(profiles))
 	}
-	fillUnknownIDs(&root, c.Attributes)
-	fillCaptions(&root, c.Attributes)
-	return root, complete(&root, c.Attributes, profiles)
+	return l.fill(ev, profiles)
 }
 
 // applyField fills one target from the first source alternative that is
 // present and converts; it reports whether the target got a value.
-func (m *Mapper) applyField(root *Value, f *field, doc *jvalue) bool {
-	last := f.target[len(f.target)-1]
+func applyField(ev *Event, f *field, doc *jvalue) bool {
 	for _, src := range f.sources {
 		v := lookup(doc, src)
 		if v == nil || v.kind == jNull {
 			continue
 		}
-		val, ok := convert(v, last, f)
+		val, ok := convert(v, f.last, f)
 		if !ok {
 			continue
 		}
@@ -229,12 +270,14 @@ func (m *Mapper) applyField(root *Value, f *field, doc *jvalue) bool {
 			if c, ok := f.idAttr.EnumCaption(id); ok && id != 99 {
 				val.Str = c
 			}
-			path := append(append([]*Attribute(nil), f.target[:len(f.target)-1]...), f.idAttr)
-			root.set(path, intValue(KindInteger, int64(id)))
+			if ev.state[f.idNode] == absent {
+				ev.set(f.idNode, intValue(f.idAttr.Kind, int64(id)))
+			}
 		}
-		if !root.set(f.target, val) {
+		if ev.state[f.node] != absent {
 			return false
 		}
+		ev.set(f.node, val)
 		markUsed(doc, src)
 		return true
 	}
@@ -367,11 +410,11 @@ func lookup(v *jvalue, path []string) *jvalue {
 }
 
 func markUsed(v *jvalue, path []string) {
-	for _, seg := range path {
+	for i := range path {
 		if v.used == 0 {
 			v.used = 1
 		}
-		if v = lookup(v, []string{seg}); v == nil {
+		if v = lookup(v, path[i:i+1]); v == nil {
 			return
 		}
 	}
@@ -419,75 +462,6 @@ func unmappedJSON(v *jvalue, b []byte) []byte {
 		return nil
 	}
 	return append(b, '}')
-}
-
-// fillUnknownIDs sets Unknown (0) on required enum ids of the objects
-// present (device.type_id): OCSF requires them once the object exists.
-func fillUnknownIDs(v *Value, attrs []Attribute) {
-	for i := range attrs {
-		a := &attrs[i]
-		switch {
-		case a.Kind == KindObject && !a.Array:
-			if f := v.Field(a.Name); f != nil {
-				if o := ObjectByName(a.Object); o != nil {
-					fillUnknownIDs(f, o.Attributes)
-				}
-			}
-		case a.Requirement == Required && len(a.Enum) > 0 && v.Field(a.Name) == nil && v != nil:
-			if _, ok := a.EnumCaption(0); ok && a.Name != "activity_id" && a.Name != "severity_id" {
-				v.insert(a.Name, intValue(a.Kind, 0))
-				if a.Sibling != "" && find(attrs, a.Sibling) != nil && v.Field(a.Sibling) == nil {
-					v.insert(a.Sibling, stringValue("Unknown"))
-				}
-			}
-		}
-	}
-}
-
-// fillCaptions sets the caption sibling of each enum id present
-// (severity_id -> severity) when no mapping did.
-func fillCaptions(v *Value, attrs []Attribute) {
-	for i := range attrs {
-		a := &attrs[i]
-		f := v.Field(a.Name)
-		if f == nil {
-			continue
-		}
-		if a.Kind == KindObject && !a.Array {
-			if o := ObjectByName(a.Object); o != nil {
-				fillCaptions(f, o.Attributes)
-			}
-			continue
-		}
-		if a.Sibling == "" || len(a.Enum) == 0 || f.Array || find(attrs, a.Sibling) == nil || v.Field(a.Sibling) != nil {
-			continue
-		}
-		if c, ok := a.EnumCaption(int32(f.Int)); ok && f.Int != 99 {
-			v.insert(a.Sibling, stringValue(c))
-		}
-	}
-}
-
-// complete reports whether every required attribute is present, in the
-// event and in each object present. An attribute of a profile counts only
-// when the profile is used.
-func complete(v *Value, attrs []Attribute, profiles map[string]bool) bool {
-	for i := range attrs {
-		a := &attrs[i]
-		f := v.Field(a.Name)
-		if f == nil {
-			if a.Requirement == Required && (a.Profile == "" || profiles[a.Profile]) {
-				return false
-			}
-			continue
-		}
-		if a.Kind == KindObject && !a.Array {
-			if o := ObjectByName(a.Object); o != nil && !complete(f, o.Attributes, profiles) {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // globMatch matches name against a pattern where * is any run of

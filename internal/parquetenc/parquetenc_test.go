@@ -1,6 +1,7 @@
 package parquetenc
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -175,6 +176,9 @@ func TestOCSFParquetReadByDuckDB(t *testing.T) {
 		if len(byClass[uid]) == 0 {
 			t.Fatalf("the sample maps no event to class %d", uid)
 		}
+		// In time order, so one object holds them all in several row
+		// groups (TestRowsSortedAcrossObject writes them as they come).
+		slices.SortStableFunc(byClass[uid], func(a, b ocsf.Event) int { return cmp.Compare(a.Time, b.Time) })
 	}
 	const bound = 256 << 10
 	type run struct {
@@ -195,8 +199,8 @@ func TestOCSFParquetReadByDuckDB(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				for _, ev := range events {
-					if err := w.WriteOCSF(ev); err != nil {
+				for i := range events {
+					if err := w.WriteOCSF(&events[i]); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -402,7 +406,9 @@ func TestRawParquetReadByDuckDB(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, ev := range want {
+		// In time order, so one object holds them all in several row
+		// groups (TestRowsSortedAcrossObject writes them as they come).
+		for _, ev := range slices.SortedStableFunc(slices.Values(want), func(a, b RawEvent) int { return cmp.Compare(a.Time, b.Time) }) {
 			if err := w.WriteRaw(ev); err != nil {
 				t.Fatal(err)
 			}
@@ -457,18 +463,21 @@ func TestWriterErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.WriteOCSF(ev); err == nil || !strings.Contains(err.Error(), "class") {
+	if err := w.WriteOCSF(&ev); err == nil || !strings.Contains(err.Error(), "class") {
 		t.Errorf("event of another class: %v", err)
 	}
 	if err := w.WriteRaw(RawEvent{}); err == nil {
 		t.Error("WriteRaw on an OCSF writer accepted")
 	}
-	// An event lacking a required attribute is refused, not written broken.
+	// An event with a value the object's columns cannot hold is refused,
+	// not written with the value lost.
 	ev.ClassUID = 0
-	ev.Root = ocsf.Value{Kind: ocsf.KindObject}
 	w0, _ := NewOCSFWriter(&countingWriter{w: discard{}}, m, 0, Options{})
-	if err := w0.WriteOCSF(ev); err == nil || !strings.Contains(err.Error(), "required") {
-		t.Errorf("event without required attributes: %v", err)
+	if err := w0.WriteOCSF(&ev); err == nil || !strings.Contains(err.Error(), "no column") {
+		t.Errorf("event with attributes outside the schema: %v", err)
+	}
+	if w0.Count() != 0 || w0.Buffered() != 0 {
+		t.Errorf("refused event buffered: count %d, %d bytes", w0.Count(), w0.Buffered())
 	}
 }
 

@@ -25,6 +25,8 @@ type column struct {
 	list     bool // a LIST of scalars
 	children []*column
 	index    int // leaf column index
+	id       int // the node's number in its tree, for bindings
+	count    int // the root's: how many nodes the tree has
 	def      int // definition level when this node is present
 	rep      int // repetition level of the node (the list's element for a list)
 }
@@ -52,6 +54,7 @@ func prunedSchema(c *ocsf.Class, paths []string) (*parquet.Schema, *column, erro
 	if err := resolve(s, root, nil, 0, 0); err != nil {
 		return nil, nil, fmt.Errorf("class %s: %w", c.Name, err)
 	}
+	number(root, root)
 	return s, root, nil
 }
 
@@ -116,6 +119,7 @@ func classSchema(c *ocsf.Class) (*parquet.Schema, *column, error) {
 	if err := resolve(s, root, nil, 0, 0); err != nil {
 		return nil, nil, fmt.Errorf("class %s: %w", c.Name, err)
 	}
+	number(root, root)
 	return s, root, nil
 }
 
@@ -172,6 +176,15 @@ func scalarNode(k ocsf.Kind) parquet.Node {
 		return parquet.Timestamp(parquet.Millisecond)
 	}
 	return parquet.String() // strings, and JSON (unmapped) as its text
+}
+
+// number gives each node below c its id, counting them in root.
+func number(root, c *column) {
+	for _, ch := range c.children {
+		ch.id = root.count
+		root.count++
+		number(root, ch)
+	}
 }
 
 // resolve fills in the leaf indices and levels from the schema itself, so
