@@ -47,7 +47,10 @@ type FaultOptions struct {
 	Seed uint64
 	// InternalError, SlowDown, Reset and ResponseLost are the
 	// probabilities of FaultInternalError, FaultSlowDown, FaultReset and
-	// FaultResponseLost.
+	// FaultResponseLost. A kind with a nonzero probability p that was not
+	// drawn for 3/p consecutive faultable writes is injected into the next
+	// one, so a run of a few dozen writes meets every kind for certain,
+	// while the moments stay random.
 	InternalError float64
 	SlowDown      float64
 	Reset         float64
@@ -106,6 +109,8 @@ type FaultProxy struct {
 	successful    map[string]int
 	precondition  map[string]int
 	injected      map[string]int
+	draws         int            // faultable writes seen while enabled
+	lastDrawn     map[string]int // per kind, the draw it was last injected at
 	unconditional []string
 	completed     map[string]bool     // "key\x00uploadId" of completed uploads
 	reacked       int                 // retried completions answered 200 again
@@ -139,6 +144,7 @@ func StartFaultProxy(t testing.TB, upstream string, opts FaultOptions) *FaultPro
 		successful:   map[string]int{},
 		precondition: map[string]int{},
 		injected:     map[string]int{},
+		lastDrawn:    map[string]int{},
 		client: &http.Transport{
 			MaxIdleConnsPerHost: 32,
 			// Bodies are passed on as the server sent them.
@@ -406,8 +412,8 @@ func (p *FaultProxy) chooseFault(op string) string {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	x := p.rng.Float64()
-	for _, f := range []struct {
+	p.draws++
+	kinds := []struct {
 		kind string
 		prob float64
 	}{
@@ -415,15 +421,27 @@ func (p *FaultProxy) chooseFault(op string) string {
 		{FaultSlowDown, p.opts.SlowDown},
 		{FaultReset, p.opts.Reset},
 		{FaultResponseLost, p.opts.ResponseLost},
-	} {
+	}
+	x := p.rng.Float64()
+	for _, f := range kinds {
+		if f.prob > 0 && float64(p.draws-p.lastDrawn[f.kind]) >= 3/f.prob {
+			return p.injectLocked(f.kind, op)
+		}
+	}
+	for _, f := range kinds {
 		if x < f.prob {
-			p.injected[f.kind]++
-			p.injectedByOp[op]++
-			return f.kind
+			return p.injectLocked(f.kind, op)
 		}
 		x -= f.prob
 	}
 	return ""
+}
+
+func (p *FaultProxy) injectLocked(kind, op string) string {
+	p.injected[kind]++
+	p.injectedByOp[op]++
+	p.lastDrawn[kind] = p.draws
+	return kind
 }
 
 // forward sends the write to the server and reads the whole answer. The
