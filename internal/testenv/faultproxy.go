@@ -48,7 +48,7 @@ type FaultOptions struct {
 	// InternalError, SlowDown, Reset and ResponseLost are the
 	// probabilities of FaultInternalError, FaultSlowDown, FaultReset and
 	// FaultResponseLost. A kind with a nonzero probability p that was not
-	// drawn for 3/p consecutive faultable writes is injected into the next
+	// drawn for 1/p consecutive faultable writes is injected into the next
 	// one, so a run of a few dozen writes meets every kind for certain,
 	// while the moments stay random.
 	InternalError float64
@@ -424,7 +424,7 @@ func (p *FaultProxy) chooseFault(op string) string {
 	}
 	x := p.rng.Float64()
 	for _, f := range kinds {
-		if f.prob > 0 && float64(p.draws-p.lastDrawn[f.kind]) >= 3/f.prob {
+		if f.prob > 0 && float64(p.draws-p.lastDrawn[f.kind]) >= 1/f.prob {
 			return p.injectLocked(f.kind, op)
 		}
 	}
