@@ -68,7 +68,8 @@ func (d *Deliverer) holdsLocked(id string) bool {
 func (d *Deliverer) heartbeat(ctx context.Context, destinations int) {
 	start := time.Now()
 	ttl := d.opts.LeaseTTL
-	view, err := d.store.RegisterAgent(ctx, d.opts.AgentID, ttl)
+	// Two missed beats and an agent no longer counts towards the shares.
+	view, err := d.store.RegisterAgent(ctx, d.opts.AgentID, ttl, 2*d.opts.LeaseRenew)
 	if err != nil {
 		d.log.Warn("lease heartbeat", "error", err)
 		d.renewFailed(start)
@@ -106,7 +107,7 @@ func (d *Deliverer) heartbeat(ctx context.Context, destinations int) {
 	}
 
 	active := len(d.held) - len(d.releasing)
-	share := store.FairShare(destinations, view.Live)
+	share := store.FairShare(destinations, view.Fresh)
 	switch {
 	case active > share:
 		d.releaseExcessLocked(active - share)

@@ -31,6 +31,13 @@ type AgentView struct {
 	// Live is how many agents have registered within their TTL, the caller
 	// included.
 	Live int
+	// Fresh is how many of them sent a heartbeat within the freshness the
+	// caller asked for, the caller included. An agent killed without
+	// deregistering stays live until its TTL runs out, but stops being
+	// fresh after a missed beat or two: shares computed on Fresh grow at
+	// once, so the survivors are free to claim its leases the moment they
+	// expire.
+	Fresh int
 	// Leader is the least id among the live agents. Work done once per
 	// store rather than once per agent (retention) is done by the leader.
 	Leader string
@@ -71,8 +78,8 @@ type Leases interface {
 	// delivers every destination without leases or fencing.
 	Shared() bool
 	// RegisterAgent records a heartbeat of agent id, live for ttl, and
-	// reports the live agents.
-	RegisterAgent(ctx context.Context, id string, ttl time.Duration) (AgentView, error)
+	// reports the live agents and how many beat within fresh.
+	RegisterAgent(ctx context.Context, id string, ttl, fresh time.Duration) (AgentView, error)
 	// DeregisterAgent removes agent id and releases every lease it holds,
 	// so that the others take its destinations at once. Call it only once
 	// the agent's deliveries have stopped.
@@ -92,19 +99,21 @@ type Leases interface {
 func (s *SQLite) Shared() bool { return false }
 
 // RegisterAgent records a heartbeat of agent id. See Leases.RegisterAgent.
-func (s *SQLite) RegisterAgent(ctx context.Context, id string, ttl time.Duration) (AgentView, error) {
+func (s *SQLite) RegisterAgent(ctx context.Context, id string, ttl, fresh time.Duration) (AgentView, error) {
 	var v AgentView
 	now := toMs(s.now())
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO agents (id, expires_at) VALUES (?1, ?2)
-			ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at`, id, now+ttl.Milliseconds())
+		_, err := tx.ExecContext(ctx, `INSERT INTO agents (id, expires_at, seen_at) VALUES (?1, ?2, ?3)
+			ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at, seen_at = excluded.seen_at`,
+			id, now+ttl.Milliseconds(), now)
 		if err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM agents WHERE expires_at <= ?`, now); err != nil {
 			return err
 		}
-		return tx.QueryRowContext(ctx, `SELECT count(*), COALESCE(min(id), '') FROM agents`).Scan(&v.Live, &v.Leader)
+		return tx.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE seen_at > ?), COALESCE(min(id), '') FROM agents`,
+			now-fresh.Milliseconds()).Scan(&v.Live, &v.Fresh, &v.Leader)
 	})
 	if err != nil {
 		return AgentView{}, fmt.Errorf("register agent %q: %w", id, err)

@@ -187,6 +187,8 @@ CREATE TABLE signing_keys (
 
 CREATE UNIQUE INDEX signing_keys_current ON signing_keys (not_after) WHERE not_after = 0;
 `,
+	// 4: when each agent last beat, for the fresh count (AgentView.Fresh).
+	`ALTER TABLE agents ADD COLUMN seen_at INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // migrate applies the migrations the database does not have yet, all in one

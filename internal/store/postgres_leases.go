@@ -32,18 +32,19 @@ const pgHolderColumn = `COALESCE((SELECT l.holder FROM leases l
 func (p *Postgres) Shared() bool { return true }
 
 // RegisterAgent records a heartbeat of agent id. See Leases.RegisterAgent.
-func (p *Postgres) RegisterAgent(ctx context.Context, id string, ttl time.Duration) (AgentView, error) {
+func (p *Postgres) RegisterAgent(ctx context.Context, id string, ttl, fresh time.Duration) (AgentView, error) {
 	var v AgentView
 	err := p.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO agents (id, expires_at) VALUES ($1, `+pgNowMs+` + $2)
-			ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at`, id, ttl.Milliseconds())
+		_, err := tx.Exec(ctx, `INSERT INTO agents (id, expires_at, seen_at) VALUES ($1, `+pgNowMs+` + $2, `+pgNowMs+`)
+			ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at, seen_at = excluded.seen_at`, id, ttl.Milliseconds())
 		if err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM agents WHERE expires_at <= `+pgNowMs); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, `SELECT count(*), COALESCE(min(id), '') FROM agents`).Scan(&v.Live, &v.Leader)
+		return tx.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE seen_at > `+pgNowMs+` - $1), COALESCE(min(id), '') FROM agents`,
+			fresh.Milliseconds()).Scan(&v.Live, &v.Fresh, &v.Leader)
 	})
 	if err != nil {
 		return AgentView{}, p.fail(ctx, fmt.Sprintf("register agent %q", id), err)

@@ -25,6 +25,7 @@ var leaseTests = []struct {
 	{"LeaseExpiredTakenOverWithHigherEpoch", testLeaseTakeover},
 	{"LeaseZombieFenced", testLeaseZombieFenced},
 	{"LeaseFairShare", testLeaseFairShare},
+	{"AgentFreshCount", testAgentFreshCount},
 	{"LeaseReleaseOnStop", testLeaseRelease},
 }
 
@@ -275,7 +276,7 @@ func testLeaseFairShare(t *testing.T, f *fixture) {
 	var view store.AgentView
 	for _, id := range agents {
 		var err error
-		if view, err = f.s.RegisterAgent(f.ctx, id, leaseTTL); err != nil {
+		if view, err = f.s.RegisterAgent(f.ctx, id, leaseTTL, leaseTTL); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -306,7 +307,7 @@ func testLeaseFairShare(t *testing.T, f *fixture) {
 	if err := f.s.DeregisterAgent(f.ctx, "agent-c"); err != nil {
 		t.Fatal(err)
 	}
-	view, err := f.s.RegisterAgent(f.ctx, "agent-a", leaseTTL)
+	view, err := f.s.RegisterAgent(f.ctx, "agent-a", leaseTTL, leaseTTL)
 	if err != nil || view.Live != 2 {
 		t.Fatalf("RegisterAgent after one left = %+v, %v; want 2 live", view, err)
 	}
@@ -343,7 +344,7 @@ func testLeaseRelease(t *testing.T, f *fixture) {
 		t.Errorf("a stale release freed agent-b's lease: holder %q", st.Holder)
 	}
 	// Stopping: deregistering releases everything at once.
-	if _, err := f.s.RegisterAgent(f.ctx, "agent-a", leaseTTL); err != nil {
+	if _, err := f.s.RegisterAgent(f.ctx, "agent-a", leaseTTL, leaseTTL); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.s.DeregisterAgent(f.ctx, "agent-a"); err != nil {
@@ -352,7 +353,41 @@ func testLeaseRelease(t *testing.T, f *fixture) {
 	if got := f.claim(t, "agent-b", 3); len(got) != 2 {
 		t.Errorf("after agent-a stopped agent-b claimed %v, want its 2", leaseIDs(got))
 	}
-	if view, err := f.s.RegisterAgent(f.ctx, "agent-b", leaseTTL); err != nil || view.Live != 1 {
+	if view, err := f.s.RegisterAgent(f.ctx, "agent-b", leaseTTL, leaseTTL); err != nil || view.Live != 1 {
 		t.Errorf("RegisterAgent after agent-a left = %+v, %v; want 1 live", view, err)
+	}
+}
+
+// An agent that stops beating stays live until its TTL but stops counting
+// as fresh once its last beat is older than the freshness asked for; the
+// caller always counts.
+func testAgentFreshCount(t *testing.T, f *fixture) {
+	if _, err := f.s.RegisterAgent(f.ctx, "agent-a", leaseTTL, leaseTTL); err != nil {
+		t.Fatal(err)
+	}
+	view, err := f.s.RegisterAgent(f.ctx, "agent-b", leaseTTL, leaseTTL)
+	if err != nil || view.Live != 2 || view.Fresh != 2 {
+		t.Fatalf("RegisterAgent = %+v, %v; want 2 live, 2 fresh", view, err)
+	}
+	// agent-a beats no more: with a freshness of 1 ms it soon is live but
+	// not fresh. The suite's clock moves on for an engine that stamps
+	// beats with it; one on the database's clock sees the millisecond pass.
+	f.clock.Advance(time.Second)
+	deadline := time.Now().Add(time.Minute) // hang guard
+	for {
+		view, err = f.s.RegisterAgent(f.ctx, "agent-b", leaseTTL, time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if view.Fresh == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("RegisterAgent = %+v a minute after agent-a's last beat; want 1 fresh", view)
+		}
+		time.Sleep(5 * time.Millisecond) // poll interval
+	}
+	if view.Live != 2 || view.Leader != "agent-a" {
+		t.Errorf("RegisterAgent = %+v; want agent-a still live (and leading) until its TTL", view)
 	}
 }
