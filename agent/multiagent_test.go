@@ -71,6 +71,8 @@ type agentRun struct {
 	log     *testenv.SyncBuffer
 	done    chan struct{}
 	started time.Time
+	// healthy is when it first answered /healthz.
+	healthy time.Time
 	// killedAt is when the test SIGKILLed it; zero while it runs or when
 	// it ended otherwise.
 	killedAt time.Time
@@ -157,6 +159,7 @@ func (nd *node) start() *agentRun {
 		if resp, err := http.Get(nd.endpoint + "/healthz"); err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				r.healthy = time.Now()
 				return r
 			}
 		}
@@ -378,7 +381,7 @@ func TestMultiAgentExactlyOnceUnderFaults(t *testing.T) {
 		}
 	}
 
-	first, all := handovers(c)
+	first, all, outages := handovers(c)
 	if len(first) == 0 {
 		t.Errorf("no handover after a kill was seen in the agents' logs")
 	}
@@ -391,6 +394,9 @@ func TestMultiAgentExactlyOnceUnderFaults(t *testing.T) {
 	t.Logf("handover, kill to the first claim by another agent of a destination the killed agent held (TTL %s, heartbeat %s): %s",
 		testLeaseTTL, testLeaseRenew, describe(first))
 	t.Logf("handover, kill to the last of its destinations claimed again: %s", describe(all))
+	if len(outages) > 0 {
+		t.Logf("kills with no other agent running until the leases expired (killed too, or restarting), from the first agent healthy again to the first claim: %s", describe(outages))
+	}
 
 	// The kills and handovers left no break in the digest chains: one
 	// agent, its clock an hour ahead, seals the hours of the run.
@@ -654,8 +660,12 @@ func leaseEvents(log string) []leaseEvent {
 // handovers reads the lease lines of every run of the cluster. For each
 // killed run it takes the destinations the run held when it died and
 // returns, per kill, the time to the first claim of one of them by another
-// run (first) and to the claim of the last of them (all).
-func handovers(c *cluster) (first, all []time.Duration) {
+// run (first) and to the claim of the last of them (all), for the kills
+// that left another agent running until the killed one's leases expired.
+// The other kills give outages instead: nobody could claim until an agent
+// came back, and they measure from the first agent healthy again after the
+// kill to the first claim.
+func handovers(c *cluster) (first, all, outages []time.Duration) {
 	var runs []*agentRun
 	for _, nd := range c.nodes {
 		runs = append(runs, nd.allRuns()...)
@@ -683,6 +693,25 @@ func handovers(c *cluster) (first, all []time.Duration) {
 				delete(held, e.dest)
 			}
 		}
+		// A survivor runs from the kill until the leases can be claimed.
+		claimable := testLeaseTTL + 2*testLeaseRenew
+		from, survivor := r.killedAt, false
+		var back time.Time
+		for _, o := range runs {
+			switch {
+			case o == r || o.healthy.IsZero():
+			case o.healthy.Before(r.killedAt) && (o.killedAt.IsZero() || o.killedAt.After(r.killedAt.Add(claimable))):
+				survivor = true
+			case o.healthy.After(r.killedAt) && (back.IsZero() || o.healthy.Before(back)):
+				back = o.healthy
+			}
+		}
+		if !survivor {
+			if back.IsZero() {
+				continue
+			}
+			from = back
+		}
 		var soonest, latest time.Duration
 		found := 0
 		for d := range held {
@@ -690,7 +719,7 @@ func handovers(c *cluster) (first, all []time.Duration) {
 				// Log stamps have millisecond precision: a claim in the
 				// kill's millisecond counts as after it.
 				if e.holder != r.agentID && !e.at.Before(r.killedAt.Truncate(time.Millisecond)) {
-					h := max(e.at.Sub(r.killedAt), 0)
+					h := max(e.at.Sub(from), 0)
 					if found == 0 || h < soonest {
 						soonest = h
 					}
@@ -700,13 +729,18 @@ func handovers(c *cluster) (first, all []time.Duration) {
 				}
 			}
 		}
-		if found > 0 {
+		switch {
+		case found == 0:
+		case survivor:
 			first = append(first, soonest)
 			all = append(all, latest)
+		default:
+			outages = append(outages, soonest)
 		}
 	}
-	return first, all
+	return first, all, outages
 }
+
 
 // describe summarises durations as count, median and max.
 func describe(ds []time.Duration) string {
