@@ -961,3 +961,81 @@ func leaseLostLines(log string) string {
 	}
 	return strings.Join(out, " | ")
 }
+
+// TestHandoverAfterKill measures a handover on its own: three agents share
+// twelve destinations, and three times the agent holding the most is
+// SIGKILLed while the two others run. Every destination it held must be
+// claimed by a survivor; the test logs the time from the kill to the first
+// and to the last of those claims (bounded by the lease TTL plus a
+// heartbeat or two, since the survivors stop counting the dead agent in
+// their shares after two missed beats). Only a hang guard bounds it.
+func TestHandoverAfterKill(t *testing.T) {
+	const destinations = 12
+	moto := testenv.StartMoto(t)
+	c := newCluster(t, moto, 3, "2s", func(int) string { return moto.S3URL })
+	for _, nd := range c.nodes {
+		nd.start()
+	}
+	extID, token := c.first.Tenant(t, "acme")
+	manage := c.nodes[0].client(t, token)
+	var ids []string
+	for i := range destinations {
+		bucket, role := c.first.CustomerSetup(t, fmt.Sprintf("acme-%02d", i), extID, "audit")
+		ids = append(ids, c.w.newDestination(t, manage, bucket, role).ID)
+	}
+
+	var first, all []time.Duration
+	for round := range 3 {
+		// Wait until the leases are spread and the cluster is steady.
+		var victim *node
+		var held []string
+		testenv.WaitFor(t, "every destination held, by all three agents", func() (bool, string) {
+			byHolder := map[string][]string{}
+			for _, id := range ids {
+				got, err := manage.GetDestination(ctxT(t), id)
+				if err != nil || got.Status.DeliveredBy == "" {
+					return false, fmt.Sprintf("%s: %+v, %v", id, got.Status, err)
+				}
+				byHolder[got.Status.DeliveredBy] = append(byHolder[got.Status.DeliveredBy], id)
+			}
+			victim, held = nil, nil
+			for _, nd := range c.nodes {
+				if ds := byHolder[nd.current().agentID]; len(ds) > len(held) {
+					victim, held = nd, ds
+				}
+			}
+			return len(byHolder) == 3, fmt.Sprintf("held by %d agents", len(byHolder))
+		})
+		dead := victim.current()
+		victim.kill()
+		var firstClaim, lastClaim time.Duration
+		testenv.WaitFor(t, "the survivors to claim the killed agent's destinations", func() (bool, string) {
+			claimed := 0
+			for _, d := range held {
+				for _, nd := range c.nodes {
+					if nd == victim {
+						continue
+					}
+					for _, e := range leaseEvents(nd.current().log.String()) {
+						if e.dest == d && (e.what == "claimed" || e.what == "taken over") && e.at.After(dead.killedAt) {
+							h := e.at.Sub(dead.killedAt)
+							if claimed == 0 || h < firstClaim {
+								firstClaim = h
+							}
+							lastClaim = max(lastClaim, h)
+							claimed++
+							break
+						}
+					}
+				}
+			}
+			return claimed == len(held), fmt.Sprintf("%d of %d claimed", claimed, len(held))
+		})
+		t.Logf("round %d: killed %s holding %d of %d destinations; first claim %s, last %s after the kill",
+			round+1, dead.agentID, len(held), destinations, firstClaim.Round(time.Millisecond), lastClaim.Round(time.Millisecond))
+		first, all = append(first, firstClaim), append(all, lastClaim)
+		victim.start()
+	}
+	t.Logf("handover after a SIGKILL with lease_ttl %s, lease_renew %s: first claim %s; all claimed %s",
+		testLeaseTTL, testLeaseRenew, describe(first), describe(all))
+}

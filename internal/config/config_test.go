@@ -56,8 +56,8 @@ func TestDefaults(t *testing.T) {
 		{"delivery.failing_after", cfg.Delivery.FailingAfter, 5 * time.Minute},
 		{"delivery.retention", cfg.Delivery.Retention, 168 * time.Hour},
 		{"delivery.agent_id", cfg.Delivery.AgentID, ""},
-		{"delivery.lease_ttl", cfg.Delivery.LeaseTTL, 15 * time.Second},
-		{"delivery.lease_renew", cfg.Delivery.LeaseRenew, 5 * time.Second},
+		{"delivery.lease_ttl", cfg.Delivery.LeaseTTL, 10 * time.Second},
+		{"delivery.lease_renew", cfg.Delivery.LeaseRenew, 3 * time.Second},
 		{"http.read_header_timeout", cfg.HTTP.ReadHeaderTimeout, 10 * time.Second},
 		{"http.read_timeout", cfg.HTTP.ReadTimeout, time.Minute},
 		{"http.write_timeout", cfg.HTTP.WriteTimeout, 2 * time.Minute},
@@ -395,7 +395,7 @@ func TestParseValidationErrors(t *testing.T) {
   lease_ttl = "10s"
   lease_renew = "5s"
 }`, `delivery.lease_renew: must be less than half of delivery.lease_ttl (10s)`},
-		{"delivery.lease_renew over the default ttl", `delivery { lease_renew = "20s" }`, `delivery.lease_renew: must be less than half of delivery.lease_ttl (15s)`},
+		{"delivery.lease_renew over the default ttl", `delivery { lease_renew = "20s" }`, `delivery.lease_renew: must be less than half of delivery.lease_ttl (10s)`},
 		{"delivery.agent_id spaces", `delivery { agent_id = " a1" }`, `delivery.agent_id: must not contain spaces at its ends or control characters`},
 		{"http.read_timeout syntax", `http { read_timeout = "1 minute" }`, `http.read_timeout: must be a duration`},
 		{"http.idle_timeout zero", `http { idle_timeout = "0s" }`, `http.idle_timeout: must be positive, got 0s`},

@@ -30,10 +30,10 @@ import (
 const (
 	// DefaultLeaseTTL is how long a lease lasts unless renewed: the longest
 	// a dead agent's destinations wait for another agent.
-	DefaultLeaseTTL = 15 * time.Second
+	DefaultLeaseTTL = 10 * time.Second
 	// DefaultLeaseRenew is the heartbeat: how often leases are renewed and
 	// the fair share claimed. A third of the TTL survives two missed beats.
-	DefaultLeaseRenew = 5 * time.Second
+	DefaultLeaseRenew = 3 * time.Second
 )
 
 // defaultAgentID is hostname-pid-random: unique per process, and readable
