@@ -29,6 +29,8 @@ type cpuUse struct {
 	other float64
 	// steal is the time the hypervisor gave the CPUs to other guests.
 	steal float64
+	// wall is the length of the phase: agent*wall is the agent's CPU time.
+	wall time.Duration
 }
 
 // cpuMeter measures cpuUse from its creation to stop.
@@ -49,7 +51,8 @@ func startCPU(p pids) *cpuMeter {
 }
 
 func (m *cpuMeter) stop() cpuUse {
-	wall := time.Since(m.start).Seconds()
+	elapsed := time.Since(m.start)
+	wall := elapsed.Seconds()
 	busy, steal := machineCPU()
 	u := cpuUse{
 		agent: (procCPU(m.p.agent) - m.agent).Seconds() / wall,
@@ -57,6 +60,7 @@ func (m *cpuMeter) stop() cpuUse {
 		s3:    (procCPU(m.p.s3) - m.s3).Seconds() / wall,
 		db:    (treeCPU(m.p.db) - m.db).Seconds() / wall,
 		steal: (steal - m.steal).Seconds() / wall,
+		wall:  elapsed,
 	}
 	if m.self {
 		u.bench = 0 // counted as the agent's

@@ -12,12 +12,18 @@
 //     objects alone, the delivery rate as a ratio to the slowest of the
 //     three, and a bench-only prototype that overlaps the stages;
 //   - the agent's peak RSS (VmHWM) while it delivers a large window (2 GiB),
-//     from the first store of -store (SQLite by default).
+//     from the first store of -store (SQLite by default);
+//   - the hourly integrity digests: their agent CPU beside the delivery of
+//     the objects they list (digests.go);
+//   - delivery by one agent and by three sharing one PostgreSQL database
+//     (agents.go);
+//   - verify over 30 days of hourly digests in the S3 server (verify.go).
 //
 // Usage, from the module root (`make bench` runs the defaults):
 //
 //	go run ./bench [-events 500000] [-clients 8] [-batch 1000] [-window-gb 2]
 //	               [-window-event-bytes 0] [-s3 versitygw|devs3] [-store sqlite,postgres]
+//	               [-digest-windows 60] [-agents-dests 6] [-verify-days 30]
 //	               [-keep] [-timeout 20m]
 //	go run ./bench -profile DIR   # CPU profiles and execution traces, agent in-process
 //	go run ./bench -scenario tenants [-tenants 10000] [-tenant-events 20] [-boundaries 5]
@@ -61,6 +67,11 @@ type options struct {
 	profile          string // directory for profiles; runs the agent in-process
 	scenario         string // "" for the phases above; see tenants.go
 	tenants          tenantOptions
+	digestWindows    int // windows delivered for the many-windows digest (digests.go)
+	digestWindowEvts int // events per such window
+	agentDests       int // destinations of the several-agents phase (agents.go)
+	verifyDays       int // days of hourly digests verified (verify.go)
+	verifyObjects    int // objects per hour of those
 }
 
 func parseFlags(args []string) (options, error) {
@@ -79,6 +90,11 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "upper bound on the whole run")
 	fs.StringVar(&o.scenario, "scenario", "", "run a many-destinations scenario instead of the phases above: tenants (10,000 tenants on the 1-minute cadence) or tenants-hourly (hourly plus daily_at destinations, the agent's clock moved to just before midnight); see -tenants")
 	tenantFlags(fs, &o.tenants)
+	fs.IntVar(&o.digestWindows, "digest-windows", 60, "windows of 1 s delivered one after the other for the many-windows digest row (60: a 1-minute cadence's hour); 0 skips the row")
+	fs.IntVar(&o.digestWindowEvts, "digest-window-events", 100, "events posted for each of those windows")
+	fs.IntVar(&o.agentDests, "agents-dests", 6, "tenants, one destination each, that the -events events are spread over for the 1-agent and 3-agent delivery on PostgreSQL; 0 skips it")
+	fs.IntVar(&o.verifyDays, "verify-days", 30, "days of hourly digests uploaded (a fabricated chain) and checked with verify; 0 skips it")
+	fs.IntVar(&o.verifyObjects, "verify-objects", 10, "data objects per hour of the verified chain")
 	fs.StringVar(&o.profile, "profile", "", "profiling run: wire the agent's parts inside the bench process (as agent/serve.go does) and write CPU profiles and execution traces of ingest and delivery to this directory; its figures include the clients' work and skip the window")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -106,6 +122,16 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("-s3 %q: use versitygw or devs3", o.s3)
 	case o.timeout <= 0:
 		return o, errors.New("-timeout: must be positive")
+	case o.digestWindows < 0 || o.digestWindows > 3600:
+		return o, errors.New("-digest-windows: between 0 and 3600")
+	case o.digestWindowEvts < 1 || o.digestWindowEvts > 10_000:
+		return o, errors.New("-digest-window-events: between 1 and 10000")
+	case o.agentDests < 0 || o.agentDests > 100 || (o.agentDests > 0 && o.events/int64(o.agentDests) < 1):
+		return o, errors.New("-agents-dests: between 0 and 100, and at most -events")
+	case o.verifyDays < 0 || o.verifyDays > 366:
+		return o, errors.New("-verify-days: between 0 and 366")
+	case o.verifyObjects < 0 || o.verifyObjects > 1000:
+		return o, errors.New("-verify-objects: between 0 and 1000")
 	case o.scenario != "" && o.scenario != scenarioTenants && o.scenario != scenarioTenantsHourly:
 		return o, fmt.Errorf("-scenario %q: use %s or %s", o.scenario, scenarioTenants, scenarioTenantsHourly)
 	}
@@ -212,6 +238,20 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 			return err
 		}
 	}
+	switch {
+	case rep.agents != nil:
+	case o.profile != "":
+		rep.agentsSkipped = "a profiling run"
+	case o.agentDests == 0:
+		rep.agentsSkipped = "-agents-dests 0"
+	default:
+		rep.agentsSkipped = "PostgreSQL is not in -store"
+	}
+	if o.verifyDays > 0 {
+		if rep.verify, err = measureVerify(ctx, o, s3); err != nil {
+			return err
+		}
+	}
 	rep.print(out)
 	return nil
 }
@@ -244,7 +284,15 @@ func runStore(ctx context.Context, o options, rep *report, name, agentBin, tmp s
 	if err := w.measureFormats(ctx, run); err != nil {
 		return err
 	}
+	if err := w.measureDigests(ctx, o, run); err != nil {
+		return err
+	}
 	rep.runs = append(rep.runs, run)
+	if name == storePostgres && o.agentDests > 0 && o.profile == "" {
+		if rep.agents, err = measureAgents(ctx, o, agentBin, tmp, s3, st); err != nil {
+			return err
+		}
+	}
 	if window {
 		return w.windowWorld(o, run).measureWindow(ctx, o, rep)
 	}

@@ -34,6 +34,10 @@ type report struct {
 	fill             ingestResult
 	windowEventBytes int
 	window           *deliveryResult // nil when skipped
+
+	agents        *agentsRun // nil when skipped, and then agentsSkipped says why
+	agentsSkipped string
+	verify        *verifyRun // nil with -verify-days 0
 }
 
 // storeRun is the figures of the agent on one store: the same phases on the
@@ -44,6 +48,7 @@ type storeRun struct {
 	delivery deliveryResult
 	formats  []formatRun // the same events in other formats (ocsf.go)
 	stages   stages
+	digests  *digestRun // digests.go
 }
 
 // machine describes where the bench ran.
@@ -153,7 +158,9 @@ func (r *report) print(out io.Writer) {
 	if len(r.runs) > 0 { // -store names one store at least
 		r.printStores(out)
 	}
+	r.printAgents(out)
 	r.printWindow(out)
+	r.printVerify(out)
 	fmt.Fprintln(out)
 }
 
@@ -257,6 +264,7 @@ func (r *report) printStores(out io.Writer) {
 	}), "", "of the slowest stage")
 	row("compressed sizes = delivered", each(func(run *storeRun) string { return yesNo(run.stages.sizesMatch) }), "",
 		"NO: objects were split or encoded differently")
+	r.printDigests(out, row, each, section)
 }
 
 // printWindow prints the window section.
