@@ -258,7 +258,10 @@ func setLeases(a *agentProc, id string) error {
 		return err
 	}
 	const tick = "delivery {\n  tick = \"1s\"\n"
-	if !strings.Contains(string(data), tick) {
+	switch {
+	case strings.Contains(string(data), "lease_ttl"):
+		return fmt.Errorf("%s: the delivery block sets the leases already", a.config)
+	case !strings.Contains(string(data), tick):
 		return fmt.Errorf("%s: no delivery block to add the leases to", a.config)
 	}
 	block := tick + fmt.Sprintf("  agent_id    = %q\n  lease_ttl   = %q\n  lease_renew = %q\n", id, agentsLeaseTTL, agentsLeaseRenew)

@@ -68,6 +68,10 @@ type digestPass struct {
 	// wall runs from the hour's end (by the agent's clock) to the digest
 	// answering HEAD; cpu is the agent's CPU time in it.
 	wall, cpu time.Duration
+	// baseline is the agent's CPU time over the second before (from 1.5 s
+	// to 0.5 s before the hour's end): one empty 1 s window, as at the
+	// hour's end, without a digest.
+	baseline time.Duration
 	// delivery is the agent's CPU time delivering the objects listed.
 	delivery time.Duration
 }
@@ -277,9 +281,13 @@ func (w *world) timeDigests(ctx context.Context, a *agentProc, h digestHours, de
 				return p, err
 			}
 		}
-		if time.Until(at) < 100*time.Millisecond {
+		if time.Until(at) < 2*time.Second {
 			progress("digests (%s): the agent took longer than %s to be ready; the digest is not timed", w.st.title, digestLead)
 		} else {
+			time.Sleep(time.Until(at.Add(-1500 * time.Millisecond)))
+			b0 := preciseCPU(a.pid())
+			time.Sleep(time.Until(at.Add(-500 * time.Millisecond)))
+			p.baseline = preciseCPU(a.pid()) - b0
 			time.Sleep(time.Until(at))
 			c0 := preciseCPU(a.pid())
 			if err := waitObject(ctx, client, w.s3.bucket, last, at.Add(2*time.Minute), a); err != nil {
@@ -399,8 +407,10 @@ func (r *report) printDigests(out io.Writer, row func(name string, values []stri
 			"by the agent's clock; HEAD of digest.Key polled every 20 ms; - when not timed (written during the run)")
 		row("agent CPU for the digest", timed(func(p *digestPass) string { return ms(p.cpu) }), "ms",
 			"scheduler statistics of the agent's threads; includes the empty 1 s window delivered at the same moment")
+		row("agent CPU of a second before", timed(func(p *digestPass) string { return ms(p.baseline) }), "ms",
+			"one empty 1 s window and no digest: the digest alone is about the difference")
 		row("agent CPU of the delivery", cell(func(p *digestPass) string { return ms(p.delivery) }), "ms", "of the objects listed")
-		row("digests / delivery (CPU)", timed(func(p *digestPass) string { return fmt.Sprintf("%.4f", p.ratio()) }), "", "")
+		row("digest / delivery (CPU)", timed(func(p *digestPass) string { return fmt.Sprintf("%.4f", p.ratio()) }), "", "the digest with the empty window, over the delivery")
 		row(fmt.Sprintf("digest target < %.2f", digestTarget), timed(func(p *digestPass) string { return mark(p.ratio() < digestTarget) }), "", "of the delivery's CPU")
 	}
 	pass("delivery's hour", func(d *digestRun) *digestPass { return &d.main }, "the main destination's hour: the objects of the delivery above")

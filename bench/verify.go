@@ -90,7 +90,7 @@ func (r *report) printVerify(out io.Writer) {
 	row := func(name, value, unit, note string) {
 		fmt.Fprintf(out, "  %-30s %12s %-9s %s\n", name, value, unit, note)
 	}
-	fmt.Fprintf(out, "\nVERIFY: verify.Run over %d days of hourly digests, %d objects each (a fabricated chain, %d events per object), against the S3 server\n",
+	fmt.Fprintf(out, "\nVERIFY: verify.Run over %d day(s) of hourly digests, %d objects each (a fabricated chain, %d events per object), against the S3 server\n",
 		v.days, v.perHour, verifyEventsPerObject)
 	row("wall time", secs(v.wall), "s", fmt.Sprintf("%d parallel hashes (verify's default)", verify.DefaultParallel))
 	row("digests checked", count(int64(v.digests)), "", fmt.Sprintf("of %d hours; signature, chain link, sequence ranges", v.hours))
