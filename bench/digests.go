@@ -259,7 +259,7 @@ func (w *world) timeDigests(ctx context.Context, a *agentProc, h digestHours, de
 	client := w.s3.client()
 	last := h.keys[len(h.keys)-1]
 	if ok, _ := headObject(ctx, client, w.s3.bucket, last); !ok {
-		offset := h.end.Add(-digestLead).Sub(time.Now()).Round(time.Millisecond)
+		offset := time.Until(h.end.Add(-digestLead)).Round(time.Millisecond)
 		at := h.end.Add(-offset) // when the agent's clock reaches the hour's end
 		env := a.env
 		a.env = append(append([]string(nil), env...), envBenchClockOffset+"="+offset.String())
@@ -328,7 +328,7 @@ func waitObject(ctx context.Context, client *s3.Client, bucket, key string, dead
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("digest %s not in the bucket by %s (HEAD: %v)\nagent log:\n%s",
+			return fmt.Errorf("digest %s not in the bucket by %s (HEAD: %w)\nagent log:\n%s",
 				key, deadline.Format(time.TimeOnly), err, a.logTail())
 		}
 		select {
