@@ -741,7 +741,6 @@ func handovers(c *cluster) (first, all, outages []time.Duration) {
 	return first, all, outages
 }
 
-
 // describe summarises durations as count, median and max.
 func describe(ds []time.Duration) string {
 	if len(ds) == 0 {

@@ -158,7 +158,7 @@ func newDigestRig(t *testing.T, start string, wrap func(store.Store) store.Store
 		t.Fatal(err)
 	}
 	r.keys = newKeys(t, st)
-	delivered := store.Store(st)
+	delivered := st
 	if wrap != nil {
 		delivered = wrap(st)
 	}
@@ -419,13 +419,13 @@ type expiringStore struct {
 }
 
 func (s *expiringStore) takeOver(ctx context.Context) error {
-	if _, err := s.Store.RenewLeases(ctx, "agent-a", time.Millisecond); err != nil {
+	if _, err := s.RenewLeases(ctx, "agent-a", time.Millisecond); err != nil {
 		return err
 	}
 	s.clock.Advance(time.Second)
-	ls, err := s.Store.ClaimLeases(ctx, "agent-b", 1, time.Hour)
+	ls, err := s.ClaimLeases(ctx, "agent-b", 1, time.Hour)
 	if err != nil || len(ls) != 1 {
-		return fmt.Errorf("agent-b claimed %v: %v", ls, err)
+		return fmt.Errorf("agent-b claimed %v: %w", ls, err)
 	}
 	return nil
 }

@@ -139,7 +139,7 @@ func (b *writeBatcher) many(batch []*writeReq) {
 		// may run outside the transaction.
 		if ferr != nil {
 			if _, err := tx.ExecContext(bg, `ROLLBACK TO batch_write`); err != nil {
-				b.abort(tx, applied, batch[i:], fmt.Errorf("%w (and the shared transaction was lost: %v)", ferr, err))
+				b.abort(tx, applied, batch[i:], fmt.Errorf("%w (and the shared transaction was lost: %w)", ferr, err))
 				return
 			}
 		}
