@@ -107,7 +107,7 @@ func (d *Deliverer) newEncoder(w io.Writer, t *target, class int32) (eventEncode
 			return nil, err
 		}
 		pw, err := parquetenc.NewOCSFWriter(w, m, class, opt)
-		return ocsfParquet{w: pw, m: m, class: class, ev: new(ocsf.Event)}, err
+		return ocsfParquet{w: pw, m: m, class: class, ev: &ocsf.Event{NoJSON: true}}, err
 	}
 	tw, err := encode.NewWriter(w, t.spec.Format, t.spec.Compression)
 	if err != nil || !ocsfSchema {

@@ -7,13 +7,18 @@
 // event's JSON as written) and, per OCSF class, the class's columns from
 // the ocsf package's schema table.
 //
-// The writer streams: it buffers one row group column by column (each
-// leaf column's values with their levels, the bytes of strings in one
-// arena), sorts the rows by time, hands each column's values to
-// parquet-go's column writer in batches and writes the row group to the
-// io.Writer. Memory is bounded by RowGroupBytes plus the row group's
-// compressed pages, not by the object. BytesWritten tells how much reached
-// the io.Writer, for splitting objects at max_object_bytes.
+// The writer streams: it buffers rows column by column (each leaf
+// column's values with their levels, the bytes of strings in one arena)
+// until half a row group is pending, sorts them by time and hands the
+// older ones, column by column, to parquet-go's column writers, which
+// encode and compress them into pages; a row group ends when about half
+// RowGroupBytes has gone that way. The newest rows (those within Carry of
+// the newest, up to an eighth of a row group) stay pending, so an event
+// that arrives a little late still finds its place: only an event older
+// than the rows handed on ends the object (ErrTimeOrder). Memory is bounded
+// by half a row group of pending rows plus the row group's compressed
+// pages, not by the object. BytesWritten tells how much reached the
+// io.Writer, for splitting objects at max_object_bytes.
 //
 // An OCSF object's columns are those its mapper can fill (Mapper.Attributes)
 // rather than every attribute of the class: a column always null costs per
@@ -27,6 +32,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
@@ -40,11 +46,14 @@ const (
 	MaxRowGroupBytes = 256 << 20 // row group
 )
 
-// Defaults keep memory small: a row group is buffered whole before it is
+// Defaults keep memory small: half a row group is buffered before it is
 // encoded.
 const (
 	DefaultPageBytes     = 256 << 10
 	DefaultRowGroupBytes = 16 << 20
+	// DefaultCarry covers senders whose clocks or queues put an event a few
+	// seconds behind the newest one delivered before it.
+	DefaultCarry = 5 * time.Second
 )
 
 // Options tune the writer; zero values take the defaults.
@@ -59,6 +68,11 @@ type Options struct {
 	// Budget, when set, is shared with other writers: their buffered rows
 	// together stay within it (see Budget).
 	Budget *Budget
+	// Carry is how far (in event time) behind the newest row the writer
+	// keeps rows pending, so that an event that much older than the newest
+	// still joins the object in order. The pending tail is bounded to an
+	// eighth of RowGroupBytes as well. A negative Carry keeps none.
+	Carry time.Duration
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -67,6 +81,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.PageBytes == 0 {
 		o.PageBytes = DefaultPageBytes
+	}
+	if o.Carry == 0 {
+		o.Carry = DefaultCarry
 	}
 	if o.RowGroupBytes < 0 || o.RowGroupBytes > MaxRowGroupBytes {
 		return o, fmt.Errorf("parquet row group size %d: must be between 1 and %d bytes (Security Lake's limit)", o.RowGroupBytes, MaxRowGroupBytes)
@@ -78,14 +95,15 @@ func (o Options) withDefaults() (Options, error) {
 }
 
 // ErrTimeOrder is returned for an event older than a row the object has
-// already written out: rows are sorted by time across the whole object,
-// not only within a row group, so the event belongs in the next object.
-// Nothing of the event is buffered.
+// already encoded: rows are sorted by time across the whole object, not
+// only within a row group, so the event belongs in the next object.
+// Nothing of the event is buffered. An event within Carry of the newest
+// row written before it fits, unless the pending tail was full.
 var ErrTimeOrder = errors.New("parquet: event older than the rows already written; it starts the next object")
 
 // Fits reports whether an event of time t (epoch milliseconds) can join
-// the object: false when it is older than a row group already written.
-func (w *Writer) Fits(t int64) bool { return !w.flushed || t >= w.newest }
+// the object: false when it is older than a row already encoded.
+func (w *Writer) Fits(t int64) bool { return !w.released || t >= w.newest }
 
 // RawEvent is a stored event as delivered.
 type RawEvent struct {
@@ -98,37 +116,63 @@ type RawEvent struct {
 
 // Writer writes one Parquet object.
 type Writer struct {
-	out    *countingWriter
-	pw     *parquet.GenericWriter[any]
-	opt    Options
-	class  *ocsf.Class // nil for raw events
-	cols   *column
+	out   *countingWriter
+	pw    *parquet.GenericWriter[any]
+	opt   Options
+	class *ocsf.Class // nil for raw events
+	cols  *column
+	fixed []int64 // by column index: a value's size in a page, 0 for byte arrays
+
+	// The pending rows, not yet handed to parquet-go.
 	leaves []leafBuf // by column index
 	bytes  arena
-	times  []int64 // per buffered row
-	order  []int32 // scratch: rows in time order
-	batch  []parquet.Value
+	times  []int64 // per pending row
+	sizes  []int32 // per pending row: the bytes it counts for
+	// Where the kept tail moves at each release (see keep).
+	spare      arena
+	chunks     [][]byte // the arenas' free chunks
+	spareTimes []int64
+	spareSizes []int32
+	order      []int32 // scratch: rows in time order
+	batch      []parquet.Value
+	page       []int64 // by column index: bytes in parquet-go's current page
 
 	bind       *binding // of bindLayout, the last layout written
 	bindLayout *ocsf.Layout
 
-	buffered int64
-	count    int64
-	closed   bool
-	// newest is the newest time in the row groups written, valid when
-	// flushed: a row older than that cannot join the object sorted.
-	newest  int64
-	flushed bool
-	budget  *Budget
+	pending int64 // bytes of the pending rows
+	group   int64 // bytes of the rows handed on into the current row group
+	count   int64
+	closed  bool
+	// newest is the newest time of the rows handed on, valid when
+	// released: a row older than that cannot join the object sorted.
+	newest   int64
+	released bool
+	budget   *Budget
 }
 
-// leafBuf holds one leaf column's values of the buffered rows, levels set.
+// leafBuf holds one leaf column's values of the pending rows, levels set.
 type leafBuf struct {
 	vals []parquet.Value
 	// starts is, for a repeated column, the index in vals of each row's
 	// first value (a row has one or more); nil for other columns, whose
 	// row i is vals[i].
 	starts []int32
+	// spare and spareStarts are the buffers the kept tail moves to.
+	spare       []parquet.Value
+	spareStarts []int32
+}
+
+// row is the values of pending row r.
+func (l *leafBuf) row(r int32) []parquet.Value {
+	if l.starts == nil {
+		return l.vals[r : r+1]
+	}
+	end := len(l.vals)
+	if int(r)+1 < len(l.starts) {
+		end = int(l.starts[r+1])
+	}
+	return l.vals[l.starts[r]:end]
 }
 
 // valueBytes is the size of a parquet.Value, what the writer counts for
@@ -210,19 +254,48 @@ func newWriter(w io.Writer, s *parquet.Schema, c *ocsf.Class, cols *column, opt 
 		// The writer ends pages itself (see writeColumn); parquet-go's own
 		// bound is the same, a backstop.
 		parquet.PageBufferSize(opt.PageBytes),
-		parquet.DataPageStatistics(true),
+		// Bounds go to the column index and the column chunk statistics,
+		// where readers look; repeating them in every page header would
+		// compute them twice.
+		parquet.DataPageStatistics(false),
+		// Bounds of whole JSON documents prune nothing and cost a compare
+		// of every value.
+		parquet.SkipPageBounds("raw_data"),
+		parquet.SkipPageBounds("unmapped"),
+		parquet.SkipPageBounds("event"),
+		parquet.DictionaryMaxBytes(maxDictionaryBytes),
 		parquet.CreatedBy("auditexport", "", ""),
 		parquet.SortingWriterConfig(parquet.SortingColumns(parquet.Ascending("time"))),
 	)
 	wr := &Writer{out: out, pw: pw, opt: opt, class: c, cols: cols, budget: opt.Budget}
 	wr.budget.join(wr)
 	wr.takeBuffers(len(s.Columns()))
+	wr.fixed = make([]int64, len(s.Columns()))
 	for i, leaf := range s.Columns() {
-		if l, ok := s.Lookup(leaf...); ok && l.MaxRepetitionLevel > 0 {
+		l, ok := s.Lookup(leaf...)
+		if !ok {
+			continue
+		}
+		if l.MaxRepetitionLevel > 0 {
 			wr.leaves[i].starts = []int32{}
 		}
+		wr.fixed[i] = fixedSize(l.Node.Type().Kind())
 	}
 	return wr, nil
+}
+
+// fixedSize is the size in a PLAIN page of a value of kind k, 0 for byte
+// arrays (4 bytes of length and the bytes).
+func fixedSize(k parquet.Kind) int64 {
+	switch k {
+	case parquet.ByteArray:
+		return 0
+	case parquet.Int32, parquet.Float:
+		return 4
+	case parquet.Boolean:
+		return 1
+	}
+	return 8 // int64, double
 }
 
 // zstdCodec is shared by all writers: it pools its encoders, whose set-up
@@ -237,37 +310,55 @@ var zstdCodec = &zstd.Codec{Level: zstd.SpeedFastest, Concurrency: 1}
 // a writer is closed: objects are many and small ones common, and growing
 // the buffers anew for each costs more than encoding.
 type buffers struct {
-	vals  [][]parquet.Value
-	bytes arena
-	times []int64
-	order []int32
-	batch []parquet.Value
+	vals, spare          [][]parquet.Value
+	chunks               [][]byte
+	times, times2        []int64
+	sizes, sizes2, order []int32
+	batch                []parquet.Value
 }
 
-var bufferPool sync.Pool // *buffers
+// freeBuffers holds the buffers of closed writers for the next ones. Not
+// a sync.Pool, which every garbage collection empties: a writer growing
+// its buffers from nothing (copying and clearing large slices of values
+// as they double) spends a fifth of its CPU doing so. A few sets, for the
+// writers of a few classes at once.
+var freeBuffers = make(chan *buffers, 4)
 
 func (w *Writer) takeBuffers(ncols int) {
-	b, _ := bufferPool.Get().(*buffers)
-	if b == nil {
+	var b *buffers
+	select {
+	case b = <-freeBuffers:
+	default:
 		b = &buffers{}
 	}
 	w.leaves = make([]leafBuf, ncols)
 	for i := range w.leaves {
 		if i < len(b.vals) {
-			w.leaves[i].vals = b.vals[i][:0]
+			w.leaves[i].vals, w.leaves[i].spare = b.vals[i][:0], b.spare[i][:0]
 		}
 	}
-	w.bytes, w.times, w.order, w.batch = b.bytes, b.times[:0], b.order[:0], b.batch[:0]
+	w.page = make([]int64, ncols)
+	w.chunks, w.order, w.batch = b.chunks, b.order[:0], b.batch[:0]
+	w.bytes, w.spare = arena{free: &w.chunks}, arena{free: &w.chunks}
+	w.times, w.spareTimes, w.sizes, w.spareSizes = b.times[:0], b.times2[:0], b.sizes[:0], b.sizes2[:0]
 }
 
 // releaseBuffers returns the (flushed, cleared) buffers to the pool.
 func (w *Writer) releaseBuffers() {
-	b := &buffers{bytes: w.bytes, times: w.times[:0], order: w.order[:0], batch: w.batch[:0]}
+	w.bytes.reset()
+	w.spare.reset()
+	b := &buffers{chunks: w.chunks, order: w.order[:0], batch: w.batch[:0],
+		times: w.times[:0], times2: w.spareTimes[:0], sizes: w.sizes[:0], sizes2: w.spareSizes[:0]}
 	for i := range w.leaves {
 		b.vals = append(b.vals, w.leaves[i].vals[:0])
+		b.spare = append(b.spare, w.leaves[i].spare[:0])
 	}
-	w.leaves, w.bytes, w.times, w.order, w.batch = nil, arena{}, nil, nil, nil
-	bufferPool.Put(b)
+	w.leaves, w.bytes, w.spare, w.chunks = nil, arena{}, arena{}, nil
+	w.times, w.spareTimes, w.sizes, w.spareSizes, w.order, w.batch = nil, nil, nil, nil, nil, nil
+	select {
+	case freeBuffers <- b:
+	default:
+	}
 }
 
 // WriteRaw buffers a raw event. The writer keeps its own copy of the bytes.
@@ -335,13 +426,16 @@ func (w *Writer) truncate(n int) {
 
 func (w *Writer) added(t int64, size int64) error {
 	w.times = append(w.times, t)
-	w.buffered += size
+	w.sizes = append(w.sizes, int32(min(size, 1<<31-1)))
+	w.pending += size
 	w.count++
 	if w.budget != nil {
 		w.budget.total += size
 	}
-	if w.buffered >= w.opt.RowGroupBytes {
-		return w.flush()
+	if w.pending >= w.opt.RowGroupBytes/2 {
+		if err := w.release(false); err != nil {
+			return err
+		}
 	}
 	return w.budget.check(w)
 }
@@ -384,19 +478,18 @@ func (b *Budget) check(w *Writer) error {
 	}
 	largest := w
 	for _, o := range b.writers {
-		if !o.closed && o.buffered > largest.buffered {
+		if !o.closed && o.Buffered() > largest.Buffered() {
 			largest = o
 		}
 	}
 	return largest.flush()
 }
 
-// release takes a flushed writer's rows off the budget.
-func (b *Budget) release(w *Writer) {
-	if b == nil {
-		return
+// release takes n bytes of a writer's rows, written out, off the budget.
+func (b *Budget) release(n int64) {
+	if b != nil {
+		b.total -= n
 	}
-	b.total -= w.buffered
 }
 
 func (b *Budget) leave(w *Writer) {
@@ -406,10 +499,20 @@ func (b *Budget) leave(w *Writer) {
 	b.writers = slices.DeleteFunc(b.writers, func(o *Writer) bool { return o == w })
 }
 
-// flush sorts the buffered rows by time (stable, so events of the same
-// millisecond keep sequence order) and writes them as one row group,
-// column by column.
+// flush hands every pending row on and ends the row group.
 func (w *Writer) flush() error {
+	if err := w.release(true); err != nil {
+		return err
+	}
+	return w.endRowGroup()
+}
+
+// release sorts the pending rows by time (stable, so events of the same
+// millisecond keep sequence order) and hands them, column by column, to
+// parquet-go: all of them, or all but the tail (see tail). The row group
+// ends once half its bytes have been handed on, so it stays within
+// RowGroupBytes.
+func (w *Writer) release(all bool) error {
 	n := len(w.times)
 	if n == 0 {
 		return nil
@@ -429,40 +532,138 @@ func (w *Writer) flush() error {
 			return 0
 		})
 	}
+	k := n
+	if !all {
+		k = w.tail()
+	}
+	if k == 0 {
+		return nil
+	}
+	out := w.order[:k]
 	cws := w.pw.ColumnWriters()
 	for i := range w.leaves {
-		if err := w.writeColumn(cws[i], &w.leaves[i]); err != nil {
+		if err := w.writeColumn(i, cws[i], out); err != nil {
 			return fmt.Errorf("parquet: column %s: %w", strings.Join(w.pw.Schema().Columns()[i], "."), err)
 		}
+	}
+	var moved int64
+	for _, r := range out {
+		moved += int64(w.sizes[r])
+	}
+	// Rows go out in time order, so the last is the newest so far.
+	w.newest, w.released = w.times[out[k-1]], true
+	w.pending -= moved
+	w.group += moved
+	w.keep(w.order[k:])
+	if w.group >= w.opt.RowGroupBytes/2 {
+		return w.endRowGroup()
+	}
+	return nil
+}
+
+// tail is how many of the pending rows, in time order, go out: all but
+// those within Carry of the newest, at most an eighth of RowGroupBytes of
+// them. Kept back, they take their place among events that arrive late.
+func (w *Writer) tail() int {
+	n := len(w.order)
+	if w.opt.Carry < 0 {
+		return n
+	}
+	carry, limit := w.opt.Carry.Milliseconds(), w.opt.RowGroupBytes/8
+	newest := w.times[w.order[n-1]]
+	var kept int64
+	k := n
+	for k > 0 {
+		r := w.order[k-1]
+		if newest-w.times[r] > carry || kept+int64(w.sizes[r]) > limit {
+			break
+		}
+		kept += int64(w.sizes[r])
+		k--
+	}
+	return k
+}
+
+// keep makes rows (pending row numbers, in time order) the only pending
+// rows, in that order; their strings move to the spare arena, which
+// becomes the arena, so the old one is free for the next rows.
+func (w *Writer) keep(rows []int32) {
+	if len(rows) == 0 {
+		for i := range w.leaves {
+			l := &w.leaves[i]
+			clear(l.vals) // drop the references into the arena
+			l.vals = l.vals[:0]
+			if l.starts != nil {
+				l.starts = l.starts[:0]
+			}
+		}
+		w.bytes.reset()
+		w.times, w.sizes = w.times[:0], w.sizes[:0]
+		return
+	}
+	w.spare.reset()
+	for i := range w.leaves {
+		l := &w.leaves[i]
+		vals := l.spare[:0]
+		var starts []int32
+		if l.starts != nil {
+			starts = l.spareStarts[:0]
+		}
+		for _, r := range rows {
+			if l.starts != nil {
+				starts = append(starts, int32(len(vals)))
+			}
+			for _, v := range l.row(r) {
+				if v.Kind() == parquet.ByteArray && !v.IsNull() {
+					v = parquet.ByteArrayValue(w.spare.copy(v.ByteArray())).Level(v.RepetitionLevel(), v.DefinitionLevel(), i)
+				}
+				vals = append(vals, v)
+			}
+		}
+		// Back into the main buffers, which have the capacity of half a
+		// row group: swapping them would leave the next rows to grow the
+		// spare ones, sized for a tail, all over again.
+		clear(l.vals[len(vals):]) // drop the references into the old arena
+		l.vals = append(l.vals[:0], vals...)
+		clear(vals)
+		l.spare = vals[:0]
+		if l.starts != nil {
+			l.starts = append(l.starts[:0], starts...)
+			l.spareStarts = starts[:0]
+		}
+	}
+	// The arenas do swap: their chunks go back to the shared free list.
+	w.bytes.reset()
+	w.bytes, w.spare = w.spare, w.bytes
+	times, sizes := w.spareTimes[:0], w.spareSizes[:0]
+	for _, r := range rows {
+		times, sizes = append(times, w.times[r]), append(sizes, w.sizes[r])
+	}
+	w.times, w.sizes = append(w.times[:0], times...), append(w.sizes[:0], sizes...)
+	w.spareTimes, w.spareSizes = times[:0], sizes[:0]
+}
+
+// endRowGroup writes the rows handed on as one row group.
+func (w *Writer) endRowGroup() error {
+	if w.group == 0 {
+		return nil
 	}
 	if err := w.pw.Flush(); err != nil {
 		return fmt.Errorf("parquet: %w", err)
 	}
-	if last := w.times[w.order[n-1]]; !w.flushed || last > w.newest {
-		w.newest = last
-	}
-	w.flushed = true
-	w.budget.release(w)
-	for i := range w.leaves {
-		l := &w.leaves[i]
-		clear(l.vals) // drop the references into the arena
-		l.vals = l.vals[:0]
-		if l.starts != nil {
-			l.starts = l.starts[:0]
-		}
-	}
-	w.bytes.reset()
-	w.times, w.buffered = w.times[:0], 0
+	clear(w.page)
+	w.budget.release(w.group)
+	w.group = 0
 	return nil
 }
 
-// writeColumn hands one column's values, in time order, to parquet-go in
-// batches of whole rows. It ends a page before it would pass the page
-// bound, so no page is larger unless a single value is.
-func (w *Writer) writeColumn(cw *parquet.ColumnWriter, l *leafBuf) error {
+// writeColumn hands column i's values of rows, in that order, to
+// parquet-go in batches of whole rows. It ends a page before it would pass
+// the page bound, so no page is larger unless a single value is.
+func (w *Writer) writeColumn(i int, cw *parquet.ColumnWriter, rows []int32) error {
 	limit := int64(w.opt.PageBytes - w.opt.PageBytes/16) // room for levels and headers
 	const maxBatch = 1024
-	var page int64
+	l, fixed, page := &w.leaves[i], w.fixed[i], w.page[i]
 	batch := w.batch[:0]
 	write := func() error {
 		if len(batch) == 0 {
@@ -473,18 +674,11 @@ func (w *Writer) writeColumn(cw *parquet.ColumnWriter, l *leafBuf) error {
 		batch = batch[:0]
 		return err
 	}
-	for _, r := range w.order {
-		vals := l.vals[r : r+1]
-		if l.starts != nil {
-			end := len(l.vals)
-			if int(r)+1 < len(l.starts) {
-				end = int(l.starts[r+1])
-			}
-			vals = l.vals[l.starts[r]:end]
-		}
+	for _, r := range rows {
+		vals := l.row(r)
 		var size int64
 		for i := range vals {
-			size += valueSize(&vals[i])
+			size += valueSize(&vals[i], fixed)
 		}
 		if page > 0 && page+size > limit {
 			if err := write(); err != nil {
@@ -504,28 +698,25 @@ func (w *Writer) writeColumn(cw *parquet.ColumnWriter, l *leafBuf) error {
 		page += size
 	}
 	err := write()
-	w.batch = batch
+	w.batch, w.page[i] = batch, page
 	return err
 }
 
-// valueSize is a value's size in a page before compression.
-func valueSize(v *parquet.Value) int64 {
-	if v.IsNull() {
+// valueSize is a value's size in a page before compression; fixed is the
+// size of its column's values, 0 for byte arrays.
+func valueSize(v *parquet.Value, fixed int64) int64 {
+	switch {
+	case v.IsNull():
 		return 1 // its levels
+	case fixed > 0:
+		return fixed
 	}
-	switch v.Kind() {
-	case parquet.ByteArray:
-		return 4 + int64(len(v.ByteArray())) // PLAIN: a length, the bytes
-	case parquet.Int32, parquet.Float:
-		return 4
-	case parquet.Boolean:
-		return 1
-	}
-	return 8 // int64, double
+	return 4 + int64(len(v.ByteArray())) // PLAIN: a length, the bytes
 }
 
 // Flush writes the buffered rows as a row group now, e.g. before checking
-// BytesWritten against a size limit.
+// BytesWritten against a size limit. Every pending row goes, so an event
+// older than the newest written then starts the next object.
 func (w *Writer) Flush() error { return w.flush() }
 
 // Close writes the last row group and the footer. It does not close the
@@ -553,8 +744,9 @@ func (w *Writer) Count() int64 { return w.count }
 // written so far (and, after Close, the footer).
 func (w *Writer) BytesWritten() int64 { return w.out.n }
 
-// Buffered is how many bytes of rows are buffered, not yet written.
-func (w *Writer) Buffered() int64 { return w.buffered }
+// Buffered is how many bytes of rows are buffered, not yet written to the
+// io.Writer: the pending rows and those of the row group being encoded.
+func (w *Writer) Buffered() int64 { return w.pending + w.group }
 
 // Extension is the key suffix of Parquet objects.
 const Extension = ".parquet"
@@ -573,58 +765,60 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// arena holds the bytes of the buffered strings in chunks that are never
-// moved (values point into them) and are reused from one row group to the
-// next.
+// arena holds the bytes of the pending strings in chunks that are never
+// moved (values point into them). Chunks come from, and go back to, a free
+// list that the writer's two arenas share, so that they are reused from
+// one release to the next.
 type arena struct {
-	chunks [][]byte
-	cur    int
+	chunks [][]byte // in use; the last one is being filled
+	free   *[][]byte
 }
 
 const chunkBytes = 1 << 20
 
 func (a *arena) copy(b []byte) []byte {
-	if len(a.chunks) == 0 {
-		a.chunks = append(a.chunks, make([]byte, 0, chunkBytes))
-	}
-	c := a.chunks[a.cur]
-	for cap(c)-len(c) < len(b) {
-		a.cur++
-		if a.cur == len(a.chunks) {
-			a.chunks = append(a.chunks, make([]byte, 0, max(chunkBytes, len(b))))
-		}
-		c = a.chunks[a.cur]
-		if cap(c) < len(b) {
-			// A reused chunk too small for a large value: replace it.
-			c = make([]byte, 0, len(b))
-			a.chunks[a.cur] = c
-		}
-	}
+	c := a.room(len(b))
 	start := len(c)
 	c = append(c, b...)
-	a.chunks[a.cur] = c
+	a.chunks[len(a.chunks)-1] = c
 	return c[start:len(c):len(c)]
 }
 
 func (a *arena) copyString(s string) []byte {
-	if len(a.chunks) == 0 {
-		a.chunks = append(a.chunks, make([]byte, 0, chunkBytes))
-	}
-	c := a.chunks[a.cur]
-	if cap(c)-len(c) < len(s) {
-		return a.copy([]byte(s))
-	}
+	c := a.room(len(s))
 	start := len(c)
 	c = append(c, s...)
-	a.chunks[a.cur] = c
+	a.chunks[len(a.chunks)-1] = c
 	return c[start:len(c):len(c)]
 }
 
-func (a *arena) reset() {
-	for i := range a.chunks {
-		a.chunks[i] = a.chunks[i][:0]
+// room returns the chunk being filled, one with n bytes free.
+func (a *arena) room(n int) []byte {
+	if k := len(a.chunks); k > 0 {
+		if c := a.chunks[k-1]; cap(c)-len(c) >= n {
+			return c
+		}
 	}
-	a.cur = 0
+	var c []byte
+	if f := *a.free; len(f) > 0 && n <= chunkBytes {
+		c, *a.free = f[len(f)-1], f[:len(f)-1]
+	} else {
+		c = make([]byte, 0, max(chunkBytes, n))
+	}
+	a.chunks = append(a.chunks, c)
+	return c
+}
+
+// reset frees every chunk; a value larger than a chunk had one of its own,
+// which is dropped.
+func (a *arena) reset() {
+	for _, c := range a.chunks {
+		if cap(c) == chunkBytes {
+			*a.free = append(*a.free, c[:0])
+		}
+	}
+	clear(a.chunks)
+	a.chunks = a.chunks[:0]
 }
 
 // binding ties the nodes of an ocsf.Layout to a writer's columns, so a row

@@ -86,6 +86,8 @@ func prunedGroup(attrs []ocsf.Attribute, want wantTree, parent *column, prefix s
 			if a.Array {
 				col.list = true
 				node = parquet.List(parquet.Optional(node))
+			} else if lowCardinality(attrs, a, col.path) {
+				node = parquet.Encoded(node, &parquet.RLEDictionary)
 			}
 		}
 		if col.required && !col.list {
@@ -108,7 +110,7 @@ func classSchema(c *ocsf.Class) (*parquet.Schema, *column, error) {
 	group := parquet.Group{}
 	for i := range c.Attributes {
 		a := &c.Attributes[i]
-		node, col := attrNode(a, "", 0, map[string]bool{})
+		node, col := attrNode(c.Attributes, a, "", 0, map[string]bool{})
 		if node == nil {
 			continue
 		}
@@ -123,7 +125,7 @@ func classSchema(c *ocsf.Class) (*parquet.Schema, *column, error) {
 	return s, root, nil
 }
 
-func attrNode(a *ocsf.Attribute, prefix string, depth int, onPath map[string]bool) (parquet.Node, *column) {
+func attrNode(attrs []ocsf.Attribute, a *ocsf.Attribute, prefix string, depth int, onPath map[string]bool) (parquet.Node, *column) {
 	col := &column{name: a.Name, path: prefix + a.Name, kind: a.Kind, required: a.Requirement == ocsf.Required && a.Profile == ""}
 	var node parquet.Node
 	switch a.Kind {
@@ -136,7 +138,7 @@ func attrNode(a *ocsf.Attribute, prefix string, depth int, onPath map[string]boo
 		g := parquet.Group{}
 		for i := range o.Attributes {
 			sub := &o.Attributes[i]
-			n, c := attrNode(sub, col.path+".", depth+1, onPath)
+			n, c := attrNode(o.Attributes, sub, col.path+".", depth+1, onPath)
 			if n == nil {
 				continue
 			}
@@ -153,6 +155,8 @@ func attrNode(a *ocsf.Attribute, prefix string, depth int, onPath map[string]boo
 		if a.Array {
 			col.list = true
 			node = parquet.List(parquet.Optional(node))
+		} else if lowCardinality(attrs, a, col.path) {
+			node = parquet.Encoded(node, &parquet.RLEDictionary)
 		}
 	}
 	if col.required && !col.list {
@@ -160,6 +164,43 @@ func attrNode(a *ocsf.Attribute, prefix string, depth int, onPath map[string]boo
 	}
 	return parquet.Optional(node), col
 }
+
+// lowCardinalityPaths are attributes that hold one value, or a handful,
+// across an object: the mapper's constants and the event's name.
+var lowCardinalityPaths = map[string]bool{
+	"metadata.version": true, "metadata.event_code": true, "metadata.log_name": true, "metadata.log_provider": true,
+	"metadata.product.name": true, "metadata.product.vendor_name": true, "metadata.product.version": true,
+	"metadata.product.lang": true, "metadata.product.uid": true,
+}
+
+// lowCardinality reports whether a column of attribute a (one of attrs,
+// its object's attributes) is dictionary encoded: enum ids, their
+// captions, the class's ids with captions (class_uid, type_uid, …) and
+// lowCardinalityPaths. Such a column is then a dictionary of a few values
+// and runs of small indices, instead of the same bytes in every row
+// (class_name, type_name, the product) for zstd to find again page after
+// page. A column whose dictionary grows past maxDictionaryBytes falls back
+// to PLAIN pages, so a guess wrong for some source costs little.
+func lowCardinality(attrs []ocsf.Attribute, a *ocsf.Attribute, path string) bool {
+	switch a.Kind {
+	case ocsf.KindInteger, ocsf.KindLong, ocsf.KindString:
+	default:
+		return false
+	}
+	if len(a.Enum) > 0 || a.Sibling != "" || lowCardinalityPaths[path] {
+		return true
+	}
+	for i := range attrs {
+		if attrs[i].Sibling == a.Name {
+			return true // the caption of an enum id
+		}
+	}
+	return false
+}
+
+// maxDictionaryBytes bounds a dictionary encoded column's dictionary in a
+// row group; past it the column's pages are PLAIN.
+const maxDictionaryBytes = 64 << 10
 
 func scalarNode(k ocsf.Kind) parquet.Node {
 	switch k {
@@ -236,7 +277,7 @@ const (
 
 var rawSchema = parquet.NewSchema("audit_event", parquet.Group{
 	"time":       parquet.Required(parquet.Timestamp(parquet.Millisecond)),
-	"event_name": parquet.Required(parquet.String()),
+	"event_name": parquet.Required(parquet.Encoded(parquet.String(), &parquet.RLEDictionary)), // one per object
 	"message_id": parquet.Required(parquet.String()),
 	"seq":        parquet.Required(parquet.Int(64)),
 	"event":      parquet.Required(parquet.String()),
