@@ -58,9 +58,11 @@ const (
 
 // Options tune the writer; zero values take the defaults.
 type Options struct {
-	// RowGroupBytes is how many bytes the writer buffers (values with their
-	// levels, and the bytes of strings) before it sorts them and writes
-	// them as a row group; at most MaxRowGroupBytes.
+	// RowGroupBytes bounds a row group, counted as the rows' values with
+	// their levels and the bytes of strings before encoding; at most
+	// MaxRowGroupBytes. The writer holds up to half of it pending (rows
+	// not yet sorted and encoded), and ends a row group once half of it
+	// has been encoded.
 	RowGroupBytes int64
 	// PageBytes bounds a data page before encoding and compression; at most
 	// MaxPageBytes. A single value larger than that is one page of its own.
