@@ -6,30 +6,18 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/auditexport/auditexport/internal/digest"
 )
 
 // SigningKey is a published key that signs the hourly integrity digests, as
-// GET /v1/signing-keys and Identity.SigningKeys list it. Its JSON is that of
-// the digest format's published keys.
-type SigningKey struct {
-	// KeyID is the first 16 hex digits of the SHA-256 of the public key;
-	// each digest names the key that signed it.
-	KeyID string `json:"key_id"`
-	// Algorithm is "Ed25519".
-	Algorithm string `json:"algorithm"`
-	// PublicKey is the 32-byte Ed25519 key, base64 (standard, padded).
-	PublicKey string `json:"public_key"`
-	// NotBefore and NotAfter bound the digests the key may sign (by their
-	// created_at); NotAfter is nil for the current key.
-	NotBefore time.Time  `json:"not_before"`
-	NotAfter  *time.Time `json:"not_after"`
-}
+// GET /v1/signing-keys and Identity.SigningKeys list it: the digest format's
+// published key (key_id, algorithm, public_key, not_before, not_after).
+type SigningKey = digest.PublicKey
 
 // SigningKeys answers GET /v1/signing-keys: every key ever used, oldest
 // first. Keys are retired, never removed.
-type SigningKeys struct {
-	Keys []SigningKey `json:"keys"`
-}
+type SigningKeys = digest.KeySet
 
 // DeliveredObject is one entry of a destination's delivery log: an object
 // written to the bucket.

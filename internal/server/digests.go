@@ -40,16 +40,6 @@ func (s *Server) publishedKeys(ctx context.Context) (digest.KeySet, error) {
 	return set, nil
 }
 
-// apiKeys is set as the API's types, for the identity.
-func apiKeys(set digest.KeySet) []api.SigningKey {
-	out := make([]api.SigningKey, 0, len(set.Keys))
-	for _, k := range set.Keys {
-		out = append(out, api.SigningKey{KeyID: k.KeyID, Algorithm: k.Algorithm, PublicKey: k.PublicKey,
-			NotBefore: k.NotBefore, NotAfter: k.NotAfter})
-	}
-	return out
-}
-
 // signingKeys answers GET /v1/signing-keys without a token: public keys are
 // public, and whoever verifies a bucket's digests (an auditor, a SIEM job)
 // need not hold a tenant's token.

@@ -257,7 +257,7 @@ func (s *Server) identity(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, api.Identity{Tenant: tenant.Name, ExternalID: tenant.ExternalID, PrincipalARN: arn,
-		AllowedRegions: s.opts.AllowedRegions, SigningKeys: apiKeys(keys)})
+		AllowedRegions: s.opts.AllowedRegions, SigningKeys: keys.Keys})
 }
 
 // unavailableRetryAfter is the Retry-After, in seconds, of a 503 for a store
