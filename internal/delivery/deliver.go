@@ -110,6 +110,17 @@ type target struct {
 	// ends when it is lost.
 	fence store.Lease
 	hard  context.Context
+
+	// synced is set while t.dest's cursor is the stored one and the
+	// destination has no pending plan: after a successful attempt. The
+	// loop is the only writer of its destination's plans and cursor
+	// (under its lease), so the next attempt need not read either back;
+	// a failed attempt clears it, since it may leave a plan behind.
+	synced bool
+	// digestsDue is when the next digest falls due: until then a digest
+	// pass has nothing to write and reads nothing (zero: unknown, read the
+	// store).
+	digestsDue time.Time
 }
 
 // attemptState is one run of a plan.
@@ -129,7 +140,7 @@ type attemptState struct {
 // re-running a pending plan first if there is one. It returns the number of
 // events delivered.
 func (d *Deliverer) runOnce(ctx context.Context, t *target, windowEnd time.Time) (int64, error) {
-	plan, err := d.store.PendingPlan(ctx, t.dest.ID)
+	plan, err := d.pendingPlan(ctx, t)
 	saved := err == nil
 	if errors.Is(err, store.ErrNotFound) {
 		plan, err = d.newPlan(ctx, t, windowEnd)
@@ -165,8 +176,18 @@ func (d *Deliverer) runOnce(ctx context.Context, t *target, windowEnd time.Time)
 	if err := d.store.CommitPlan(ctx, plan, a.done); err != nil {
 		return 0, fmt.Errorf("committing plan: %w", err)
 	}
+	t.dest.Cursor = plan.ToSeq
 	d.record(t, a.done)
 	return a.done.Events, nil
+}
+
+// pendingPlan is the destination's pending plan, store.ErrNotFound when
+// there is none, read from the store unless t is synced.
+func (d *Deliverer) pendingPlan(ctx context.Context, t *target) (store.Plan, error) {
+	if t.synced {
+		return store.Plan{}, store.ErrNotFound
+	}
+	return d.store.PendingPlan(ctx, t.dest.ID)
 }
 
 // newPlan builds the plan for the events after the cursor that were stored

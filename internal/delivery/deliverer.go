@@ -409,15 +409,21 @@ func (d *Deliverer) attempt(parent context.Context, t *target, windowEnd time.Ti
 		stopHard := context.AfterFunc(t.hard, cancel)
 		defer stopHard()
 	}
-	dest, err := d.store.GetDestination(ctx, t.tenant.ID, t.dest.ID)
-	if err != nil {
-		return err
+	if !t.synced {
+		// The cursor may have moved since the loop read the destination
+		// (another agent's last commit before this one took the lease).
+		dest, err := d.store.GetDestination(ctx, t.tenant.ID, t.dest.ID)
+		if err != nil {
+			return err
+		}
+		t.dest = dest
 	}
-	t.dest = dest
+	t.synced = false
 	n, err := d.runOnce(ctx, t, windowEnd)
 	if err != nil {
 		return err
 	}
+	t.synced = true
 	d.succeed(ctx, t, n)
 	return nil
 }

@@ -75,6 +75,9 @@ func (d *Deliverer) sleepWritingDigests(ctx context.Context, t *target, until ti
 // and shown in the destination's status and metrics, and retried at the
 // next pass; it does not stop data delivery.
 func (d *Deliverer) writeDigests(ctx context.Context, t *target) {
+	if d.opts.Signer == nil || d.now().Before(t.digestsDue) {
+		return // no hour has ended since the last pass: nothing to read
+	}
 	n, err := d.digestPass(ctx, t)
 	if n > 0 && d.metrics != nil {
 		d.metrics.DigestsWritten.WithLabelValues(t.tenant.Name, t.dest.ID).Add(float64(n))
@@ -95,6 +98,8 @@ func (d *Deliverer) writeDigests(ctx context.Context, t *target) {
 
 // digestPass finishes a digest saved but not written, then writes one
 // digest per hour that is over and has none. It returns how many it wrote.
+// Once every digest due is written it sets t.digestsDue to the end of the
+// hour in progress, so the passes before then cost nothing.
 func (d *Deliverer) digestPass(ctx context.Context, t *target) (int, error) {
 	written := 0
 	prev, err := d.store.LastDigest(ctx, t.dest.ID)
@@ -133,6 +138,7 @@ func (d *Deliverer) digestPass(ctx context.Context, t *target) (int, error) {
 		written++
 		last, hour = &saved, hour.Add(time.Hour)
 	}
+	t.digestsDue = hour.Add(time.Hour)
 	return written, nil
 }
 

@@ -119,7 +119,7 @@ func isolateAWS(t *testing.T) {
 	}
 }
 
-func newKeys(t *testing.T, s store.Store) *signing.Keys {
+func newKeys(t testing.TB, s store.Store) *signing.Keys {
 	t.Helper()
 	kek := make([]byte, 32)
 	_, _ = rand.Read(kek)

@@ -4,8 +4,10 @@
 package encode
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -14,10 +16,49 @@ import (
 // Writer encodes events into an object body.
 type Writer struct {
 	out    io.Writer
-	comp   io.WriteCloser // nil when uncompressed
+	comp   compressor // nil when uncompressed
 	format string
 	count  int64
 }
+
+// compressor is a pooled gzip or zstd writer.
+type compressor interface {
+	io.WriteCloser
+	// release gives the compressor back to its pool once closed.
+	release()
+}
+
+// A compressor is the costly part of a small object: gzip's and zstd's
+// tables are hundreds of KiB, allocated and cleared for every object of a
+// few KB that a quiet destination writes. Closed compressors are kept in
+// pools and Reset onto the next object instead.
+var (
+	gzipPool = sync.Pool{New: func() any {
+		gz, _ := gzip.NewWriterLevel(nil, gzip.DefaultCompression)
+		return gz
+	}}
+	zstdPool = sync.Pool{New: func() any {
+		// Concurrency 1: an object is encoded by one goroutine, and the
+		// encoder then holds one window, not one per core.
+		zw, _ := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+		return zw
+	}}
+)
+
+type pooledGzip struct{ *gzip.Writer }
+
+func (g pooledGzip) release() { g.Reset(nil); gzipPool.Put(g.Writer) }
+
+type pooledZstd struct{ *zstd.Encoder }
+
+func (z pooledZstd) release() { z.Reset(nil); zstdPool.Put(z.Encoder) }
+
+// errClosed is the error of a Write after Close.
+var errClosed = errors.New("encode: write after close")
+
+type closedWriter struct{}
+
+func (closedWriter) Write([]byte) (int, error) { return 0, errClosed }
 
 // NewWriter returns a Writer that encodes events in format ("ndjson" or
 // "json") compressed with compression ("gzip", "zstd" or "none") into w.
@@ -28,17 +69,13 @@ func NewWriter(w io.Writer, format, compression string) (*Writer, error) {
 	ew := &Writer{out: w, format: format}
 	switch compression {
 	case "gzip":
-		gz, err := gzip.NewWriterLevel(w, gzip.DefaultCompression)
-		if err != nil {
-			return nil, err
-		}
-		ew.comp, ew.out = gz, gz
+		gz := gzipPool.Get().(*gzip.Writer)
+		gz.Reset(w)
+		ew.comp, ew.out = pooledGzip{gz}, gz
 	case "zstd":
-		zw, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(1))
-		if err != nil {
-			return nil, err
-		}
-		ew.comp, ew.out = zw, zw
+		zw := zstdPool.Get().(*zstd.Encoder)
+		zw.Reset(w)
+		ew.comp, ew.out = pooledZstd{zw}, zw
 	case "none":
 	default:
 		return nil, fmt.Errorf("unknown compression %q", compression)
@@ -79,7 +116,10 @@ func (w *Writer) Write(event []byte) error {
 func (w *Writer) Count() int64 { return w.count }
 
 // Close ends the document and flushes the compressor. It does not close the
-// underlying writer.
+// underlying writer. The Writer cannot be written after; its compressor goes
+// back to the pool when the flush succeeded (after a failed one it is left
+// to the garbage collector, in whatever state the failure left it). A
+// Writer abandoned without Close only costs its compressor.
 func (w *Writer) Close() error {
 	if w.format == "json" {
 		end := "\n]\n"
@@ -90,9 +130,15 @@ func (w *Writer) Close() error {
 			return err
 		}
 	}
-	if w.comp != nil {
-		return w.comp.Close()
+	comp := w.comp
+	w.comp, w.out = nil, closedWriter{}
+	if comp == nil {
+		return nil
 	}
+	if err := comp.Close(); err != nil {
+		return err
+	}
+	comp.release()
 	return nil
 }
 

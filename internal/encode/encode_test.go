@@ -3,6 +3,7 @@ package encode
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"testing"
 
@@ -73,6 +74,54 @@ func TestWriter(t *testing.T) {
 			}
 			if w.Count() != int64(len(tt.events)) {
 				t.Fatalf("Count() = %d, want %d", w.Count(), len(tt.events))
+			}
+		})
+	}
+}
+
+// Compressors are pooled: objects written one after another, and objects
+// open at the same time, each decode to exactly their own events, whatever
+// compressor the previous object left in the pool. A Writer refuses writes
+// once closed, since its compressor may already serve another object.
+func TestWriterReusesCompressors(t *testing.T) {
+	for _, compression := range []string{"gzip", "zstd"} {
+		t.Run(compression, func(t *testing.T) {
+			const objects = 6
+			bufs := make([]bytes.Buffer, objects)
+			writers := make([]*Writer, objects)
+			want := make([]string, objects)
+			// Rounds of two objects open together, each closed before the
+			// next round takes compressors from the pool.
+			for round := 0; round < objects; round += 2 {
+				for i := round; i < round+2; i++ {
+					w, err := NewWriter(&bufs[i], "ndjson", compression)
+					if err != nil {
+						t.Fatal(err)
+					}
+					writers[i] = w
+				}
+				for n := range 50 {
+					for i := round; i < round+2; i++ {
+						ev := fmt.Sprintf(`{"object":%d,"n":%d}`, i, n)
+						if err := writers[i].Write([]byte(ev)); err != nil {
+							t.Fatal(err)
+						}
+						want[i] += ev + "\n"
+					}
+				}
+				for i := round; i < round+2; i++ {
+					if err := writers[i].Close(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			for i := range objects {
+				if got := string(decompress(t, compression, bufs[i].Bytes())); got != want[i] {
+					t.Fatalf("object %d decodes to %q, want %q", i, got, want[i])
+				}
+			}
+			if err := writers[0].Write([]byte(`{}`)); err == nil {
+				t.Fatal("a closed Writer accepted a write")
 			}
 		})
 	}
