@@ -42,6 +42,10 @@ func (s writerSink) NewUpload(ctx context.Context, key string, meta s3sink.PutMe
 // Prepare resolves the writer's credentials (see s3sink.Writer.Prepare).
 func (s writerSink) Prepare(ctx context.Context) error { return s.w.Prepare(ctx) }
 
+// Ready reports whether Prepare would return at once (see
+// s3sink.Writer.Ready).
+func (s writerSink) Ready() bool { return s.w.Ready() }
+
 // planGroup is one (event type, day) group of a persisted plan. Parts lists
 // the objects whose boundaries are already fixed: an object's range is
 // recorded before it is completed, so a re-run after a crash rewrites the

@@ -34,6 +34,10 @@ type Options struct {
 	Workers int
 	// Tick, when set, replaces every destination's cadence (tests, dev mode).
 	Tick time.Duration
+	// Spread bounds the fixed delay of each destination's turn after its
+	// window end and after each hour boundary (see DefaultSpread, the
+	// bound when 0, and spreadOf); negative: no delay.
+	Spread time.Duration
 	// RetryInitial and RetryMax bound the backoff after a failed attempt.
 	RetryInitial time.Duration
 	RetryMax     time.Duration
@@ -75,7 +79,7 @@ type Options struct {
 	LogRetention time.Duration
 }
 
-// Deliverer runs one loop per enabled destination.
+// Deliverer runs one loop per enabled destination, all on one scheduler.
 type Deliverer struct {
 	store   store.Store
 	sinks   func(s3sink.Target) Sink
@@ -83,8 +87,8 @@ type Deliverer struct {
 	log     hclog.Logger
 	opts    Options
 
-	sem  chan struct{}
-	wake chan struct{}
+	sched *scheduler
+	wake  chan struct{}
 
 	mu    sync.Mutex
 	loops map[string]*loop
@@ -107,11 +111,47 @@ type Deliverer struct {
 	lagAt time.Time
 }
 
+// loop is one destination's schedule and the state its turns carry from
+// one to the next. No goroutine runs for a loop between its turns.
 type loop struct {
 	updated time.Time
-	cancel  context.CancelFunc // stop after the attempt in flight
-	hard    context.CancelFunc // cancel the attempt in flight too
-	done    chan struct{}
+	cancel  context.CancelFunc // stop after the turn in flight
+	hard    context.CancelFunc // cancel the turn in flight too
+	done    chan struct{}      // closed once stopped with no turn in flight
+
+	ctx   context.Context // ends at a stop
+	hctx  context.Context // ends at a stop's deadline or a lost lease
+	dest  store.Destination
+	spec  api.DestinationSpec
+	fence store.Lease // the lease every store write is made under
+	sched Schedule
+	// spread is the loop's delay after each window end and hour
+	// boundary (see spreadOf).
+	spread time.Duration
+
+	// Guarded by the scheduler's mu: when the next turn is due, where
+	// the loop is queued (an index in the heap, -2 ready, -1 neither),
+	// whether a turn is in flight and whether the loop was stopped.
+	due     time.Time
+	index   int
+	busy    bool
+	stopped bool
+
+	// Used by the loop's turns, which run one at a time.
+	t         *target // nil until the destination's tenant is read
+	windowEnd time.Time
+	backoff   time.Duration
+	retrying  bool // the last attempt failed: the next turn retries it
+	// prepared is set by a turn that only resolved the loop's credentials
+	// (outside the workers), and prepErr is how that ended.
+	prepared bool
+	prepErr  error
+}
+
+// finish ends a stopped loop, with the scheduler's mu held, once.
+func (l *loop) finish() {
+	l.hard()
+	close(l.done)
 }
 
 // New returns a Deliverer. sinks opens the bucket of a destination's target.
@@ -146,9 +186,11 @@ func New(s store.Store, sinks func(s3sink.Target) Sink, m *metrics.Metrics, log 
 	if opts.LeaseRenew <= 0 {
 		opts.LeaseRenew = DefaultLeaseRenew
 	}
+	if opts.Spread == 0 {
+		opts.Spread = DefaultSpread
+	}
 	d := &Deliverer{
 		store: s, sinks: sinks, metrics: m, log: log.Named("delivery"), opts: opts,
-		sem:       make(chan struct{}, opts.Workers),
 		wake:      make(chan struct{}, 1),
 		loops:     map[string]*loop{},
 		leased:    s.Shared(),
@@ -156,6 +198,7 @@ func New(s store.Store, sinks func(s3sink.Target) Sink, m *metrics.Metrics, log 
 		held:      map[string]store.Lease{},
 		releasing: map[string]bool{},
 	}
+	d.sched = newScheduler(opts.Clock, opts.Workers, func(l *loop) { go d.runTurn(l) })
 	if m != nil {
 		m.SetStates(d.states)
 	}
@@ -178,6 +221,12 @@ func (d *Deliverer) Notify() {
 // shared store, Run also keeps the agent's leases (the heartbeat) and
 // releases them once the loops have stopped.
 func (d *Deliverer) Run(ctx context.Context) {
+	schedDone := make(chan struct{})
+	go func() {
+		defer close(schedDone)
+		d.sched.run(ctx)
+	}()
+	defer func() { <-schedDone }()
 	// Refresh is a poll for changes made by another agent sharing the
 	// database: a pace on the machine's clock, not a time the agent keeps.
 	// Retention runs on the agent's clock, so its sweeps follow the same
@@ -260,14 +309,23 @@ func (d *Deliverer) startLocked(ctx context.Context, dest store.Destination) {
 	}
 	lctx, cancel := context.WithCancel(ctx)
 	hctx, hard := context.WithCancel(context.WithoutCancel(ctx))
-	l := &loop{updated: dest.UpdatedAt, cancel: cancel, hard: hard, done: make(chan struct{})}
+	l := &loop{
+		updated: dest.UpdatedAt, cancel: cancel, hard: hard, done: make(chan struct{}),
+		ctx: lctx, hctx: hctx, dest: dest, spec: spec, index: -1,
+		fence:   d.held[dest.ID], // the zero Lease, unfenced, with a store that is not shared
+		backoff: d.opts.RetryInitial,
+	}
 	d.loops[dest.ID] = l
-	fence := d.held[dest.ID] // the zero Lease, unfenced, with a store that is not shared
-	go func() {
-		defer close(l.done)
-		defer hard()
-		d.runLoop(lctx, hctx, dest, spec, fence)
-	}()
+	// However the loop is stopped (here, by the leases, by Run's end),
+	// it leaves the scheduler and its done closes once no turn is in flight.
+	context.AfterFunc(lctx, func() { d.sched.stop(l) })
+	l.sched, err = ScheduleFor(spec, d.opts.Tick)
+	if err != nil {
+		d.log.Error("destination schedule", "destination", dest.ID, "error", err)
+		return
+	}
+	l.spread = spreadOf(dest.ID, l.sched, d.opts.Spread)
+	d.sched.push(l, time.Time{})
 }
 
 func (d *Deliverer) stopLocked(id string) {
@@ -289,93 +347,132 @@ func (d *Deliverer) stopAll() {
 	d.detached.Wait()
 }
 
-// runLoop waits for each window end and delivers, retrying with capped,
-// jittered backoff until the attempt succeeds. A failing destination only
-// holds its own worker slot while it writes, never while it waits.
-// hard ends when the destination's lease is lost: it cancels the attempt in
-// flight without the shutdown grace. fence is the lease the loop's writes
-// are made under.
-func (d *Deliverer) runLoop(ctx, hard context.Context, dest store.Destination, spec api.DestinationSpec, fence store.Lease) {
-	sched, err := ScheduleFor(spec, d.opts.Tick)
-	if err != nil {
-		d.log.Error("destination schedule", "destination", dest.ID, "error", err)
+// runTurn runs one turn of l, holding one of the scheduler's workers,
+// then gives the worker back and queues l's next turn. A loop whose
+// credentials are not ready first gets a turn that only resolves them,
+// without a worker: a role waiting for STS (paced at a cold start, or
+// slow) holds up only its own destination.
+func (d *Deliverer) runTurn(l *loop) {
+	if r, ok := d.unready(l); ok {
+		<-d.sched.sem
+		l.prepErr, l.prepared = r.Prepare(l.ctx), true
+		d.sched.requeue(l, time.Time{}, true)
 		return
 	}
-	tenant, ok := d.loadTenant(ctx, dest)
-	if !ok {
-		return
-	}
-	t := &target{dest: dest, spec: spec, tenant: tenant, sched: sched, sink: d.sinks(destinationTarget(dest.ID, spec, tenant.ExternalID)),
-		fence: fence, hard: hard}
-	windowEnd := sched.Last(d.now())
-	if _, err := d.store.PendingPlan(ctx, dest.ID); err != nil {
-		// No plan in flight: wait for the next window end.
-		windowEnd = sched.Next(d.now())
-	}
-	for {
-		if !d.sleepWritingDigests(ctx, t, windowEnd) {
-			return
-		}
-		if !d.deliverWindow(ctx, t, windowEnd) {
-			return
-		}
-		windowEnd = sched.Next(windowEnd)
-		if now := d.now(); windowEnd.Before(now) {
-			// Skip windows missed while down: one plan covers them all.
-			windowEnd = sched.Last(now)
-		}
-	}
+	l.prepared = false
+	next, again := d.turn(l)
+	<-d.sched.sem
+	d.sched.requeue(l, next, again)
 }
 
-// loadTenant reads the destination's tenant, retrying with the attempts'
-// backoff until it succeeds; false when ctx ended. A loop that gave up here
-// would not come back: reconcile restarts a loop only when its destination
-// changes, so a store outage as the loop starts would stop the destination
-// until the agent restarts.
-func (d *Deliverer) loadTenant(ctx context.Context, dest store.Destination) (store.Tenant, bool) {
-	backoff := d.opts.RetryInitial
-	for {
-		tenant, err := d.store.TenantByID(ctx, dest.TenantID)
-		if err == nil {
-			return tenant, true
-		}
-		if ctx.Err() != nil {
-			return store.Tenant{}, false
-		}
-		d.log.Error("reading the destination's tenant; retrying", "destination", dest.ID, "error", err)
-		wait := backoff/2 + rand.N(backoff/2+1)
-		if !d.sleepUntil(ctx, d.now().Add(wait)) {
-			return store.Tenant{}, false
-		}
-		backoff = min(backoff*2, d.opts.RetryMax)
-	}
+// readier is a Sink that can tell whether its credentials are resolved.
+type readier interface {
+	preparer
+	Ready() bool
 }
 
-// deliverWindow runs attempts until one succeeds; false when ctx ended.
-func (d *Deliverer) deliverWindow(ctx context.Context, t *target, windowEnd time.Time) bool {
-	backoff := d.opts.RetryInitial
-	for {
-		err := d.attempt(ctx, t, windowEnd)
+// unready returns l's sink when its credentials must be resolved before
+// the turn.
+func (d *Deliverer) unready(l *loop) (readier, bool) {
+	if l.t == nil || l.prepared || l.ctx.Err() != nil {
+		return nil, false
+	}
+	r, ok := l.t.sink.(readier)
+	if !ok || r.Ready() {
+		return nil, false
+	}
+	return r, true
+}
+
+// turn is all the work of one destination at one moment: once its window
+// has ended, a delivery attempt (retried with capped, jittered backoff at
+// later turns until it succeeds), then its due digests. It returns when
+// the next turn is due; again is false when the loop is over (stopped, or
+// its lease lost).
+func (d *Deliverer) turn(l *loop) (next time.Time, again bool) {
+	ctx := l.ctx
+	if ctx.Err() != nil {
+		return time.Time{}, false
+	}
+	if l.t == nil && !d.openLoop(l) {
+		return d.retryAt(l), ctx.Err() == nil
+	}
+	t := l.t
+	if l.retrying || l.prepErr != nil || !d.now().Before(l.windowEnd) {
+		err := l.prepErr
+		l.prepErr = nil
 		if err == nil {
-			return true
+			err = d.attempt(ctx, t, l.windowEnd)
 		}
-		if errors.Is(err, store.ErrLeaseLost) {
+		switch {
+		case errors.Is(err, store.ErrLeaseLost):
 			// Another agent delivers the destination now; the
 			// heartbeat drops the lease.
 			d.log.Warn("lease lost during delivery", "destination", t.dest.ID, "epoch", t.fence.Epoch, "error", err)
 			d.wakeLeases()
-			return false
+			return time.Time{}, false
+		case err != nil && ctx.Err() != nil:
+			return time.Time{}, false
+		case err != nil:
+			d.fail(ctx, t, err)
+			l.retrying = true
+			return d.retryAt(l), true
 		}
-		if ctx.Err() != nil {
-			return false
+		l.retrying, l.backoff = false, d.opts.RetryInitial
+		l.windowEnd = l.sched.Next(l.windowEnd)
+		if now := d.now(); l.windowEnd.Before(now) {
+			// Skip windows missed while down: one plan covers them all.
+			l.windowEnd = l.sched.Last(now)
 		}
-		d.fail(ctx, t, err)
-		wait := backoff/2 + rand.N(backoff/2+1)
-		if !d.sleepUntil(ctx, d.now().Add(wait)) {
-			return false
-		}
-		backoff = min(backoff*2, d.opts.RetryMax)
 	}
+	d.writeDigests(ctx, t)
+	return d.nextTurn(l), ctx.Err() == nil
+}
+
+// openLoop reads the destination's tenant and sets the loop up: its first
+// window end is the last one when a plan is pending (to finish it at
+// once), else the next. A failed read is logged and retried with the
+// attempts' backoff: a loop that gave up here would not come back, since
+// reconcile restarts a loop only when its destination changes.
+func (d *Deliverer) openLoop(l *loop) bool {
+	tenant, err := d.store.TenantByID(l.ctx, l.dest.TenantID)
+	if err != nil {
+		if l.ctx.Err() == nil {
+			d.log.Error("reading the destination's tenant; retrying", "destination", l.dest.ID, "error", err)
+		}
+		return false
+	}
+	l.t = &target{dest: l.dest, spec: l.spec, tenant: tenant, sched: l.sched,
+		sink: d.sinks(destinationTarget(l.dest.ID, l.spec, tenant.ExternalID)), fence: l.fence, hard: l.hctx}
+	l.backoff = d.opts.RetryInitial
+	l.windowEnd = l.sched.Last(d.now())
+	if _, err := d.store.PendingPlan(l.ctx, l.dest.ID); err != nil {
+		// No plan in flight: wait for the next window end.
+		l.windowEnd = l.sched.Next(d.now())
+	}
+	return true
+}
+
+// nextTurn is when l's next turn is due: its window end, or the end of
+// the hour when that comes first (for the hour's digest, so that a
+// destination delivered daily still gets its digest each hour), each
+// delayed by the loop's spread.
+func (d *Deliverer) nextTurn(l *loop) time.Time {
+	at := l.windowEnd
+	if d.opts.Signer != nil {
+		if hour := d.now().Truncate(time.Hour).Add(time.Hour); hour.Before(at) {
+			at = hour
+		}
+	}
+	return at.Add(l.spread)
+}
+
+// retryAt is when a failed turn is retried: after the loop's backoff,
+// jittered, which then doubles up to RetryMax.
+func (d *Deliverer) retryAt(l *loop) time.Time {
+	wait := l.backoff/2 + rand.N(l.backoff/2+1)
+	l.backoff = min(l.backoff*2, d.opts.RetryMax)
+	return d.now().Add(wait)
 }
 
 // preparer is a Sink that can resolve its credentials ahead of a write.
@@ -383,20 +480,16 @@ type preparer interface {
 	Prepare(ctx context.Context) error
 }
 
+// attempt runs one delivery attempt for the window ending at windowEnd.
+// The turn holds a worker; the credentials are resolved already (see
+// runTurn), unless the sink cannot tell, in which case Prepare resolves
+// them here.
 func (d *Deliverer) attempt(parent context.Context, t *target, windowEnd time.Time) error {
-	// Credentials first, outside the worker pool: a role waiting for
-	// STS (paced at a cold start, or slow) holds no worker.
 	if p, ok := t.sink.(preparer); ok {
 		if err := p.Prepare(parent); err != nil {
 			return err
 		}
 	}
-	select {
-	case d.sem <- struct{}{}:
-	case <-parent.Done():
-		return parent.Err()
-	}
-	defer func() { <-d.sem }()
 	// A stop (SIGTERM, a changed destination) lets the attempt in flight
 	// finish for up to ShutdownGrace, so a shutdown does not cut a batch in
 	// half; past that it is cancelled and its persisted plan is re-run at
@@ -426,19 +519,6 @@ func (d *Deliverer) attempt(parent context.Context, t *target, windowEnd time.Ti
 	t.synced = true
 	d.succeed(ctx, t, n)
 	return nil
-}
-
-func (d *Deliverer) sleepUntil(ctx context.Context, at time.Time) bool {
-	wait := at.Sub(d.now())
-	if wait <= 0 {
-		return ctx.Err() == nil
-	}
-	select {
-	case <-d.opts.Clock.After(wait):
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // destinationTarget is destination.TargetFor, named after the destination

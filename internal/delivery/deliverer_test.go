@@ -120,6 +120,9 @@ type rig struct {
 	clock   *clocktest.Fake
 	store   store.Store
 	sink    *memSink
+	// sinks holds the sinks of destinations that do not write to sink,
+	// by destination id.
+	sinks   sync.Map
 	d       *Deliverer
 	stop    func() // stops the Deliverer and waits for it
 	metrics *metrics.Metrics
@@ -159,12 +162,17 @@ func newRigWrapped(t *testing.T, start string, wrap func(store.Store) store.Stor
 	r.metrics = metrics.New()
 	opts := Options{
 		Workers: 1, Clock: r.clock, Refresh: 20 * time.Millisecond, RetryInitial: time.Second,
-		Retention: 7 * 24 * time.Hour,
+		Retention: 7 * 24 * time.Hour, Spread: -1, // turns at the window ends, as the tests move the clock
 	}
 	if tune != nil {
 		tune(&opts)
 	}
-	r.d = New(delivered, func(s3sink.Target) Sink { return r.sink }, r.metrics, hclog.NewNullLogger(), opts)
+	r.d = New(delivered, func(tg s3sink.Target) Sink {
+		if sink, ok := r.sinks.Load(tg.Destination); ok {
+			return sink.(Sink)
+		}
+		return r.sink
+	}, r.metrics, hclog.NewNullLogger(), opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.d.Run(ctx); close(done) }()

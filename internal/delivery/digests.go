@@ -51,26 +51,6 @@ func (s writerSink) ReadObject(ctx context.Context, key string) ([]byte, error) 
 // wrote into the digest folder.
 var ErrDigestMismatch = errors.New("the digest in the bucket is not the one this agent signed")
 
-// sleepWritingDigests sleeps until `until` like sleepUntil, writing the
-// digests that are due first and again at every hour boundary on the way,
-// so that a destination delivered daily still gets its digest each hour.
-// Without a Signer it is sleepUntil.
-func (d *Deliverer) sleepWritingDigests(ctx context.Context, t *target, until time.Time) bool {
-	if d.opts.Signer == nil {
-		return d.sleepUntil(ctx, until)
-	}
-	for {
-		d.writeDigests(ctx, t)
-		next := d.now().Truncate(time.Hour).Add(time.Hour)
-		if !next.Before(until) {
-			return d.sleepUntil(ctx, until)
-		}
-		if !d.sleepUntil(ctx, next) {
-			return false
-		}
-	}
-}
-
 // writeDigests writes the destination's due digests. A failure is logged
 // and shown in the destination's status and metrics, and retried at the
 // next pass; it does not stop data delivery.

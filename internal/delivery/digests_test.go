@@ -163,7 +163,7 @@ func newDigestRig(t *testing.T, start string, wrap func(store.Store) store.Store
 		delivered = wrap(st)
 	}
 	r.metrics = metrics.New()
-	opts := Options{Workers: 1, Clock: r.clock, Refresh: 20 * time.Millisecond, RetryInitial: time.Second, Signer: r.keys}
+	opts := Options{Workers: 1, Clock: r.clock, Refresh: 20 * time.Millisecond, RetryInitial: time.Second, Signer: r.keys, Spread: -1}
 	var once sync.Once
 	sinks := func(tg s3sink.Target) Sink {
 		once.Do(func() { r.sink = &recordingSink{Sink: SinkFor(p.Writer(tg)), results: map[string][]string{}} })

@@ -70,7 +70,7 @@ func TestSlowPutDelaysNoOtherDestination(t *testing.T) {
 	go func() { d.Run(runCtx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	pollUntil(t, "every loop waiting for its window end", func() bool { return clk.Waiters() >= n })
+	pollUntil(t, "every loop waiting for its window end", func() bool { return d.sched.queued() == n && clk.Waiters() > 0 })
 	var evs []store.Event
 	for i := range 5 {
 		id := fmt.Sprintf("m%d", i)
@@ -83,7 +83,8 @@ func TestSlowPutDelaysNoOtherDestination(t *testing.T) {
 
 	release := proxy.Hold("fleet/d000/")
 	defer release()
-	clk.Set(mustTime(t, "2026-11-25T10:01:00Z"))
+	// Past the window end by the spread, when every destination's turn has come.
+	clk.Set(mustTime(t, "2026-11-25T10:01:00Z").Add(DefaultSpread))
 
 	delivered := func(id string) bool {
 		_, s, err := st.DestinationStatus(ctx, tenant.ID, id)

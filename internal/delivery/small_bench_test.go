@@ -73,15 +73,17 @@ func BenchmarkSmallObject(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	t := &target{dest: dest, spec: spec, tenant: tenant, sched: sched,
-		sink: d.sinks(destinationTarget(dest.ID, spec, tenant.ExternalID))}
+	l := &loop{ctx: ctx, hctx: ctx, dest: dest, spec: spec, sched: sched, backoff: time.Second}
+	if !d.openLoop(l) {
+		b.Fatal("the destination's tenant was not read")
+	}
 
-	windowEnd := sched.Next(clk.Now())
 	seq := 0
 	var cpu time.Duration
 	objects := 0
 	for b.Loop() {
 		b.StopTimer()
+		windowEnd := l.windowEnd
 		clk.Set(windowEnd.Add(-30 * time.Second))
 		var evs []store.Event
 		for range 3 {
@@ -98,14 +100,13 @@ func BenchmarkSmallObject(b *testing.B) {
 		before := processCPU(b)
 		b.StartTimer()
 
-		if err := d.turn(ctx, t, windowEnd); err != nil {
-			b.Fatal(err)
+		if _, again := d.turn(l); !again || l.retrying {
+			b.Fatalf("the turn of the window ending %s failed", windowEnd)
 		}
 
 		b.StopTimer()
 		cpu += processCPU(b) - before
 		objects++
-		windowEnd = sched.Next(windowEnd)
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(cpu)/float64(time.Millisecond)/float64(objects), "cpu-ms/object")
@@ -118,9 +119,4 @@ func processCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func (d *Deliverer) turn(ctx context.Context, t *target, windowEnd time.Time) error {
-	d.writeDigests(ctx, t)
-	return d.attempt(ctx, t, windowEnd)
 }

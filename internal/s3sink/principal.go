@@ -7,8 +7,10 @@ package s3sink
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -97,8 +99,27 @@ type Principal struct {
 	// clients one S3 client per region; the Writers share them. Both grow
 	// with the distinct roles and regions of the destinations, not with
 	// the destinations: a few hundred bytes per role.
-	roles   map[roleKey]*aws.CredentialsCache
+	roles   map[roleKey]*roleSession
 	clients map[string]*s3.Client
+}
+
+// roleSession is a role's shared, cached session and when its current
+// credentials expire, so that a Writer can tell without a call whether
+// Prepare would wait for STS.
+type roleSession struct {
+	cache *aws.CredentialsCache
+	// expires is the expiry of the last credentials assumed, in Unix
+	// nanoseconds; 0 before the first, math.MaxInt64 for credentials that
+	// do not expire.
+	expires atomic.Int64
+}
+
+// fresh reports whether the session's credentials are valid for longer
+// than refreshAhead at now: the cache then answers without assuming the
+// role again (it renews between refreshAhead/2 and refreshAhead ahead).
+func (r *roleSession) fresh(now time.Time) bool {
+	exp := r.expires.Load()
+	return exp != 0 && now.Add(refreshAhead).UnixNano() < exp
 }
 
 type roleKey struct{ arn, externalID string }
@@ -138,7 +159,7 @@ func NewPrincipal(ctx context.Context, opts Options) (*Principal, error) {
 	p := &Principal{
 		opts: opts, cfg: cfg, arn: opts.PrincipalARN,
 		pace:  rate.NewLimiter(rate.Limit(opts.AssumeRoleRate), max(1, int(opts.AssumeRoleRate))),
-		roles: map[roleKey]*aws.CredentialsCache{}, clients: map[string]*s3.Client{},
+		roles: map[roleKey]*roleSession{}, clients: map[string]*s3.Client{},
 	}
 	p.sts = sts.NewFromConfig(cfg, func(o *sts.Options) {
 		if opts.STSEndpoint != "" {
@@ -182,7 +203,10 @@ func (p *Principal) Writer(t Target) *Writer {
 		w.client = p.newClient(w.region)
 		return w
 	case t.RoleARN != "":
-		creds = p.roleCredentials(t.RoleARN, t.ExternalID)
+		r := p.roleCredentials(t.RoleARN, t.ExternalID)
+		w := p.newWriter(t, r.cache)
+		w.session = r
+		return w
 	}
 	return p.newWriter(t, creds)
 }
@@ -264,20 +288,21 @@ func (p *Principal) newClient(region string) *s3.Client {
 
 // roleCredentials returns the shared, paced session of a role and external
 // id. A failed AssumeRole is not cached: the next request tries again.
-func (p *Principal) roleCredentials(roleARN, externalID string) *aws.CredentialsCache {
+func (p *Principal) roleCredentials(roleARN, externalID string) *roleSession {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	k := roleKey{roleARN, externalID}
-	if c, ok := p.roles[k]; ok {
-		return c
+	if r, ok := p.roles[k]; ok {
+		return r
 	}
-	c := aws.NewCredentialsCache(pacedProvider{pace: p.pace, next: p.assumeRoleProvider(roleARN, externalID)},
+	r := &roleSession{}
+	r.cache = aws.NewCredentialsCache(pacedProvider{pace: p.pace, next: p.assumeRoleProvider(roleARN, externalID), session: r},
 		func(o *aws.CredentialsCacheOptions) {
 			o.ExpiryWindow = refreshAhead
 			o.ExpiryWindowJitterFrac = 0.5
 		})
-	p.roles[k] = c
-	return c
+	p.roles[k] = r
+	return r
 }
 
 func (p *Principal) assumeRoleProvider(roleARN, externalID string) *stscreds.AssumeRoleProvider {
@@ -293,15 +318,24 @@ func (p *Principal) assumeRoleProvider(roleARN, externalID string) *stscreds.Ass
 // AssumeRole, so that a cold start assumes its roles at a steady rate
 // instead of a burst STS would throttle.
 type pacedProvider struct {
-	pace *rate.Limiter
-	next aws.CredentialsProvider
+	pace    *rate.Limiter
+	next    aws.CredentialsProvider
+	session *roleSession // told the expiry of each session assumed
 }
 
 func (p pacedProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	if err := p.pace.Wait(ctx); err != nil {
 		return aws.Credentials{}, err
 	}
-	return p.next.Retrieve(ctx)
+	creds, err := p.next.Retrieve(ctx)
+	if err == nil {
+		exp := int64(math.MaxInt64)
+		if creds.CanExpire {
+			exp = creds.Expires.UnixNano()
+		}
+		p.session.expires.Store(exp)
+	}
+	return creds, err
 }
 
 // expectBucketOwner adds x-amz-expected-bucket-owner to every request of

@@ -422,3 +422,41 @@ func TestPrincipalARN(t *testing.T) {
 		t.Errorf("ARN = %q, %v; want %q", got, err, e.arn)
 	}
 }
+
+// A Writer of a role is ready only once its session is assumed (and then
+// until the session is due for renewal): Prepare is what makes it ready,
+// and every Writer of the role shares the session. Static keys and the
+// principal's own credentials are always ready. A failed AssumeRole leaves
+// the Writer not ready.
+func TestWriterReady(t *testing.T) {
+	e := newEnv(t)
+	roleARN := e.role(t, "ready", policy.RolePolicy("audit", "", ""))
+	tests := []struct {
+		name                string
+		target              Target
+		beforePrepare, want bool
+		prepareFails        bool
+	}{
+		{name: "role", target: Target{Bucket: "audit", RoleARN: roleARN, ExternalID: externalID}, want: true},
+		{name: "wrong external id", target: Target{Bucket: "audit", RoleARN: roleARN, ExternalID: "someone-else"}, prepareFails: true},
+		{name: "static keys", target: Target{Bucket: "audit", AccessKeyID: "AKIAEXAMPLE", SecretAccessKey: "secret"}, beforePrepare: true, want: true},
+		{name: "principal", target: Target{Bucket: "audit"}, beforePrepare: true, want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := e.p.Writer(tt.target)
+			if got := w.Ready(); got != tt.beforePrepare {
+				t.Fatalf("Ready before Prepare = %v, want %v", got, tt.beforePrepare)
+			}
+			if err := w.Prepare(context.Background()); (err != nil) != tt.prepareFails {
+				t.Fatalf("Prepare: %v, want failure %v", err, tt.prepareFails)
+			}
+			if got := w.Ready(); got != tt.want {
+				t.Fatalf("Ready after Prepare = %v, want %v", got, tt.want)
+			}
+			if other := e.p.Writer(tt.target); other.Ready() != tt.want {
+				t.Fatalf("another Writer of the same target: Ready = %v, want %v", other.Ready(), tt.want)
+			}
+		})
+	}
+}

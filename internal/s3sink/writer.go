@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -93,7 +94,10 @@ type Writer struct {
 	region string
 	owner  string
 	creds  aws.CredentialsProvider
-	client *s3.Client
+	// session is the shared role session creds comes from; nil for
+	// static keys and the principal's own credentials.
+	session *roleSession
+	client  *s3.Client
 	// callOpts are passed to every call on the shared client: the
 	// Writer's credentials and expected bucket owner.
 	callOpts []func(*s3.Options)
@@ -112,6 +116,15 @@ func (w *Writer) Prepare(ctx context.Context) error {
 		return w.fail(ctx, "AssumeRole", err)
 	}
 	return nil
+}
+
+// Ready reports whether Prepare would return at once: the Writer's
+// credentials need no AssumeRole (static keys, the principal's own) or its
+// role session is cached and not due for renewal. Delivery gives a Writer
+// that is not ready its own goroutine to wait for STS in, so that the
+// workers only ever run destinations that can write.
+func (w *Writer) Ready() bool {
+	return w.session == nil || w.session.fresh(time.Now())
 }
 
 // PutMeta is the metadata of an object.

@@ -1,0 +1,227 @@
+package delivery
+
+import (
+	"container/heap"
+	"context"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/auditexport/auditexport/internal/clock"
+)
+
+// One scheduler runs every destination. A destination that waits for its
+// next window end (or its next hour's digest, or a retry) is an entry in a
+// heap of due times, not a sleeping goroutine: with 10,000 destinations
+// that is 10,000 small structs instead of 10,000 stacks and timers. When
+// the first entry is due and a worker is free, the scheduler hands the
+// destination to a goroutine of its own for one turn (see
+// Deliverer.runTurn), which holds the worker until it is done and then puts
+// the destination back with its next due time.
+//
+// The workers are taken in due order, and only when one is free does the
+// scheduler take the next destination, so a window end with thousands of
+// destinations due queues them in the heap, not as goroutines.
+
+// DefaultSpread bounds how long after a window end a destination's turn
+// comes unless Options.Spread says otherwise. Each destination has its own
+// fixed delay within the bound, from a hash of its id, so that the
+// destinations of a busy agent reach the store and S3 over a few seconds
+// rather than in the same millisecond, always in the same order.
+const DefaultSpread = 5 * time.Second
+
+// spreadOf is the destination's delay after each window end and hour
+// boundary: a fraction, fixed by its id, of the spread bound. The bound is
+// at most a twelfth of the destination's interval (5 s for 1-minute
+// windows, less for a shorter tick), so the delay never eats the window.
+func spreadOf(id string, sched Schedule, bound time.Duration) time.Duration {
+	if sched.Interval > 0 {
+		bound = min(bound, sched.Interval/12)
+	}
+	if bound <= 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(id))
+	return time.Duration(h.Sum64() % uint64(bound))
+}
+
+// scheduler keeps the loops' due times. Loops due now wait in ready, in
+// the order they came; later ones in the heap.
+type scheduler struct {
+	clock clock.Clock
+	sem   chan struct{} // the workers: one token per turn in flight
+	start func(*loop)   // runs a popped loop's turn; it holds one token
+
+	mu    sync.Mutex
+	ready []*loop
+	later loopHeap
+	wake  chan struct{}
+}
+
+func newScheduler(c clock.Clock, workers int, start func(*loop)) *scheduler {
+	return &scheduler{clock: c, sem: make(chan struct{}, workers), start: start, wake: make(chan struct{}, 1)}
+}
+
+// push queues l for a turn at `at` (now when at is zero or past), unless it
+// was stopped. It is called for a loop that has no turn in flight.
+func (s *scheduler) push(l *loop, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l.busy = false
+	if l.stopped {
+		l.finish()
+		return
+	}
+	l.due = at
+	if at.IsZero() || !at.After(s.clock.Now()) {
+		s.ready = append(s.ready, l)
+		l.index = -2
+	} else {
+		heap.Push(&s.later, l)
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop takes l out of the queues for good. Its done channel closes now, or
+// when its turn in flight ends.
+func (s *scheduler) stop(l *loop) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l.stopped {
+		return
+	}
+	l.stopped = true
+	switch {
+	case l.index >= 0:
+		heap.Remove(&s.later, l.index)
+	case l.index == -2:
+		for i, r := range s.ready {
+			if r == l {
+				s.ready = append(s.ready[:i], s.ready[i+1:]...)
+				break
+			}
+		}
+	}
+	l.index = -1
+	if !l.busy {
+		l.finish()
+	}
+}
+
+// queued is the number of loops waiting for a turn.
+func (s *scheduler) queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ready) + len(s.later)
+}
+
+// run hands due loops to turns until ctx ends. It waits on the clock only
+// for the first entry of the heap, and keeps one wait armed: a wait is
+// replaced only by an earlier one, so a fake clock sees one waiter per
+// distinct time the scheduler is waiting for.
+func (s *scheduler) run(ctx context.Context) {
+	var armed time.Time
+	var fire <-chan time.Time
+	for {
+		l, next := s.due()
+		if l != nil {
+			select {
+			case s.sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			if l = s.take(l); l == nil {
+				<-s.sem // stopped meanwhile
+				continue
+			}
+			s.start(l)
+			continue
+		}
+		if !next.IsZero() && (fire == nil || next.Before(armed)) {
+			armed, fire = next, s.clock.After(next.Sub(s.clock.Now()))
+		}
+		select {
+		case <-fire:
+			fire = nil
+		case <-s.wake:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// due returns the next loop due now, without taking it, or else the time
+// the first later one is due (zero when there is none).
+func (s *scheduler) due() (*loop, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	for len(s.later) > 0 && !s.later[0].due.After(now) {
+		l := heap.Pop(&s.later).(*loop)
+		s.ready = append(s.ready, l)
+		l.index = -2
+	}
+	if len(s.ready) > 0 {
+		return s.ready[0], time.Time{}
+	}
+	if len(s.later) > 0 {
+		return nil, s.later[0].due
+	}
+	return nil, time.Time{}
+}
+
+// take dequeues l for its turn; nil when it was stopped since due.
+func (s *scheduler) take(l *loop) *loop {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l.stopped || len(s.ready) == 0 || s.ready[0] != l {
+		return nil
+	}
+	s.ready = s.ready[1:]
+	l.index, l.busy = -1, true
+	return l
+}
+
+// loopHeap orders loops by due time.
+type loopHeap []*loop
+
+func (h loopHeap) Len() int           { return len(h) }
+func (h loopHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h loopHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+
+func (h *loopHeap) Push(x any) {
+	l := x.(*loop)
+	l.index = len(*h)
+	*h = append(*h, l)
+}
+
+func (h *loopHeap) Pop() any {
+	old := *h
+	l := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	l.index = -1
+	return l
+}
+
+// requeue ends l's turn: it queues the next turn at `at` when again, and
+// finishes l when it was stopped meanwhile.
+func (s *scheduler) requeue(l *loop, at time.Time, again bool) {
+	if again {
+		s.push(l, at)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l.busy = false
+	if l.stopped {
+		l.finish()
+	}
+}

@@ -1,0 +1,187 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/auditexport/auditexport/internal/api"
+	"github.com/auditexport/auditexport/internal/store"
+)
+
+// Each destination's delay is fixed by its id, within the bound and within
+// a twelfth of its interval, and the delays of many destinations spread
+// over the bound rather than bunching.
+func TestSpreadOf(t *testing.T) {
+	minute, hourly, daily := Schedule{Interval: time.Minute}, Schedule{Interval: time.Hour}, Schedule{DailyAt: time.Hour}
+	tests := []struct {
+		name  string
+		sched Schedule
+		bound time.Duration
+		max   time.Duration // exclusive; 0: the spread must be 0
+	}{
+		{"1m", minute, DefaultSpread, 5 * time.Second},
+		{"1h", hourly, DefaultSpread, 5 * time.Second},
+		{"daily_at", daily, DefaultSpread, 5 * time.Second},
+		{"1s tick", Schedule{Interval: time.Second}, DefaultSpread, time.Second / 12},
+		{"none", minute, -1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var lo, hi time.Duration = tt.max, 0
+			for i := range 1000 {
+				id := fmt.Sprintf("dst_%04d", i)
+				s := spreadOf(id, tt.sched, tt.bound)
+				if s != spreadOf(id, tt.sched, tt.bound) {
+					t.Fatalf("%s: the spread changed between calls", id)
+				}
+				if s < 0 || (tt.max == 0 && s != 0) || (tt.max > 0 && s >= tt.max) {
+					t.Fatalf("%s: spread %s, want in [0, %s)", id, s, tt.max)
+				}
+				lo, hi = min(lo, s), max(hi, s)
+			}
+			// 1,000 delays cover most of the bound.
+			if tt.max > 0 && (lo > tt.max/10 || hi < tt.max*9/10) {
+				t.Fatalf("spreads from %s to %s, want them across [0, %s)", lo, hi, tt.max)
+			}
+		})
+	}
+}
+
+// A destination's turn comes its spread after the window end: not a
+// millisecond before, and then it delivers.
+func TestTurnComesItsSpreadAfterTheWindowEnd(t *testing.T) {
+	r := newRigWith(t, "2026-11-25T10:00:30Z", func(o *Options) { o.Spread = DefaultSpread })
+	spread := spreadOf("dst_1", Schedule{Interval: time.Minute}, DefaultSpread)
+	if spread <= 0 {
+		t.Fatalf("dst_1's spread is %s; the test needs one above 0", spread)
+	}
+	r.destination(api.DestinationSpec{Interval: "1m"})
+	ids := r.post(2)
+	end := mustTime(t, "2026-11-25T10:01:00Z")
+	r.advance(end.Add(spread - time.Millisecond).Format(time.RFC3339Nano))
+	r.expectDelivered(nil)
+	r.advance(end.Add(spread).Format(time.RFC3339Nano))
+	r.expectDelivered(ids)
+}
+
+// Destinations waiting for their window end cost an entry in the
+// scheduler each, not a goroutine.
+func TestWaitingDestinationsHaveNoGoroutine(t *testing.T) {
+	const n = 300
+	r := newRig(t, "2026-11-25T10:00:30Z")
+	ctx := context.Background()
+	pollUntil(t, "the deliverer idle", func() bool { return r.d.sched.queued() == 0 })
+	before := runtime.NumGoroutine()
+	for i := range n {
+		r.createDestination(fmt.Sprintf("dst_%03d", i), api.DestinationSpec{Interval: "1m"})
+	}
+	r.d.Notify()
+	pollUntil(t, "every destination waiting for its window end", func() bool {
+		return r.d.sched.queued() == n && r.clock.Waiters() > 0
+	})
+	if grown := runtime.NumGoroutine() - before; grown > 20 {
+		t.Fatalf("%d destinations waiting added %d goroutines, want a handful", n, grown)
+	}
+	// And they all deliver at the window end.
+	r.post(1)
+	r.clock.Set(mustTime(t, "2026-11-25T10:01:00Z"))
+	pollUntil(t, "every destination's delivery", func() bool {
+		n, err := countDelivered(ctx, r.store, r.tenant.ID)
+		return err == nil && n == 300
+	})
+}
+
+// A destination whose credentials are not ready waits for them without a
+// worker: with one worker, a destination due while another is stuck in
+// Prepare (STS slow) delivers, and the stuck one delivers once its
+// credentials come.
+func TestUnreadyCredentialsHoldNoWorker(t *testing.T) {
+	r := newRig(t, "2026-11-25T10:00:30Z") // one worker
+	slow := &slowCredsSink{memSink: &memSink{objects: map[string][]byte{}}, release: make(chan struct{})}
+	r.sinks.Store("dst_slow", slow)
+	r.createDestination("dst_slow", api.DestinationSpec{Interval: "1m"})
+	r.createDestination("dst_1", api.DestinationSpec{Interval: "5m"})
+	r.d.Notify()
+	pollUntil(t, "both destinations waiting", func() bool { return r.d.sched.queued() == 2 && r.clock.Waiters() > 0 })
+	ids := r.post(2)
+
+	// 10:01: dst_slow is due and waits for STS.
+	r.clock.Set(mustTime(t, "2026-11-25T10:01:00Z"))
+	pollUntil(t, "dst_slow resolving its credentials", func() bool { return slow.prepares.Load() == 1 })
+	// 10:05: dst_1 is due and takes the worker.
+	r.clock.Set(mustTime(t, "2026-11-25T10:05:00Z"))
+	pollUntil(t, "dst_1's delivery while dst_slow waits for STS", func() bool { return len(r.sink.keys()) == 1 })
+	if len(slow.keys()) != 0 {
+		t.Fatal("dst_slow delivered before its credentials came")
+	}
+	close(slow.release)
+	pollUntil(t, "dst_slow's delivery once its credentials came", func() bool { return len(slow.keys()) == 1 })
+	r.expectDelivered(ids)
+	if got := slow.messageIDs(t); len(got) != len(ids) {
+		t.Fatalf("dst_slow delivered %v, want %v", got, ids)
+	}
+}
+
+// slowCredsSink is a memSink whose credentials are resolved only once
+// release is closed.
+type slowCredsSink struct {
+	*memSink
+	release  chan struct{}
+	ready    atomic.Bool
+	prepares atomic.Int32
+}
+
+func (s *slowCredsSink) Ready() bool { return s.ready.Load() }
+
+func (s *slowCredsSink) Prepare(ctx context.Context) error {
+	if s.ready.Load() {
+		return nil
+	}
+	s.prepares.Add(1)
+	select {
+	case <-s.release:
+		s.ready.Store(true)
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// createDestination stores a destination of the rig's tenant without
+// waiting for its loop.
+func (r *rig) createDestination(id string, spec api.DestinationSpec) {
+	r.t.Helper()
+	spec.Bucket, spec.Region, spec.RoleARN, spec.Prefix = "bucket", "us-east-1", "arn:aws:iam::123456789012:role/r", "audit/"+id
+	spec.Backfill = "0"
+	if err := spec.Normalize(); err != nil {
+		r.t.Fatal(err)
+	}
+	data, _ := json.Marshal(spec)
+	if _, err := r.store.CreateDestination(context.Background(), store.Destination{ID: id, TenantID: r.tenant.ID, Spec: data}); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// countDelivered is how many of the tenant's destinations have delivered.
+func countDelivered(ctx context.Context, st store.Store, tenantID int64) (int, error) {
+	dests, err := st.ListDestinations(ctx, tenantID)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, d := range dests {
+		_, s, err := st.DestinationStatus(ctx, tenantID, d.ID)
+		if err != nil {
+			return 0, err
+		}
+		if !s.LastDeliveryAt.IsZero() {
+			n++
+		}
+	}
+	return n, nil
+}
