@@ -116,10 +116,10 @@ func (u *memUpload) Close() (s3sink.PutResult, error) {
 
 // rig is a real SQLite store, a fake clock and an in-memory bucket.
 type rig struct {
-	t       *testing.T
-	clock   *clocktest.Fake
-	store   store.Store
-	sink    *memSink
+	t     *testing.T
+	clock *clocktest.Fake
+	store store.Store
+	sink  *memSink
 	// sinks holds the sinks of destinations that do not write to sink,
 	// by destination id.
 	sinks   sync.Map
