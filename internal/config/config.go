@@ -58,6 +58,18 @@ type Config struct {
 	// OCSF is the ocsf block: how events map to OCSF for destinations with
 	// event_schema = "ocsf". Nil maps with the built-in rules; see OCSFMapper.
 	OCSF *ocsf.Config `hcl:"ocsf,block"`
+	// Metrics is the metrics block: what GET /metrics reports. Nil (a
+	// Config not made by Default) reports per destination.
+	Metrics *Metrics `hcl:"metrics,block"`
+}
+
+// Metrics sets what GET /metrics reports.
+type Metrics struct {
+	// PerDestination reports each destination's delivery series (counters,
+	// lag, state), labelled with its tenant and id: about 600 bytes of
+	// /metrics a destination. False reports them as agent-wide totals and
+	// counts by state instead, for agents with many destinations.
+	PerDestination bool `hcl:"per_destination,optional"`
 }
 
 // TLS turns on HTTPS for the API listener.
@@ -255,6 +267,7 @@ func Default() *Config {
 			LeaseRenew:      3 * time.Second,
 			LeaseRenewHCL:   "3s",
 		},
+		Metrics: &Metrics{PerDestination: true},
 		HTTP: &HTTP{
 			ReadHeaderTimeout:     10 * time.Second,
 			ReadHeaderTimeoutHCL:  "10s",

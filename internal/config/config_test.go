@@ -67,6 +67,7 @@ func TestDefaults(t *testing.T) {
 		{"http.auth_failures_per_minute", cfg.HTTP.AuthFailuresPerMinute, 10},
 		{"secrets", cfg.Secrets, (*Secrets)(nil)},
 		{"store", cfg.Store, (*Store)(nil)},
+		{"metrics.per_destination", cfg.Metrics.PerDestination, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,7 +80,7 @@ func TestDefaults(t *testing.T) {
 
 // An empty file, or a block with nothing in it, keeps every default.
 func TestParseKeepsDefaults(t *testing.T) {
-	for _, src := range []string{"", "aws {}\ningest {}\ndelivery {}\nhttp {}\n"} {
+	for _, src := range []string{"", "aws {}\ningest {}\ndelivery {}\nhttp {}\nmetrics {}\n"} {
 		cfg, err := Parse([]byte(src), "agent.hcl")
 		if err != nil {
 			t.Fatalf("Parse(%q): %v", src, err)
@@ -87,6 +88,17 @@ func TestParseKeepsDefaults(t *testing.T) {
 		if !reflect.DeepEqual(cfg, Default()) {
 			t.Errorf("Parse(%q) = %+v, want Default()", src, cfg)
 		}
+	}
+}
+
+// metrics { per_destination = false } turns the per-destination series off.
+func TestParseMetricsBlock(t *testing.T) {
+	cfg, err := Parse([]byte("metrics {\n  per_destination = false\n}\n"), "agent.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Metrics.PerDestination {
+		t.Fatal("metrics.per_destination = false parsed as true")
 	}
 }
 
@@ -167,6 +179,10 @@ secrets {
   kms_endpoint      = "http://127.0.0.1:9002"
   previous_key_file = "/etc/auditexport/secrets.key"
 }
+
+metrics {
+  per_destination = false
+}
 `
 	path := filepath.Join(dir, "agent.hcl")
 	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
@@ -238,6 +254,7 @@ secrets {
 			KMSEndpoint:     "http://127.0.0.1:9002",
 			PreviousKeyFile: "/etc/auditexport/secrets.key",
 		},
+		Metrics: &Metrics{PerDestination: false},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load:\n got  %+v\n want %+v", got, want)

@@ -92,7 +92,7 @@ func StartWith(ctx context.Context, cfg *config.Config, log hclog.Logger, versio
 		tester.missing = true
 		log.Warn(missingCredentialsFix, "error", err)
 	}
-	m := metrics.New()
+	m := metrics.NewWith(metrics.Options{PerDestination: cfg.Metrics == nil || cfg.Metrics.PerDestination})
 	d := &Daemon{Store: st, cfg: cfg, log: log, version: version}
 	d.committer = ingest.NewCommitter(st, ingest.CommitterOptions{
 		Concurrency: st.AppendWriters(),

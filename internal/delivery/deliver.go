@@ -431,8 +431,5 @@ func (d *Deliverer) record(t *target, done store.Delivered) {
 	if d.metrics == nil {
 		return
 	}
-	labels := []string{t.tenant.Name, t.dest.ID}
-	d.metrics.EventsDelivered.WithLabelValues(labels...).Add(float64(done.Events))
-	d.metrics.ObjectsDelivered.WithLabelValues(labels...).Add(float64(done.Objects))
-	d.metrics.BytesDelivered.WithLabelValues(labels...).Add(float64(done.Bytes))
+	d.metrics.Delivered(t.tenant.Name, t.dest.ID, done.Events, done.Objects, done.Bytes)
 }

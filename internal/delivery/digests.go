@@ -60,7 +60,7 @@ func (d *Deliverer) writeDigests(ctx context.Context, t *target) {
 	}
 	n, err := d.digestPass(ctx, t)
 	if n > 0 && d.metrics != nil {
-		d.metrics.DigestsWritten.WithLabelValues(t.tenant.Name, t.dest.ID).Add(float64(n))
+		d.metrics.DigestsWrote(t.tenant.Name, t.dest.ID, n)
 	}
 	switch {
 	case err == nil || ctx.Err() != nil:
@@ -71,7 +71,7 @@ func (d *Deliverer) writeDigests(ctx context.Context, t *target) {
 		d.log.Error("digest not written; retrying at the next pass", "tenant", t.tenant.Name, "destination", t.dest.ID, "error", err)
 		d.recordAttempt(ctx, t, store.Attempt{At: d.now(), Err: "integrity digest: " + err.Error(), Fence: t.fence})
 		if d.metrics != nil {
-			d.metrics.DigestsFailed.WithLabelValues(t.tenant.Name, t.dest.ID).Inc()
+			d.metrics.DigestFailed(t.tenant.Name, t.dest.ID)
 		}
 	}
 }

@@ -16,7 +16,7 @@ func (d *Deliverer) fail(ctx context.Context, t *target, err error) {
 	d.log.Warn("delivery attempt failed", "tenant", t.tenant.Name, "destination", t.dest.ID, "error", err)
 	d.recordAttempt(ctx, t, store.Attempt{At: d.now(), Err: err.Error(), Fence: t.fence})
 	if d.metrics != nil {
-		d.metrics.DeliveryFailures.WithLabelValues(t.tenant.Name, t.dest.ID).Inc()
+		d.metrics.DeliveryFailed(t.tenant.Name, t.dest.ID)
 	}
 }
 
@@ -87,6 +87,7 @@ func (d *Deliverer) updateLag(ctx context.Context, dests []store.Destination) {
 	}
 	heads := map[int64]int64{}
 	now := d.now()
+	var maxSeconds, total int64
 	for _, dest := range dests {
 		name, ok := names[dest.TenantID]
 		if !ok {
@@ -105,7 +106,8 @@ func (d *Deliverer) updateLag(ctx context.Context, dests []store.Destination) {
 			d.log.Warn("computing lag", "destination", dest.ID, "error", err)
 			continue
 		}
-		d.metrics.LagEvents.WithLabelValues(name, dest.ID).Set(float64(events))
-		d.metrics.LagSeconds.WithLabelValues(name, dest.ID).Set(float64(seconds))
+		d.metrics.SetLag(name, dest.ID, events, seconds)
+		maxSeconds, total = max(maxSeconds, seconds), total+events
 	}
+	d.metrics.SetFleetLag(maxSeconds, total)
 }

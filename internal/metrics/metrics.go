@@ -11,9 +11,28 @@ import (
 	"github.com/auditexport/auditexport/internal/api"
 )
 
+// Options choose what the metrics report.
+type Options struct {
+	// PerDestination reports the delivery series of every destination,
+	// labelled with its tenant and id: about eight series a destination
+	// (800 KB of /metrics per 1,000 destinations). Without it the
+	// delivery counters are agent-wide totals and the states and lag are
+	// reported only in aggregate (auditexport_destinations,
+	// auditexport_destinations_lag_seconds_max,
+	// auditexport_destinations_lag_events), whatever the number of
+	// destinations.
+	PerDestination bool
+}
+
 // Metrics holds the agent's collectors and the registry they are in.
+//
+// The per-destination vectors (EventsDelivered to LagSeconds) are
+// registered only with Options.PerDestination; delivery records through
+// the methods (Delivered, DeliveryFailed, …), which also keep the
+// agent-wide totals used without it.
 type Metrics struct {
 	Registry *prometheus.Registry
+	opts     Options
 
 	EventsIngested   *prometheus.CounterVec // tenant
 	EventsDuplicate  *prometheus.CounterVec // tenant
@@ -33,16 +52,31 @@ type Metrics struct {
 	LeaseHandovers   prometheus.Counter
 	LeaseLosses      prometheus.Counter
 
-	// states reports auditexport_destination_state and
-	// auditexport_destination_failing; see SetStates.
+	// totals are the delivery counters without labels, reported instead
+	// of the vectors when the metrics are not per destination.
+	totals struct {
+		events, objects, bytes, failures, digests, digestFailures prometheus.Counter
+	}
+	lagMax    prometheus.Gauge
+	lagEvents prometheus.Gauge
+
+	// states reports auditexport_destinations and, per destination,
+	// auditexport_destination_state and auditexport_destination_failing;
+	// see SetStates.
 	states *stateCollector
 }
 
-// New creates the metrics in a fresh registry with the Go and process collectors.
-func New() *Metrics {
+// New creates the metrics, per destination, in a fresh registry with the
+// Go and process collectors.
+func New() *Metrics { return NewWith(Options{PerDestination: true}) }
+
+// NewWith creates the metrics as opts choose, in a fresh registry with the
+// Go and process collectors.
+func NewWith(opts Options) *Metrics {
 	dest := []string{"tenant", "destination"}
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
+		opts:     opts,
 		EventsIngested: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "auditexport_events_ingested_total", Help: "Events stored durably, by tenant.",
 		}, []string{"tenant"}),
@@ -95,17 +129,99 @@ func New() *Metrics {
 		LeaseLosses: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "auditexport_lease_losses_total", Help: "Destination leases this agent lost before releasing them: not renewed in time or taken over by another agent.",
 		}),
-		states: newStateCollector(),
+		lagMax: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "auditexport_destinations_lag_seconds_max",
+			Help: "Age of the oldest undelivered event of any destination: the largest auditexport_destination_lag_seconds.",
+		}),
+		lagEvents: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "auditexport_destinations_lag_events",
+			Help: "Events stored but not yet delivered, summed over the destinations.",
+		}),
+		states: newStateCollector(opts.PerDestination),
 	}
+	total := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help + ", all destinations."})
+	}
+	m.totals.events = total("auditexport_events_delivered_total", "Events delivered")
+	m.totals.objects = total("auditexport_objects_delivered_total", "Objects written")
+	m.totals.bytes = total("auditexport_bytes_delivered_total", "Object bytes written (compressed)")
+	m.totals.failures = total("auditexport_delivery_failures_total", "Failed delivery attempts")
+	m.totals.digests = total("auditexport_digests_written_total", "Hourly integrity digests written to the buckets")
+	m.totals.digestFailures = total("auditexport_digest_failures_total", "Passes that failed to write a due digest (retried at the next pass)")
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.EventsIngested, m.EventsDuplicate, m.IngestRejected, m.CommitBatches,
-		m.EventsDelivered, m.ObjectsDelivered, m.BytesDelivered, m.DeliveryFailures,
-		m.DigestsWritten, m.DigestsFailed, m.LagEvents, m.LagSeconds, m.EventsExpired, m.AuthFailures,
-		m.LeasesHeld, m.LeaseHandovers, m.LeaseLosses, m.states,
+		m.EventsExpired, m.AuthFailures,
+		m.LeasesHeld, m.LeaseHandovers, m.LeaseLosses, m.lagMax, m.lagEvents, m.states,
 	)
+	if opts.PerDestination {
+		m.Registry.MustRegister(m.EventsDelivered, m.ObjectsDelivered, m.BytesDelivered, m.DeliveryFailures,
+			m.DigestsWritten, m.DigestsFailed, m.LagEvents, m.LagSeconds)
+	} else {
+		m.Registry.MustRegister(m.totals.events, m.totals.objects, m.totals.bytes, m.totals.failures,
+			m.totals.digests, m.totals.digestFailures)
+	}
 	return m
+}
+
+// PerDestination reports whether the metrics have series per destination.
+func (m *Metrics) PerDestination() bool { return m.opts.PerDestination }
+
+// Delivered counts a committed plan of a destination.
+func (m *Metrics) Delivered(tenant, id string, events, objects, bytes int64) {
+	if !m.opts.PerDestination {
+		m.totals.events.Add(float64(events))
+		m.totals.objects.Add(float64(objects))
+		m.totals.bytes.Add(float64(bytes))
+		return
+	}
+	m.EventsDelivered.WithLabelValues(tenant, id).Add(float64(events))
+	m.ObjectsDelivered.WithLabelValues(tenant, id).Add(float64(objects))
+	m.BytesDelivered.WithLabelValues(tenant, id).Add(float64(bytes))
+}
+
+// DeliveryFailed counts a failed delivery attempt of a destination.
+func (m *Metrics) DeliveryFailed(tenant, id string) {
+	if !m.opts.PerDestination {
+		m.totals.failures.Inc()
+		return
+	}
+	m.DeliveryFailures.WithLabelValues(tenant, id).Inc()
+}
+
+// DigestsWrote counts n digests written for a destination.
+func (m *Metrics) DigestsWrote(tenant, id string, n int) {
+	if !m.opts.PerDestination {
+		m.totals.digests.Add(float64(n))
+		return
+	}
+	m.DigestsWritten.WithLabelValues(tenant, id).Add(float64(n))
+}
+
+// DigestFailed counts a digest pass of a destination that failed.
+func (m *Metrics) DigestFailed(tenant, id string) {
+	if !m.opts.PerDestination {
+		m.totals.digestFailures.Inc()
+		return
+	}
+	m.DigestsFailed.WithLabelValues(tenant, id).Inc()
+}
+
+// SetLag sets a destination's lag gauges; a no-op unless per destination.
+func (m *Metrics) SetLag(tenant, id string, events, seconds int64) {
+	if !m.opts.PerDestination {
+		return
+	}
+	m.LagEvents.WithLabelValues(tenant, id).Set(float64(events))
+	m.LagSeconds.WithLabelValues(tenant, id).Set(float64(seconds))
+}
+
+// SetFleetLag sets the agent-wide lag gauges: the largest lag of any
+// destination and the undelivered events of all of them.
+func (m *Metrics) SetFleetLag(maxSeconds, events int64) {
+	m.lagMax.Set(float64(maxSeconds))
+	m.lagEvents.Set(float64(events))
 }
 
 // ForgetDestination drops a deleted destination's series.
@@ -136,52 +252,63 @@ func (m *Metrics) SetStates(fn func() []DestinationState) {
 	m.states.source = fn
 }
 
-// stateCollector reports, for every destination, one
-// auditexport_destination_state series per state (1 for the current one,
-// 0 for the others, so that an alert can match on the label) and
-// auditexport_destination_failing.
+// stateCollector reports auditexport_destinations (how many destinations
+// are in each state) and, per destination, one auditexport_destination_state
+// series for its current state, and auditexport_destination_failing for the
+// failing ones. A series per state and destination, five times as many,
+// would be most of /metrics at 10,000 destinations, for what one label says.
 type stateCollector struct {
-	state   *prometheus.Desc
-	failing *prometheus.Desc
+	perDestination bool
+	count          *prometheus.Desc
+	state          *prometheus.Desc
+	failing        *prometheus.Desc
 
 	mu     sync.Mutex
 	source func() []DestinationState
 }
 
-func newStateCollector() *stateCollector {
+func newStateCollector(perDestination bool) *stateCollector {
 	return &stateCollector{
+		perDestination: perDestination,
+		count: prometheus.NewDesc("auditexport_destinations",
+			"Destinations in each state (pending, healthy, retrying, failing, paused), the states the API reports.",
+			[]string{"state"}, nil),
 		state: prometheus.NewDesc("auditexport_destination_state",
-			"1 for the destination's current state (pending, healthy, retrying, failing or paused), 0 for the others; the state the API reports.",
+			"1, labelled with the destination's current state (pending, healthy, retrying, failing or paused): the state the API reports. One series per destination: a change of state replaces it.",
 			[]string{"tenant", "destination", "state"}, nil),
 		failing: prometheus.NewDesc("auditexport_destination_failing",
-			"1 while the destination's state is failing: its attempts have failed for delivery.failing_after or longer.",
+			"1 while the destination's state is failing: its attempts have failed for delivery.failing_after or longer. Only failing destinations have the series.",
 			[]string{"tenant", "destination"}, nil),
 	}
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.state
-	ch <- c.failing
+	ch <- c.count
+	if c.perDestination {
+		ch <- c.state
+		ch <- c.failing
+	}
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	source := c.source
 	c.mu.Unlock()
-	if source == nil {
-		return
+	var states []DestinationState
+	if source != nil {
+		states = source()
 	}
-	for _, d := range source() {
-		for _, s := range api.States {
-			ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, boolValue(s == d.State), d.Tenant, d.Destination, s)
+	counts := make(map[string]int, len(api.States))
+	for _, d := range states {
+		counts[d.State]++
+		if c.perDestination {
+			ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, 1, d.Tenant, d.Destination, d.State)
+			if d.State == api.StateFailing {
+				ch <- prometheus.MustNewConstMetric(c.failing, prometheus.GaugeValue, 1, d.Tenant, d.Destination)
+			}
 		}
-		ch <- prometheus.MustNewConstMetric(c.failing, prometheus.GaugeValue, boolValue(d.State == api.StateFailing), d.Tenant, d.Destination)
 	}
-}
-
-func boolValue(b bool) float64 {
-	if b {
-		return 1
+	for _, s := range api.States {
+		ch <- prometheus.MustNewConstMetric(c.count, prometheus.GaugeValue, float64(counts[s]), s)
 	}
-	return 0
 }
