@@ -193,12 +193,17 @@ func runTenants(ctx context.Context, scenario string, o options, out io.Writer) 
 	if err != nil {
 		return err
 	}
+	// S3 keeps connections alive, versitygw only when asked: without it
+	// every PUT would open a connection, on both sides of the 2 cores.
+	if err := os.Setenv("VGW_KEEP_ALIVE", "true"); err != nil {
+		return err
+	}
 	s3, err := startS3(ctx, "versitygw", s3bin, tmp)
 	if err != nil {
 		return err
 	}
 	defer s3.stop()
-	rep.s3 = s3.desc
+	rep.s3 = s3.desc + ", keep-alive"
 	// Sessions of an hour, as AWS's default: none expires in a run, so
 	// every call past one per role is the agent's doing.
 	sts, err := startBenchSTS(s3.accessKey, s3.secret, o.tenants.stsRate, time.Hour)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
@@ -70,6 +71,20 @@ type Options struct {
 	// matters at a cold start, when every role is assumed at once. The
 	// connection test is not paced.
 	AssumeRoleRate float64
+}
+
+// Idle connections kept by the SDK's transport. Its defaults (10 a host,
+// 100 in all) are for a client making a few calls at a time: with the
+// delivery workers writing to one endpoint (path style, or one region's
+// buckets behind it) most connections would be closed after each request
+// and opened again, a TLS handshake each against AWS.
+const (
+	maxIdleConns        = 512
+	maxIdleConnsPerHost = 64
+)
+
+func keepConnections(tr *http.Transport) {
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = maxIdleConns, maxIdleConnsPerHost
 }
 
 // DefaultAssumeRoleRate is the AssumeRole calls per second delivery makes at
@@ -132,6 +147,8 @@ func NewPrincipal(ctx context.Context, opts Options) (*Principal, error) {
 	}
 	if opts.HTTPClient != nil {
 		loadOpts = append(loadOpts, config.WithHTTPClient(opts.HTTPClient))
+	} else {
+		loadOpts = append(loadOpts, config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(keepConnections)))
 	}
 	if opts.Logger != nil {
 		loadOpts = append(loadOpts, config.WithLogger(SDKLogger(opts.Logger)))
