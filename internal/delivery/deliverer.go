@@ -276,7 +276,7 @@ func (d *Deliverer) reconcile(ctx context.Context) {
 	if d.leased {
 		d.heartbeat(ctx, len(dests))
 	}
-	d.updateLag(ctx, dests)
+	d.updateLag(ctx)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	seen := map[string]bool{}

@@ -59,15 +59,15 @@ func (d *Deliverer) states() []metrics.DestinationState {
 	return states
 }
 
-// lagEvery is how often the lag gauges are refreshed. Each refresh reads
-// the head of every tenant and the oldest undelivered event of every
-// destination that is behind: with 10,000 destinations that is tens of
-// thousands of reads, too many for every reconcile.
+// lagEvery is how often the lag gauges are refreshed: one read of every
+// destination with its tenant's head and oldest undelivered event
+// (store.Store.DestinationSummaries), a statement that grows with the
+// destinations, not needed at every reconcile.
 const lagEvery = time.Minute
 
-// updateLag refreshes the lag gauges of every destination, at most every
-// lagEvery. Tenants are read in one query and each tenant's head once.
-func (d *Deliverer) updateLag(ctx context.Context, dests []store.Destination) {
+// updateLag refreshes the lag gauges of every destination, and the
+// agent-wide ones, at most every lagEvery.
+func (d *Deliverer) updateLag(ctx context.Context) {
 	if d.metrics == nil {
 		return
 	}
@@ -76,37 +76,16 @@ func (d *Deliverer) updateLag(ctx context.Context, dests []store.Destination) {
 		return
 	}
 	d.lagAt = at
-	tenants, err := d.store.ListTenants(ctx)
+	sums, err := d.store.DestinationSummaries(ctx)
 	if err != nil {
 		d.log.Warn("computing lag", "error", err)
 		return
 	}
-	names := make(map[int64]string, len(tenants))
-	for _, t := range tenants {
-		names[t.ID] = t.Name
-	}
-	heads := map[int64]int64{}
 	now := d.now()
 	var maxSeconds, total int64
-	for _, dest := range dests {
-		name, ok := names[dest.TenantID]
-		if !ok {
-			continue
-		}
-		head, ok := heads[dest.TenantID]
-		if !ok {
-			if head, err = d.store.Head(ctx, dest.TenantID); err != nil {
-				d.log.Warn("computing lag", "destination", dest.ID, "error", err)
-				continue
-			}
-			heads[dest.TenantID] = head
-		}
-		events, seconds, err := destination.LagFrom(ctx, d.store, dest, head, now)
-		if err != nil {
-			d.log.Warn("computing lag", "destination", dest.ID, "error", err)
-			continue
-		}
-		d.metrics.SetLag(name, dest.ID, events, seconds)
+	for _, sum := range sums {
+		events, seconds := destination.SummaryLag(sum, now)
+		d.metrics.SetLag(sum.Tenant, sum.Destination.ID, events, seconds)
 		maxSeconds, total = max(maxSeconds, seconds), total+events
 	}
 	d.metrics.SetFleetLag(maxSeconds, total)

@@ -4,14 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/auditexport/auditexport/internal/api"
 	"github.com/auditexport/auditexport/internal/destination"
+	"github.com/auditexport/auditexport/internal/metrics"
 )
 
 const testFailingAfter = 5 * time.Minute
@@ -213,4 +218,41 @@ func (r *rig) setEnabled(id string, enabled bool) {
 		r.t.Fatal(err)
 	}
 	r.d.Notify()
+}
+
+// The lag gauges, per destination and agent-wide, come from one read of
+// every destination: events behind the tenant's head and the age of the
+// oldest of them.
+func TestLagMetrics(t *testing.T) {
+	r := newRig(t, "2026-11-25T10:00:30Z")
+	r.destination(api.DestinationSpec{Interval: "1h"})
+	r.post(4)
+	r.advance("2026-11-25T10:02:00Z") // no window end: nothing delivered
+	m := metrics.New()
+	d := New(r.store, nil, m, hclog.NewNullLogger(), Options{Clock: r.clock})
+	d.updateLag(context.Background())
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{
+		{"auditexport_destination_lag_events", testutil.ToFloat64(m.LagEvents.WithLabelValues("acme", "dst_1")), 4},
+		{"auditexport_destination_lag_seconds", testutil.ToFloat64(m.LagSeconds.WithLabelValues("acme", "dst_1")), 90},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	body := scrapeText(t, m)
+	for _, line := range []string{"auditexport_destinations_lag_seconds_max 90", "auditexport_destinations_lag_events 4"} {
+		if !strings.Contains(body, line+"\n") {
+			t.Errorf("/metrics has no line %q", line)
+		}
+	}
+}
+
+func scrapeText(t *testing.T, m *metrics.Metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
 }

@@ -275,3 +275,31 @@ func TestStateOf(t *testing.T) {
 		}
 	}
 }
+
+// The lag of a destination read with its tenant's head and oldest
+// undelivered event: events behind the head, seconds since the oldest of
+// them was stored, nothing for a destination at the head.
+func TestSummaryLag(t *testing.T) {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name            string
+		cursor, head    int64
+		oldest          time.Time
+		events, seconds int64
+	}{
+		{"behind", 10, 25, now.Add(-90 * time.Second), 15, 90},
+		{"at the head", 25, 25, time.Time{}, 0, 0},
+		{"oldest not found (deleted by retention)", 10, 25, time.Time{}, 15, 0},
+		{"oldest in the future (clock skew)", 10, 11, now.Add(time.Second), 1, 0},
+		{"cursor past the head", 30, 25, time.Time{}, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sum := store.DestinationSummary{Destination: store.Destination{Cursor: tt.cursor}, Head: tt.head, OldestUndelivered: tt.oldest}
+			events, seconds := SummaryLag(sum, now)
+			if events != tt.events || seconds != tt.seconds {
+				t.Fatalf("SummaryLag = %d events, %d s; want %d, %d", events, seconds, tt.events, tt.seconds)
+			}
+		})
+	}
+}

@@ -2,7 +2,6 @@ package destination
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/auditexport/auditexport/internal/api"
@@ -82,40 +81,36 @@ func stateOf(st store.Status, spec api.DestinationSpec, failingAfter time.Durati
 }
 
 // States lists every destination's state for the state metrics, computed
-// from the stored status exactly as the API computes it. A destination
-// deleted during the listing, or whose spec cannot be read, is left out.
+// from the stored status exactly as the API computes it, from one read of
+// every destination (store.Store.DestinationSummaries). A destination whose
+// spec cannot be read is left out.
 func States(ctx context.Context, s store.Store, failingAfter time.Duration, now time.Time) ([]metrics.DestinationState, error) {
-	dests, err := s.ListDestinations(ctx, 0)
+	sums, err := s.DestinationSummaries(ctx)
 	if err != nil {
 		return nil, err
 	}
-	tenants, err := s.ListTenants(ctx)
-	if err != nil {
-		return nil, err
-	}
-	names := make(map[int64]string, len(tenants))
-	for _, t := range tenants {
-		names[t.ID] = t.Name
-	}
-	out := make([]metrics.DestinationState, 0, len(dests))
-	for _, listed := range dests {
-		dest, st, err := s.DestinationStatus(ctx, listed.TenantID, listed.ID)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		spec, err := Decode(dest)
+	out := make([]metrics.DestinationState, 0, len(sums))
+	for _, sum := range sums {
+		spec, err := Decode(sum.Destination)
 		if err != nil {
 			continue
 		}
 		out = append(out, metrics.DestinationState{
-			Tenant: names[dest.TenantID], Destination: dest.ID,
-			State: stateOf(st, spec, failingAfter, now),
+			Tenant: sum.Tenant, Destination: sum.Destination.ID,
+			State: stateOf(sum.Status, spec, failingAfter, now),
 		})
 	}
 	return out, nil
+}
+
+// SummaryLag is LagFrom for a destination read by DestinationSummaries,
+// which has its tenant's head and oldest undelivered event already.
+func SummaryLag(sum store.DestinationSummary, now time.Time) (events, seconds int64) {
+	events = max(sum.Head-sum.Destination.Cursor, 0)
+	if events > 0 && !sum.OldestUndelivered.IsZero() {
+		seconds = int64(max(now.Sub(sum.OldestUndelivered), 0) / time.Second)
+	}
+	return events, seconds
 }
 
 // lastAttempt is the later of the last recorded attempt and the last

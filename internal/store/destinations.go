@@ -168,6 +168,58 @@ func (s *SQLite) DestinationStatus(ctx context.Context, tenantID int64, id strin
 	return d, st, nil
 }
 
+// DestinationSummaries lists every destination with its status, tenant,
+// head and oldest undelivered event, in one statement. See
+// Store.DestinationSummaries. The oldest event is one primary-key lookup
+// per destination, (tenant_id, seq) just after its cursor.
+func (s *SQLite) DestinationSummaries(ctx context.Context) ([]DestinationSummary, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+destinationStatusColumns+`, `+sqliteHolderColumn+`,
+			t.name, t.head_seq,
+			COALESCE((SELECT e.received_ms FROM events e
+				WHERE e.tenant_id = d.tenant_id AND e.seq > d.cursor ORDER BY e.seq LIMIT 1), 0)
+		FROM destinations d
+		JOIN tenants t ON t.id = d.tenant_id
+		LEFT JOIN destination_status s ON s.destination_id = d.id
+		ORDER BY d.created_at, d.id`, toMs(s.now()))
+	if err != nil {
+		return nil, fmt.Errorf("destination summaries: %w", err)
+	}
+	defer rows.Close()
+	var out []DestinationSummary
+	for rows.Next() {
+		sum, err := scanDestinationSummary(rows)
+		if err != nil {
+			return nil, fmt.Errorf("destination summaries: %w", err)
+		}
+		out = append(out, sum)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("destination summaries: %w", err)
+	}
+	return out, nil
+}
+
+// scanDestinationSummary reads destinationStatusColumns, the holder, then
+// the tenant's name and head and the oldest undelivered event's time.
+func scanDestinationSummary(sc scanner) (DestinationSummary, error) {
+	var sum DestinationSummary
+	var created, updated, lastDelivery, lastAttempt, failingSince, oldest int64
+	d, st := &sum.Destination, &sum.Status
+	err := sc.Scan(&d.ID, &d.TenantID, &d.Spec, &d.Cursor, &created, &updated,
+		&lastDelivery, &lastAttempt, &st.LastError, &failingSince,
+		&st.EventsDelivered, &st.ObjectsDelivered, &st.BytesDelivered, &st.Holder,
+		&sum.Tenant, &sum.Head, &oldest)
+	if err != nil {
+		return DestinationSummary{}, err
+	}
+	d.CreatedAt, d.UpdatedAt = fromMs(created), fromMs(updated)
+	st.LastDeliveryAt = fromMs(lastDelivery)
+	st.LastAttemptAt = fromMs(lastAttempt)
+	st.FailingSince = fromMs(failingSince)
+	sum.OldestUndelivered = fromMs(oldest)
+	return sum, nil
+}
+
 // sqliteHolderColumn is the holder of d's unexpired lease, empty when none;
 // its one parameter is the time now in milliseconds.
 const sqliteHolderColumn = `COALESCE((SELECT l.holder FROM leases l

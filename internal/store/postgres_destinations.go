@@ -144,6 +144,33 @@ func (p *Postgres) DestinationStatus(ctx context.Context, tenantID int64, id str
 	return d, st, nil
 }
 
+// DestinationSummaries lists every destination with its status, tenant,
+// head and oldest undelivered event, in one statement. See
+// Store.DestinationSummaries.
+func (p *Postgres) DestinationSummaries(ctx context.Context) ([]DestinationSummary, error) {
+	ctx2, cancel := p.bound(ctx)
+	defer cancel()
+	rows, err := p.pool.Query(ctx2, `SELECT `+destinationStatusColumns+`, `+pgHolderColumn+`,
+			t.name, COALESCE(h.head, 0),
+			COALESCE((SELECT e.received_ms FROM events e
+				WHERE e.tenant_id = d.tenant_id AND e.seq > d.cursor ORDER BY e.seq LIMIT 1), 0)
+		FROM destinations d
+		JOIN tenants t ON t.id = d.tenant_id
+		LEFT JOIN tenant_heads h ON h.tenant_id = d.tenant_id
+		LEFT JOIN destination_status s ON s.destination_id = d.id
+		ORDER BY d.created_at, d.id`)
+	if err != nil {
+		return nil, p.fail(ctx, "destination summaries", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (DestinationSummary, error) {
+		return scanDestinationSummary(row)
+	})
+	if err != nil {
+		return nil, p.fail(ctx, "destination summaries", err)
+	}
+	return out, nil
+}
+
 // RecordAttempt updates the destination's status in one statement. See
 // Store.RecordAttempt. The statement reads the destination row, so an
 // unknown destination changes nothing and is reported as not found.

@@ -84,6 +84,21 @@ type Destination struct {
 	UpdatedAt time.Time
 }
 
+// DestinationSummary is a destination with what the agent's state and lag
+// metrics need of it, read in one statement with every other destination's
+// (see Store.DestinationSummaries).
+type DestinationSummary struct {
+	Destination Destination
+	Status      Status
+	// Tenant is the name of the destination's tenant and Head its last
+	// sequence number.
+	Tenant string
+	Head   int64
+	// OldestUndelivered is when the first event after the destination's
+	// cursor was stored (OldestAfter), zero when there is none.
+	OldestUndelivered time.Time
+}
+
 // Status is the mutable delivery status of a destination.
 type Status struct {
 	LastDeliveryAt   time.Time // zero when never
@@ -223,6 +238,12 @@ type Store interface {
 	// a plan committed in between. A destination of another tenant is
 	// ErrNotFound; one without a status yet has the zero Status.
 	DestinationStatus(ctx context.Context, tenantID int64, id string) (Destination, Status, error)
+	// DestinationSummaries lists every destination of every tenant, ordered
+	// by creation, each with its status, its tenant's name and head and
+	// when its oldest undelivered event was stored, in one statement: what
+	// DestinationStatus, Head and OldestAfter would read for each, without
+	// a round trip (and a query plan) per destination.
+	DestinationSummaries(ctx context.Context) ([]DestinationSummary, error)
 	// RecordAttempt updates the destination's status in one statement:
 	// LastAttemptAt = a.At; on success LastError and FailingSince are
 	// cleared; on failure LastError = a.Err and FailingSince is set to a.At

@@ -74,6 +74,7 @@ func Run(t *testing.T, open Opener) {
 		{"RecordAttemptConcurrentWithCommits", testRecordAttemptConcurrentWithCommits},
 		{"DestinationStatus", testDestinationStatus},
 		{"DestinationStatusConsistentWithCommits", testDestinationStatusConsistent},
+		{"DestinationSummaries", testDestinationSummaries},
 	}
 	tests = append(tests, leaseTests...)
 	tests = append(tests, digestTests...)
@@ -1405,6 +1406,64 @@ func testDestinationStatus(t *testing.T, f *fixture) {
 		if _, _, err := f.s.DestinationStatus(f.ctx, c.tenantID, c.id); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("DestinationStatus(%s): err = %v, want ErrNotFound", c.name, err)
 		}
+	}
+}
+
+// DestinationSummaries reads, for every destination of every tenant in
+// creation order, what DestinationStatus, Head and OldestAfter read one by
+// one.
+func testDestinationSummaries(t *testing.T, f *fixture) {
+	if got, err := f.s.DestinationSummaries(f.ctx); err != nil || len(got) != 0 {
+		t.Fatalf("DestinationSummaries of an empty store = %v, %v; want none", got, err)
+	}
+	a, b := f.tenant(t, "a"), f.tenant(t, "b")
+	f.append(t, batch(a.ID, ev("1", "e", 1), ev("2", "e", 2)))
+	t1 := t0.Add(time.Minute)
+	f.clock.Set(t1)
+	f.append(t, batch(a.ID, ev("3", "e", 3)))
+	// Cursors before, inside and at the end of a's events, and b without any.
+	tests := []struct {
+		id     string
+		tenant store.Tenant
+		cursor int64
+		head   int64
+		oldest time.Time
+	}{
+		{"d1", a, 0, 3, t0},
+		{"d2", a, 2, 3, t1},
+		{"d3", a, 3, 3, time.Time{}},
+		{"d4", b, 0, 0, time.Time{}},
+	}
+	for _, tt := range tests {
+		f.destination(t, tt.tenant.ID, tt.id, tt.cursor)
+	}
+	if err := f.s.RecordAttempt(f.ctx, "d1", store.Attempt{At: t1, Err: "SlowDown"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.s.DestinationSummaries(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(tests) {
+		t.Fatalf("DestinationSummaries = %d destinations, want %d", len(got), len(tests))
+	}
+	for i, tt := range tests {
+		sum := got[i]
+		wantDest, wantStatus, err := f.s.DestinationStatus(f.ctx, tt.tenant.ID, tt.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(sum.Destination, wantDest) || sum.Status != wantStatus {
+			t.Errorf("summary %d = %+v, %+v; want %+v, %+v", i, sum.Destination, sum.Status, wantDest, wantStatus)
+		}
+		if sum.Tenant != tt.tenant.Name || sum.Head != tt.head || !sum.OldestUndelivered.Equal(tt.oldest) ||
+			(!sum.OldestUndelivered.IsZero() && sum.OldestUndelivered.Location() != time.UTC) {
+			t.Errorf("summary of %s: tenant %q, head %d, oldest undelivered %v; want %q, %d, %v (UTC)",
+				tt.id, sum.Tenant, sum.Head, sum.OldestUndelivered, tt.tenant.Name, tt.head, tt.oldest)
+		}
+	}
+	if got[0].Status.LastError != "SlowDown" {
+		t.Errorf("d1's summary has last error %q, want its failed attempt's", got[0].Status.LastError)
 	}
 }
 
