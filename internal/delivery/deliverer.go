@@ -394,8 +394,14 @@ func (d *Deliverer) turn(l *loop) (next time.Time, again bool) {
 	if ctx.Err() != nil {
 		return time.Time{}, false
 	}
-	if l.t == nil && !d.openLoop(l) {
-		return d.retryAt(l), ctx.Err() == nil
+	if l.t == nil {
+		if !d.openLoop(l) {
+			return d.retryAt(l), ctx.Err() == nil
+		}
+		// The next turn at once, which first resolves the credentials
+		// off the workers: at a cold start every role is assumed (paced)
+		// while the first window runs, not after it ends.
+		return time.Time{}, true
 	}
 	t := l.t
 	if l.retrying || l.prepErr != nil || !d.now().Before(l.windowEnd) {

@@ -97,9 +97,9 @@ func TestWaitingDestinationsHaveNoGoroutine(t *testing.T) {
 }
 
 // A destination whose credentials are not ready waits for them without a
-// worker: with one worker, a destination due while another is stuck in
-// Prepare (STS slow) delivers, and the stuck one delivers once its
-// credentials come.
+// worker: with one worker, a destination stuck in Prepare (STS slow, from
+// its loop's start) does not stop another from delivering, and delivers
+// once its credentials come.
 func TestUnreadyCredentialsHoldNoWorker(t *testing.T) {
 	r := newRig(t, "2026-11-25T10:00:30Z") // one worker
 	slow := &slowCredsSink{memSink: &memSink{objects: map[string][]byte{}}, release: make(chan struct{})}
@@ -107,13 +107,12 @@ func TestUnreadyCredentialsHoldNoWorker(t *testing.T) {
 	r.createDestination("dst_slow", api.DestinationSpec{Interval: "1m"})
 	r.createDestination("dst_1", api.DestinationSpec{Interval: "5m"})
 	r.d.Notify()
-	pollUntil(t, "both destinations waiting", func() bool { return r.d.sched.queued() == 2 && r.clock.Waiters() > 0 })
+	pollUntil(t, "dst_slow resolving its credentials, dst_1 waiting for its window end", func() bool {
+		return slow.prepares.Load() == 1 && r.d.sched.queued() == 1 && r.clock.Waiters() > 0
+	})
 	ids := r.post(2)
 
-	// 10:01: dst_slow is due and waits for STS.
-	r.clock.Set(mustTime(t, "2026-11-25T10:01:00Z"))
-	pollUntil(t, "dst_slow resolving its credentials", func() bool { return slow.prepares.Load() == 1 })
-	// 10:05: dst_1 is due and takes the worker.
+	// 10:05: both windows have ended; dst_1 takes the worker.
 	r.clock.Set(mustTime(t, "2026-11-25T10:05:00Z"))
 	pollUntil(t, "dst_1's delivery while dst_slow waits for STS", func() bool { return len(r.sink.keys()) == 1 })
 	if len(slow.keys()) != 0 {
