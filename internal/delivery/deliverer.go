@@ -88,6 +88,7 @@ type Deliverer struct {
 	opts    Options
 
 	sched *scheduler
+	prep  loopQueue // loops waiting for their credentials
 	wake  chan struct{}
 
 	mu    sync.Mutex
@@ -192,6 +193,7 @@ func New(s store.Store, sinks func(s3sink.Target) Sink, m *metrics.Metrics, log 
 	d := &Deliverer{
 		store: s, sinks: sinks, metrics: m, log: log.Named("delivery"), opts: opts,
 		wake:      make(chan struct{}, 1),
+		prep:      loopQueue{wake: make(chan struct{}, 1)},
 		loops:     map[string]*loop{},
 		leased:    s.Shared(),
 		leaseWake: make(chan struct{}, 1),
@@ -227,6 +229,13 @@ func (d *Deliverer) Run(ctx context.Context) {
 		d.sched.run(ctx)
 	}()
 	defer func() { <-schedDone }()
+	// The prepare queue is served until every loop has stopped: a stopped
+	// loop waiting there finishes only once taken.
+	prepCtx, stopPrep := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPrep()
+	for range prepareWorkers {
+		go d.prepareLoops(prepCtx)
+	}
 	// Refresh is a poll for changes made by another agent sharing the
 	// database: a pace on the machine's clock, not a time the agent keeps.
 	// Retention runs on the agent's clock, so its sweeps follow the same
@@ -349,14 +358,13 @@ func (d *Deliverer) stopAll() {
 
 // runTurn runs one turn of l, holding one of the scheduler's workers,
 // then gives the worker back and queues l's next turn. A loop whose
-// credentials are not ready first gets a turn that only resolves them,
-// without a worker: a role waiting for STS (paced at a cold start, or
-// slow) holds up only its own destination.
+// credentials are not ready gives the worker back at once and waits in
+// the prepare queue instead (see preparer loop): a role waiting for STS
+// (paced at a cold start, or slow) holds up only its own destination.
 func (d *Deliverer) runTurn(l *loop) {
-	if r, ok := d.unready(l); ok {
+	if d.unready(l) {
 		<-d.sched.sem
-		l.prepErr, l.prepared = r.Prepare(l.ctx), true
-		d.sched.requeue(l, time.Time{}, true)
+		d.prep.put(l)
 		return
 	}
 	l.prepared = false
@@ -365,23 +373,41 @@ func (d *Deliverer) runTurn(l *loop) {
 	d.sched.requeue(l, next, again)
 }
 
+// prepareWorkers is how many goroutines resolve credentials for the
+// loops in the prepare queue. AssumeRole is paced (aws.assume_role_per_second,
+// 100/s by default): 16 calls in flight keep that pace with STS answering
+// in up to 160 ms, where a goroutine per destination would park 10,000 of
+// them, and their stacks, through a cold start.
+const prepareWorkers = 16
+
+// prepareLoops resolves the credentials of queued loops, then queues each
+// for its turn, until ctx ends. Loops stopped meanwhile come through too
+// (Prepare returns at once on their ended context), so that they finish.
+func (d *Deliverer) prepareLoops(ctx context.Context) {
+	for {
+		l := d.prep.take(ctx)
+		if l == nil {
+			return
+		}
+		r, _ := l.t.sink.(readier)
+		l.prepErr, l.prepared = r.Prepare(l.ctx), true
+		d.sched.requeue(l, time.Time{}, true)
+	}
+}
+
 // readier is a Sink that can tell whether its credentials are resolved.
 type readier interface {
 	preparer
 	Ready() bool
 }
 
-// unready returns l's sink when its credentials must be resolved before
-// the turn.
-func (d *Deliverer) unready(l *loop) (readier, bool) {
+// unready reports whether l's credentials must be resolved before its turn.
+func (d *Deliverer) unready(l *loop) bool {
 	if l.t == nil || l.prepared || l.ctx.Err() != nil {
-		return nil, false
+		return false
 	}
 	r, ok := l.t.sink.(readier)
-	if !ok || r.Ready() {
-		return nil, false
-	}
-	return r, true
+	return ok && !r.Ready()
 }
 
 // turn is all the work of one destination at one moment: once its window

@@ -225,3 +225,47 @@ func (s *scheduler) requeue(l *loop, at time.Time, again bool) {
 		l.finish()
 	}
 }
+
+// loopQueue is a queue of loops, served by several goroutines.
+type loopQueue struct {
+	mu    sync.Mutex
+	loops []*loop
+	wake  chan struct{} // capacity 1: set while the queue may hold loops
+}
+
+func (q *loopQueue) put(l *loop) {
+	q.mu.Lock()
+	q.loops = append(q.loops, l)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the first loop, waiting for one; nil once ctx ended.
+func (q *loopQueue) take(ctx context.Context) *loop {
+	for {
+		q.mu.Lock()
+		if len(q.loops) > 0 {
+			l := q.loops[0]
+			q.loops[0] = nil
+			q.loops = q.loops[1:]
+			more := len(q.loops) > 0
+			q.mu.Unlock()
+			if more {
+				select { // another server takes the next one
+				case q.wake <- struct{}{}:
+				default:
+				}
+			}
+			return l
+		}
+		q.mu.Unlock()
+		select {
+		case <-q.wake:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}

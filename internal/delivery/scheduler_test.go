@@ -126,13 +126,53 @@ func TestUnreadyCredentialsHoldNoWorker(t *testing.T) {
 	}
 }
 
+// Loops waiting for their credentials are served by a few goroutines, not
+// one each: with STS stuck, 200 destinations have prepareWorkers calls in
+// flight and no goroutine apiece; once STS answers, every one delivers.
+func TestPreparesAreBounded(t *testing.T) {
+	const n = 200
+	r := newRig(t, "2026-11-25T10:00:30Z")
+	release := make(chan struct{})
+	var inFlight, most atomic.Int32
+	before := runtime.NumGoroutine()
+	sinks := make([]*slowCredsSink, n)
+	for i := range n {
+		id := fmt.Sprintf("dst_%03d", i)
+		sinks[i] = &slowCredsSink{memSink: &memSink{objects: map[string][]byte{}}, release: release, inFlight: &inFlight, most: &most}
+		r.sinks.Store(id, sinks[i])
+		r.createDestination(id, api.DestinationSpec{Interval: "1m"})
+	}
+	r.d.Notify()
+	pollUntil(t, "every worker of the prepare queue waiting for STS", func() bool { return inFlight.Load() == prepareWorkers })
+	if grown := runtime.NumGoroutine() - before; grown > prepareWorkers+20 {
+		t.Fatalf("%d destinations waiting for STS added %d goroutines, want about %d", n, grown, prepareWorkers)
+	}
+	close(release)
+	ids := r.post(1)
+	pollUntil(t, "every destination waiting for its window end", func() bool {
+		return r.d.sched.queued() == n && r.clock.Waiters() > 0
+	})
+	r.clock.Set(mustTime(t, "2026-11-25T10:01:00Z"))
+	for i, s := range sinks {
+		pollUntil(t, fmt.Sprintf("dst_%03d's delivery", i), func() bool { return len(s.keys()) == 1 })
+		if got := s.messageIDs(t); len(got) != 1 || got[0] != ids[0] {
+			t.Fatalf("dst_%03d delivered %v, want %v", i, got, ids)
+		}
+	}
+	if m := most.Load(); m > prepareWorkers {
+		t.Fatalf("%d Prepare calls at once, want at most %d", m, prepareWorkers)
+	}
+}
+
 // slowCredsSink is a memSink whose credentials are resolved only once
-// release is closed.
+// release is closed. inFlight and most, when set, count the Prepare calls
+// waiting across sinks and the most at once.
 type slowCredsSink struct {
 	*memSink
-	release  chan struct{}
-	ready    atomic.Bool
-	prepares atomic.Int32
+	release        chan struct{}
+	ready          atomic.Bool
+	prepares       atomic.Int32
+	inFlight, most *atomic.Int32
 }
 
 func (s *slowCredsSink) Ready() bool { return s.ready.Load() }
@@ -142,6 +182,12 @@ func (s *slowCredsSink) Prepare(ctx context.Context) error {
 		return nil
 	}
 	s.prepares.Add(1)
+	if s.inFlight != nil {
+		now := s.inFlight.Add(1)
+		defer s.inFlight.Add(-1)
+		for m := s.most.Load(); now > m && !s.most.CompareAndSwap(m, now); m = s.most.Load() {
+		}
+	}
 	select {
 	case <-s.release:
 		s.ready.Store(true)
