@@ -75,9 +75,8 @@ func TestWaitingDestinationsHaveNoGoroutine(t *testing.T) {
 	const n = 300
 	r := newRig(t, "2026-11-25T10:00:30Z")
 	ctx := context.Background()
-	pollUntil(t, "the deliverer idle", func() bool { return r.d.sched.queued() == 0 })
-	before := runtime.NumGoroutine()
-	for i := range n {
+	before := runningGoroutines(t, r)
+	for i := 1; i < n; i++ {
 		r.createDestination(fmt.Sprintf("dst_%03d", i), api.DestinationSpec{Interval: "1m"})
 	}
 	r.d.Notify()
@@ -134,9 +133,9 @@ func TestPreparesAreBounded(t *testing.T) {
 	r := newRig(t, "2026-11-25T10:00:30Z")
 	release := make(chan struct{})
 	var inFlight, most atomic.Int32
-	before := runtime.NumGoroutine()
-	sinks := make([]*slowCredsSink, n)
-	for i := range n {
+	before := runningGoroutines(t, r)
+	sinks := make([]*slowCredsSink, n+1)
+	for i := 1; i <= n; i++ {
 		id := fmt.Sprintf("dst_%03d", i)
 		sinks[i] = &slowCredsSink{memSink: &memSink{objects: map[string][]byte{}}, release: release, inFlight: &inFlight, most: &most}
 		r.sinks.Store(id, sinks[i])
@@ -150,10 +149,11 @@ func TestPreparesAreBounded(t *testing.T) {
 	close(release)
 	ids := r.post(1)
 	pollUntil(t, "every destination waiting for its window end", func() bool {
-		return r.d.sched.queued() == n && r.clock.Waiters() > 0
+		return r.d.sched.queued() == n+1 && r.clock.Waiters() > 0
 	})
 	r.clock.Set(mustTime(t, "2026-11-25T10:01:00Z"))
-	for i, s := range sinks {
+	for i := 1; i <= n; i++ {
+		s := sinks[i]
 		pollUntil(t, fmt.Sprintf("dst_%03d's delivery", i), func() bool { return len(s.keys()) == 1 })
 		if got := s.messageIDs(t); len(got) != 1 || got[0] != ids[0] {
 			t.Fatalf("dst_%03d delivered %v, want %v", i, got, ids)
@@ -162,6 +162,18 @@ func TestPreparesAreBounded(t *testing.T) {
 	if m := most.Load(); m > prepareWorkers {
 		t.Fatalf("%d Prepare calls at once, want at most %d", m, prepareWorkers)
 	}
+}
+
+// runningGoroutines starts dst_000 (writing to the rig's sink) and waits
+// for it to wait for its window end, so that the Deliverer's own
+// goroutines (the scheduler, the prepare queue's) are all running, then
+// counts the goroutines.
+func runningGoroutines(t *testing.T, r *rig) int {
+	t.Helper()
+	r.createDestination("dst_000", api.DestinationSpec{Interval: "1m"})
+	r.d.Notify()
+	pollUntil(t, "dst_000 waiting for its window end", func() bool { return r.d.sched.queued() == 1 && r.clock.Waiters() > 0 })
+	return runtime.NumGoroutine()
 }
 
 // slowCredsSink is a memSink whose credentials are resolved only once
