@@ -122,21 +122,19 @@ type lagAt struct {
 
 // boundaryResult is one window end's figures.
 type boundaryResult struct {
-	at           time.Time // agent time
-	group        string
-	expected     int
-	delivered    int
-	lags         []time.Duration // sorted
-	objects      int64
-	lastCommit   time.Duration // from the window end
-	cpu          time.Duration // the agent's CPU from this window end to the next (or to the last delivery)
-	rss          int64         // agent VmRSS when the boundary's deliveries were done
-	machineBusy  float64       // cores the whole machine used over the boundary
-	agentCores   float64
-	otherCores   float64
-	s3Cores      float64
-	benchCores   float64
-	ingestErrors int64
+	at         time.Time // agent time
+	group      string
+	expected   int
+	delivered  int
+	lags       []time.Duration // sorted
+	objects    int64
+	lastCommit time.Duration // from the window end
+	cpu        time.Duration // the agent's CPU from this window end to the next (or to the last delivery)
+	rss        int64         // agent VmRSS when the boundary's deliveries were done
+	agentCores float64
+	otherCores float64
+	s3Cores    float64
+	benchCores float64
 }
 
 // tenantsReport is what the scenario prints.
