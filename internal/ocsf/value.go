@@ -79,27 +79,6 @@ func (v *Value) AppendJSON(b []byte) []byte {
 	return append(b, "null"...)
 }
 
-// set stores val at the attribute path under the object o, creating the
-// objects on the way. An existing value is kept: the first mapping wins.
-func (o *Value) set(path []*Attribute, val Value) bool {
-	cur := o
-	for i, a := range path {
-		f := cur.Field(a.Name)
-		if i == len(path)-1 {
-			if f != nil {
-				return false
-			}
-			cur.insert(a.Name, val)
-			return true
-		}
-		if f == nil {
-			f = cur.insert(a.Name, Value{Kind: KindObject, Fields: make([]Field, 0, 4)})
-		}
-		cur = f
-	}
-	return false
-}
-
 // insert adds a field keeping Fields sorted and returns it.
 func (o *Value) insert(name string, val Value) *Value {
 	i := sort.Search(len(o.Fields), func(i int) bool { return o.Fields[i].Name >= name })
