@@ -20,19 +20,8 @@ type SigningKey = digest.PublicKey
 type SigningKeys = digest.KeySet
 
 // DeliveredObject is one entry of a destination's delivery log: an object
-// written to the bucket.
-type DeliveredObject struct {
-	Key string `json:"key"`
-	// SHA256 is the lowercase hex SHA-256 of the object's stored bytes.
-	SHA256          string    `json:"sha256"`
-	Size            int64     `json:"size"`
-	Events          int64     `json:"events"`
-	FirstSeq        int64     `json:"first_seq"`
-	LastSeq         int64     `json:"last_seq"`
-	OldestEventTime time.Time `json:"oldest_event_time"`
-	NewestEventTime time.Time `json:"newest_event_time"`
-	CommittedAt     time.Time `json:"committed_at"`
-}
+// written to the bucket, as a digest lists it.
+type DeliveredObject = digest.Object
 
 // DeliveredObjects answers GET /v1/destinations/{id}/objects: a page of the
 // delivery log in commit order. NextPageToken, when set, fetches the next

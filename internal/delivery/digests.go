@@ -182,12 +182,7 @@ func (d *Deliverer) digestDocument(ctx context.Context, t *target, prev *store.S
 	for _, c := range commits {
 		doc.LastSeq = c.ToSeq
 		for _, o := range c.Objects {
-			doc.Objects = append(doc.Objects, digest.Object{
-				Key: o.Key, SHA256: o.SHA256, Size: o.Size, Events: o.Events,
-				FirstSeq: o.FirstSeq, LastSeq: o.LastSeq,
-				OldestEventTime: o.OldestEventTime, NewestEventTime: o.NewestEventTime,
-				CommittedAt: c.CommittedAt,
-			})
+			doc.Objects = append(doc.Objects, o.Digest())
 		}
 	}
 	doc.NextSeq = doc.LastSeq + 1

@@ -82,10 +82,7 @@ func (s *Server) listObjects(w http.ResponseWriter, r *http.Request) {
 		out.NextPageToken = objectsPageToken(last.CommitSeq, last.Ord)
 	}
 	for _, o := range objects {
-		out.Objects = append(out.Objects, api.DeliveredObject{
-			Key: o.Key, SHA256: o.SHA256, Size: o.Size, Events: o.Events, FirstSeq: o.FirstSeq, LastSeq: o.LastSeq,
-			OldestEventTime: o.OldestEventTime, NewestEventTime: o.NewestEventTime, CommittedAt: o.CommittedAt,
-		})
+		out.Objects = append(out.Objects, o.Digest())
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/auditexport/auditexport/internal/digest"
 )
 
 // LoggedObject is one object of the delivery log: an object a committed plan
@@ -26,6 +28,14 @@ type LoggedObject struct {
 	CommittedAt time.Time
 	CommitSeq   int64
 	Ord         int
+}
+
+// Digest is o as a digest, and the objects API, list it.
+func (o LoggedObject) Digest() digest.Object {
+	return digest.Object{
+		Key: o.Key, SHA256: o.SHA256, Size: o.Size, Events: o.Events, FirstSeq: o.FirstSeq, LastSeq: o.LastSeq,
+		OldestEventTime: o.OldestEventTime, NewestEventTime: o.NewestEventTime, CommittedAt: o.CommittedAt,
+	}
 }
 
 // LoggedCommit is one committed plan: the range the cursor moved over, and
