@@ -26,6 +26,21 @@ import (
 // repeat a run; by default each run draws its own and logs it.
 const faultSeedEnv = "AUDITEXPORT_FAULT_SEED"
 
+// faultSeed is the seed of a fault test's random choices: $AUDITEXPORT_FAULT_SEED,
+// or a new one each run, logged so that a failing run can be repeated.
+func faultSeed(t *testing.T) uint64 {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv(faultSeedEnv); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("%s=%q: %v", faultSeedEnv, s, err)
+		}
+	}
+	t.Logf("seed %d (set %s=%d to repeat the random choices)", seed, faultSeedEnv, seed)
+	return seed
+}
+
 // faultDestination is one destination of the fault test and its bucket.
 type faultDestination struct {
 	bucket string
@@ -67,14 +82,7 @@ func testDeliveryExactlyOnceUnderFaults(t *testing.T, backend string) {
 		hangGuard = 10 * time.Minute
 	)
 	burstsAt := []int{15, 60, 105, 150} // a burst before each of these batches
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv(faultSeedEnv); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("%s=%q: %v", faultSeedEnv, s, err)
-		}
-	}
-	t.Logf("seed %d (set %s=%d to repeat the random choices)", seed, faultSeedEnv, seed)
+	seed := faultSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	start := time.Now()
 
@@ -130,8 +138,9 @@ func testDeliveryExactlyOnceUnderFaults(t *testing.T, backend string) {
 		posted <- p.run(ctx, batches, perBatch, burstsAt, burstEvents, repostChance)
 	}()
 	k := &killer{
-		t: t, w: w, proxy: proxy, p: p, rng: rng, posted: posted,
-		guard: guard, hangGuard: hangGuard, batches: batches, minKills: minKills,
+		pacing: pacing{t: t, proxy: proxy, acked: p.acked, rng: rng, posted: posted,
+			guard: guard, batches: batches, minKills: minKills},
+		w: w, p: p, hangGuard: hangGuard,
 		caughtUp: func() bool { return caughtUp(ctx, manage, dests) },
 	}
 	for k.kills < minKills || !k.postDone {
@@ -235,24 +244,32 @@ func testDeliveryExactlyOnceUnderFaults(t *testing.T, backend string) {
 // machine, every restart is followed by work done and the kills cannot
 // outrun the work.
 type killer struct {
-	t         *testing.T
+	pacing
 	w         *world
-	proxy     *testenv.FaultProxy
 	p         *poster
-	rng       *rand.Rand
-	posted    <-chan error
-	guard     time.Time
 	hangGuard time.Duration
-	batches   int
-	minKills  int
 	// caughtUp tells whether every destination has delivered everything.
 	caughtUp func() bool
 
-	kills    int
 	midWrite int // kills with an object write in flight
-	postDone bool
 	// writes is the proxy's object-write count when the agent last started.
 	writes int64
+}
+
+// pacing is what the fault tests' killers share: the kills so far, the
+// poster's progress and the hang guard.
+type pacing struct {
+	t        *testing.T
+	proxy    *testenv.FaultProxy
+	acked    func() int // batches acknowledged so far
+	rng      *rand.Rand
+	posted   <-chan error
+	guard    time.Time
+	batches  int
+	minKills int
+
+	kills    int
+	postDone bool
 }
 
 // killOnce waits for the moment of the next kill, kills the agent and
@@ -293,9 +310,9 @@ func (k *killer) killOnce() {
 // spacing draws how many more batches must be acknowledged before the next
 // kill. Until the minimum number of kills is reached, the draw is bounded
 // so that the remaining kills fit in the remaining batches.
-func (k *killer) spacing() int {
+func (k *pacing) spacing() int {
 	if left := k.minKills - k.kills; left > 0 {
-		per := (k.batches - k.p.acked()) / left
+		per := (k.batches - k.acked()) / left
 		return 1 + k.rng.IntN(max(1, per))
 	}
 	return 2 + k.rng.IntN(7)
@@ -304,7 +321,7 @@ func (k *killer) spacing() int {
 // waitUntil polls cond every interval. It notes when the poster finishes
 // (failing the test if it failed) and fails the test when the hang guard
 // passes.
-func (k *killer) waitUntil(what string, interval time.Duration, cond func() bool) {
+func (k *pacing) waitUntil(what string, interval time.Duration, cond func() bool) {
 	k.t.Helper()
 	for {
 		if !k.postDone {
@@ -321,8 +338,8 @@ func (k *killer) waitUntil(what string, interval time.Duration, cond func() bool
 			return
 		}
 		if time.Now().After(k.guard) {
-			k.t.Fatalf("hang guard: after %s and %d kills the work is not done (%d of %d batches acknowledged, %d object writes); waiting for %s",
-				k.hangGuard, k.kills, k.p.acked(), k.batches, k.proxy.Writes(), what)
+			k.t.Fatalf("hang guard: after %d kills the work is not done (%d of %d batches acknowledged, %d object writes); waiting for %s",
+				k.kills, k.acked(), k.batches, k.proxy.Writes(), what)
 		}
 		time.Sleep(interval)
 	}

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -259,14 +258,7 @@ func TestMultiAgentExactlyOnceUnderFaults(t *testing.T) {
 		// longer, not weaker; the guard only turns a hang into a failure.
 		hangGuard = 10 * time.Minute
 	)
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv(faultSeedEnv); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("%s=%q: %v", faultSeedEnv, s, err)
-		}
-	}
-	t.Logf("seed %d (set %s=%d to repeat the random choices)", seed, faultSeedEnv, seed)
+	seed := faultSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	start := time.Now()
 
@@ -317,7 +309,9 @@ func TestMultiAgentExactlyOnceUnderFaults(t *testing.T) {
 	posted := make(chan error, 1)
 	go func() { posted <- p.run(ctx, batches, perBatch, repostChance) }()
 
-	k := &multiKiller{t: t, c: c, proxy: proxy, p: p, rng: rng, posted: posted, guard: guard, batches: batches, minKills: minKills,
+	k := &multiKiller{
+		pacing: pacing{t: t, proxy: proxy, acked: p.acked, rng: rng, posted: posted, guard: guard, batches: batches, minKills: minKills},
+		c:      c, p: p,
 		caughtUp: func() bool {
 			for _, mt := range ts {
 				if !caughtUp(ctx, mt.manage, mt.dests) {
@@ -536,21 +530,13 @@ func (p *roundRobinPoster) ingestedIDs(tenant string) map[string]bool {
 // batches must have been acknowledged and an object written since the last
 // restart, so the kills cannot outrun the work however slow the machine.
 type multiKiller struct {
-	t        *testing.T
+	pacing
 	c        *cluster
-	proxy    *testenv.FaultProxy
 	p        *roundRobinPoster
-	rng      *rand.Rand
-	posted   <-chan error
-	guard    time.Time
-	batches  int
-	minKills int
 	caughtUp func() bool
 
-	kills    int
 	doubles  int
 	midWrite int
-	postDone bool
 	writes   int64
 }
 
@@ -596,40 +582,6 @@ func (k *multiKiller) killOnce(doubleChance float64) {
 		nd.start()
 	}
 	k.writes = k.proxy.Writes()
-}
-
-// spacing draws how many more batches must be acknowledged before the next
-// kill, bounded so that the remaining kills fit in the remaining batches.
-func (k *multiKiller) spacing() int {
-	if left := k.minKills - k.kills; left > 0 {
-		per := (k.batches - k.p.acked()) / left
-		return 1 + k.rng.IntN(max(1, per))
-	}
-	return 2 + k.rng.IntN(7)
-}
-
-func (k *multiKiller) waitUntil(what string, interval time.Duration, cond func() bool) {
-	k.t.Helper()
-	for {
-		if !k.postDone {
-			select {
-			case err := <-k.posted:
-				k.postDone = true
-				if err != nil {
-					k.t.Fatalf("posting events (%d kills so far): %v", k.kills, err)
-				}
-			default:
-			}
-		}
-		if cond() {
-			return
-		}
-		if time.Now().After(k.guard) {
-			k.t.Fatalf("hang guard: after %d kills the work is not done (%d of %d batches acknowledged, %d object writes); waiting for %s",
-				k.kills, k.p.acked(), k.batches, k.proxy.Writes(), what)
-		}
-		time.Sleep(interval)
-	}
 }
 
 // leaseLine is a lease line of an agent's log:
