@@ -1,0 +1,302 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// The event log is kept in chunks: the events of one tenant and one event
+// name from one Append call, in sequence order, encoded one after another in
+// one row. A row per event cost every commit four B-tree (or heap and index)
+// writes of a few hundred bytes per event; a chunk costs a handful per
+// hundreds of events, which leaves the duplicate key (event_keys: tenant,
+// timestamp, messageId) as the only write per event. Delivery reads a
+// group's chunks (one event name) and decodes them; the per-event columns it
+// filtered on before (sequence range, time span) are in the encoding.
+//
+// Encoding: the version byte chunkVersion, then for each event
+//
+//	uvarint  seq - previous seq (the previous is first_seq - 1 for the first)
+//	varint   time_ms - previous time_ms (0 for the first)
+//	uvarint  len(messageId), messageId
+//	uvarint  len(body), body
+//
+// The messageId is kept so that retention can delete the event's duplicate
+// key with the event.
+const chunkVersion = 1
+
+const (
+	// chunkMaxEvents and chunkMaxBytes bound a chunk: Scan holds one
+	// chunk in memory at a time, and a chunk is rewritten whole when
+	// retention cuts through it. An event larger than chunkMaxBytes gets
+	// a chunk of its own.
+	chunkMaxEvents = 1024
+	chunkMaxBytes  = 256 << 10
+	// chunkMaxSpan bounds last_seq - first_seq, so that the chunks
+	// holding a sequence range [from, to] are found by last_seq alone:
+	// from <= last_seq < to + chunkMaxSpan.
+	chunkMaxSpan = 1 << 16
+)
+
+// chunk is one encoded chunk and what the tables keep beside it.
+type chunk struct {
+	tenantID   int64
+	eventName  string
+	firstSeq   int64
+	lastSeq    int64
+	minTimeMs  int64
+	maxTimeMs  int64
+	count      int64
+	receivedMs int64
+	data       []byte
+}
+
+// chunkEvent is one decoded event; MessageID and Body point into the chunk's
+// data.
+type chunkEvent struct {
+	Seq       int64
+	TimeMs    int64
+	MessageID []byte
+	Body      []byte
+}
+
+// buildChunks encodes the new events of tp (those with a sequence number,
+// see numberEvents) into chunks, one run per event name.
+func buildChunks(tp *tenantAppend) []chunk {
+	open := map[string]*chunk{}
+	var order []string
+	var done []chunk
+	prev := map[string][2]int64{} // last seq and time per open chunk
+	for j, seq := range tp.seqs {
+		if seq == 0 {
+			continue
+		}
+		name, t, id, body := tp.names[j], tp.times[j], tp.messageIDs[j], tp.bodies[j]
+		c := open[name]
+		if c != nil && (c.count >= chunkMaxEvents || len(c.data)+len(body)+len(id) > chunkMaxBytes || seq-c.firstSeq >= chunkMaxSpan) {
+			done = append(done, *c)
+			c = nil
+		}
+		if c == nil {
+			c = &chunk{tenantID: tp.tenantID, eventName: name, firstSeq: seq, minTimeMs: t, maxTimeMs: t,
+				receivedMs: tp.receivedMs, data: []byte{chunkVersion}}
+			open[name] = c
+			prev[name] = [2]int64{seq - 1, 0}
+			if !slices.Contains(order, name) {
+				order = append(order, name)
+			}
+		}
+		p := prev[name]
+		c.data = binary.AppendUvarint(c.data, uint64(seq-p[0]))
+		c.data = binary.AppendVarint(c.data, t-p[1])
+		c.data = binary.AppendUvarint(c.data, uint64(len(id)))
+		c.data = append(c.data, id...)
+		c.data = binary.AppendUvarint(c.data, uint64(len(body)))
+		c.data = append(c.data, body...)
+		prev[name] = [2]int64{seq, t}
+		c.lastSeq = seq
+		c.count++
+		c.minTimeMs, c.maxTimeMs = min(c.minTimeMs, t), max(c.maxTimeMs, t)
+	}
+	for _, name := range order {
+		done = append(done, *open[name])
+	}
+	slices.SortFunc(done, func(a, b chunk) int { return compareInt64(a.firstSeq, b.firstSeq) })
+	return done
+}
+
+var errChunk = errors.New("corrupt event chunk")
+
+// decodeChunk calls fn for each event of a chunk starting at firstSeq, in
+// sequence order. The slices fn gets are valid only during the call.
+func decodeChunk(data []byte, firstSeq int64, fn func(e chunkEvent) error) error {
+	if len(data) == 0 || data[0] != chunkVersion {
+		return fmt.Errorf("%w: version %v, want %d", errChunk, data[:min(len(data), 1)], chunkVersion)
+	}
+	rest := data[1:]
+	seq, t := firstSeq-1, int64(0)
+	for len(rest) > 0 {
+		d, n := binary.Uvarint(rest)
+		if n <= 0 || d == 0 || d > chunkMaxSpan {
+			return fmt.Errorf("%w: sequence delta at byte %d", errChunk, len(data)-len(rest))
+		}
+		rest = rest[n:]
+		dt, n := binary.Varint(rest)
+		if n <= 0 {
+			return fmt.Errorf("%w: time delta at byte %d", errChunk, len(data)-len(rest))
+		}
+		rest = rest[n:]
+		id, r, err := lengthPrefixed(rest)
+		if err != nil {
+			return fmt.Errorf("%w: messageId at byte %d", errChunk, len(data)-len(rest))
+		}
+		body, r, err := lengthPrefixed(r)
+		if err != nil {
+			return fmt.Errorf("%w: body at byte %d", errChunk, len(data)-len(rest))
+		}
+		rest = r
+		seq += int64(d)
+		t += dt
+		if err := fn(chunkEvent{Seq: seq, TimeMs: t, MessageID: id, Body: body}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func lengthPrefixed(b []byte) (field, rest []byte, err error) {
+	l, n := binary.Uvarint(b)
+	if n <= 0 || l > uint64(len(b)-n) {
+		return nil, nil, errChunk
+	}
+	return b[n : n+int(l)], b[n+int(l):], nil
+}
+
+// chunkRow is a chunk as read for GroupsBy: data is nil when the query
+// left it out because the chunk lies inside the range and one time span
+// (see needsDecode).
+type chunkRow struct {
+	eventName string
+	firstSeq  int64
+	lastSeq   int64
+	minTimeMs int64
+	maxTimeMs int64
+	count     int64
+	data      []byte
+}
+
+// needsDecode tells whether GroupsBy must decode a chunk to count it: when
+// it reaches outside [from, to] or its events fall in more than one span.
+func needsDecode(c chunkRow, from, to, spanMs int64) bool {
+	return c.firstSeq < from || c.lastSeq > to || floorDiv(c.minTimeMs, spanMs) != floorDiv(c.maxTimeMs, spanMs)
+}
+
+// groupAdder sums chunks into groups by (event name, span).
+type groupAdder struct {
+	from, to, spanMs int64
+	groups           map[groupKey]*Group
+}
+
+type groupKey struct {
+	name string
+	slot int64
+}
+
+func newGroupAdder(from, to int64, span time.Duration) *groupAdder {
+	return &groupAdder{from: from, to: to, spanMs: span.Milliseconds(), groups: map[groupKey]*Group{}}
+}
+
+func (a *groupAdder) add(c chunkRow) error {
+	if !needsDecode(c, a.from, a.to, a.spanMs) {
+		a.addRun(c.eventName, floorDiv(c.minTimeMs, a.spanMs), c.firstSeq, c.lastSeq, c.count)
+		return nil
+	}
+	if c.data == nil {
+		return fmt.Errorf("%w: chunk %d-%d read without its data", errChunk, c.firstSeq, c.lastSeq)
+	}
+	return decodeChunk(c.data, c.firstSeq, func(e chunkEvent) error {
+		if e.Seq >= a.from && e.Seq <= a.to {
+			a.addRun(c.eventName, floorDiv(e.TimeMs, a.spanMs), e.Seq, e.Seq, 1)
+		}
+		return nil
+	})
+}
+
+func (a *groupAdder) addRun(name string, slot, first, last, count int64) {
+	k := groupKey{name, slot}
+	g := a.groups[k]
+	if g == nil {
+		g = &Group{EventName: name, Day: time.UnixMilli(slot * a.spanMs).UTC(), FirstSeq: first, LastSeq: last}
+		if a.spanMs != msPerDay {
+			g.Span = time.Duration(a.spanMs) * time.Millisecond
+		}
+		a.groups[k] = g
+	}
+	g.FirstSeq, g.LastSeq = min(g.FirstSeq, first), max(g.LastSeq, last)
+	g.Count += count
+}
+
+// result lists the groups ordered by their first sequence number.
+func (a *groupAdder) result() []Group {
+	gs := make([]Group, 0, len(a.groups))
+	for _, g := range a.groups {
+		gs = append(gs, *g)
+	}
+	slices.SortFunc(gs, func(x, y Group) int { return compareInt64(x.FirstSeq, y.FirstSeq) })
+	return gs
+}
+
+// checkSpan refuses a span that does not divide a day.
+func checkSpan(span time.Duration) error {
+	spanMs := span.Milliseconds()
+	if spanMs <= 0 || msPerDay%spanMs != 0 {
+		return fmt.Errorf("groups: span %s does not divide a day", span)
+	}
+	return nil
+}
+
+// scanChunk calls fn for the events of chunk data that belong to group g:
+// inside its sequence range and time span [start, end).
+func scanChunk(data []byte, firstSeq int64, g Group, start, end int64, fn func(ev StoredEvent) error) error {
+	ev := StoredEvent{EventName: g.EventName}
+	return decodeChunk(data, firstSeq, func(e chunkEvent) error {
+		if e.Seq < g.FirstSeq || e.Seq > g.LastSeq || e.TimeMs < start || e.TimeMs >= end {
+			return nil
+		}
+		ev.Seq, ev.TimeMs, ev.Body = e.Seq, e.TimeMs, e.Body
+		return fn(ev)
+	})
+}
+
+// groupBounds is the time span [start, end) of group g in milliseconds.
+func groupBounds(g Group) (start, end int64) {
+	spanMs := msPerDay
+	if g.Span > 0 {
+		spanMs = g.Span.Milliseconds()
+	}
+	start = floorDiv(g.Day.UnixMilli(), spanMs) * spanMs
+	return start, start + spanMs
+}
+
+// trimChunk re-encodes the events of c after seq cut, for retention cutting
+// through a chunk; it returns the dropped events' keys too. ok is false when
+// nothing remains.
+func trimChunk(c chunk, cut int64) (kept chunk, dropped []eventKey, ok bool, err error) {
+	tp := &tenantAppend{tenantID: c.tenantID, receivedMs: c.receivedMs}
+	err = decodeChunk(c.data, c.firstSeq, func(e chunkEvent) error {
+		if e.Seq <= cut {
+			dropped = append(dropped, eventKey{timeMs: e.TimeMs, messageID: string(e.MessageID)})
+			return nil
+		}
+		tp.seqs = append(tp.seqs, e.Seq)
+		tp.names = append(tp.names, c.eventName)
+		tp.times = append(tp.times, e.TimeMs)
+		tp.messageIDs = append(tp.messageIDs, string(e.MessageID))
+		tp.bodies = append(tp.bodies, slices.Clone(e.Body))
+		return nil
+	})
+	if err != nil || len(tp.seqs) == 0 {
+		return chunk{}, dropped, false, err
+	}
+	// The events came from one chunk, so they fit one again.
+	return buildChunks(tp)[0], dropped, true, nil
+}
+
+// eventKey is an event's duplicate key within its tenant.
+type eventKey struct {
+	timeMs    int64
+	messageID string
+}
+
+// chunkKeys lists the duplicate keys of a chunk's events.
+func chunkKeys(data []byte, firstSeq int64) ([]eventKey, error) {
+	var keys []eventKey
+	err := decodeChunk(data, firstSeq, func(e chunkEvent) error {
+		keys = append(keys, eventKey{timeMs: e.TimeMs, messageID: string(e.MessageID)})
+		return nil
+	})
+	return keys, err
+}
