@@ -64,48 +64,71 @@ type chunkEvent struct {
 }
 
 // buildChunks encodes the new events of tp (those with a sequence number,
-// see numberEvents) into chunks, one run per event name.
+// see numberEvents) into chunks, one run per event name. A first pass cuts
+// the runs and sizes them, so that each chunk's data is allocated once.
 func buildChunks(tp *tenantAppend) []chunk {
-	open := map[string]*chunk{}
-	var order []string
-	var done []chunk
-	prev := map[string][2]int64{} // last seq and time per open chunk
+	cs, of := cutChunks(tp)
+	last := make([][2]int64, len(cs)) // previous seq and time, per chunk
+	for i := range cs {
+		cs[i].data = append(cs[i].data, chunkVersion)
+		last[i] = [2]int64{cs[i].firstSeq - 1, 0}
+	}
 	for j, seq := range tp.seqs {
 		if seq == 0 {
 			continue
 		}
-		name, t, id, body := tp.names[j], tp.times[j], tp.messageIDs[j], tp.bodies[j]
-		c := open[name]
-		if c != nil && (c.count >= chunkMaxEvents || len(c.data)+len(body)+len(id) > chunkMaxBytes || seq-c.firstSeq >= chunkMaxSpan) {
-			done = append(done, *c)
-			c = nil
-		}
-		if c == nil {
-			c = &chunk{tenantID: tp.tenantID, eventName: name, firstSeq: seq, minTimeMs: t, maxTimeMs: t,
-				receivedMs: tp.receivedMs, data: []byte{chunkVersion}}
-			open[name] = c
-			prev[name] = [2]int64{seq - 1, 0}
-			if !slices.Contains(order, name) {
-				order = append(order, name)
-			}
-		}
-		p := prev[name]
+		c, t, id, body := &cs[of[j]], tp.times[j], tp.messageIDs[j], tp.bodies[j]
+		p := &last[of[j]]
 		c.data = binary.AppendUvarint(c.data, uint64(seq-p[0]))
 		c.data = binary.AppendVarint(c.data, t-p[1])
 		c.data = binary.AppendUvarint(c.data, uint64(len(id)))
 		c.data = append(c.data, id...)
 		c.data = binary.AppendUvarint(c.data, uint64(len(body)))
 		c.data = append(c.data, body...)
-		prev[name] = [2]int64{seq, t}
+		*p = [2]int64{seq, t}
+	}
+	slices.SortFunc(cs, func(a, b chunk) int { return compareInt64(a.firstSeq, b.firstSeq) })
+	return cs
+}
+
+// cutChunks assigns each new event of tp to a chunk (of[j] is event j's),
+// fills the chunks' columns and allocates their data, empty, with room for
+// the encoding (at most four varints per event beside its two fields).
+func cutChunks(tp *tenantAppend) (cs []chunk, of []int) {
+	of = make([]int, len(tp.seqs))
+	open := map[string]int{}
+	size := []int{}
+	for j, seq := range tp.seqs {
+		if seq == 0 {
+			continue
+		}
+		name, t := tp.names[j], tp.times[j]
+		n := len(tp.messageIDs[j]) + len(tp.bodies[j]) + 4*binary.MaxVarintLen64
+		i, ok := open[name]
+		if ok {
+			c := &cs[i]
+			if c.count >= chunkMaxEvents || size[i]+n > chunkMaxBytes || seq-c.firstSeq >= chunkMaxSpan {
+				ok = false
+			}
+		}
+		if !ok {
+			i = len(cs)
+			cs = append(cs, chunk{tenantID: tp.tenantID, eventName: name, firstSeq: seq, minTimeMs: t, maxTimeMs: t,
+				receivedMs: tp.receivedMs})
+			size = append(size, 1)
+			open[name] = i
+		}
+		c := &cs[i]
 		c.lastSeq = seq
 		c.count++
 		c.minTimeMs, c.maxTimeMs = min(c.minTimeMs, t), max(c.maxTimeMs, t)
+		size[i] += n
+		of[j] = i
 	}
-	for _, name := range order {
-		done = append(done, *open[name])
+	for i := range cs {
+		cs[i].data = make([]byte, 0, size[i])
 	}
-	slices.SortFunc(done, func(a, b chunk) int { return compareInt64(a.firstSeq, b.firstSeq) })
-	return done
+	return cs, of
 }
 
 var errChunk = errors.New("corrupt event chunk")
@@ -221,6 +244,9 @@ func (a *groupAdder) addRun(name string, slot, first, last, count int64) {
 
 // result lists the groups ordered by their first sequence number.
 func (a *groupAdder) result() []Group {
+	if len(a.groups) == 0 {
+		return nil
+	}
 	gs := make([]Group, 0, len(a.groups))
 	for _, g := range a.groups {
 		gs = append(gs, *g)

@@ -171,12 +171,12 @@ func (s *SQLite) DestinationStatus(ctx context.Context, tenantID int64, id strin
 // DestinationSummaries lists every destination with its status, tenant,
 // head and oldest undelivered event, in one statement. See
 // Store.DestinationSummaries. The oldest event is one primary-key lookup
-// per destination, (tenant_id, seq) just after its cursor.
+// per destination: the commit mark holding the event after its cursor.
 func (s *SQLite) DestinationSummaries(ctx context.Context) ([]DestinationSummary, error) {
 	rows, err := s.reader.QueryContext(ctx, `SELECT `+destinationStatusColumns+`, `+sqliteHolderColumn+`,
 			t.name, t.head_seq,
-			COALESCE((SELECT e.received_ms FROM events e
-				WHERE e.tenant_id = d.tenant_id AND e.seq > d.cursor ORDER BY e.seq LIMIT 1), 0)
+			COALESCE((SELECT m.received_ms FROM commit_marks m
+				WHERE m.tenant_id = d.tenant_id AND m.last_seq > d.cursor ORDER BY m.last_seq LIMIT 1), 0)
 		FROM destinations d
 		JOIN tenants t ON t.id = d.tenant_id
 		LEFT JOIN destination_status s ON s.destination_id = d.id

@@ -11,36 +11,54 @@ import (
 
 const msPerDay = int64(24 * time.Hour / time.Millisecond)
 
-// Append writes many events per statement: one statement per event spent
-// most of a commit stepping the VM, binding and crossing into SQLite per row.
-// Statements are prepared for chunks of appendChunk rows and for every power
-// of two below it, so a batch of any size runs on a few prepared statements
-// (1000 events: 256×3+128+64+32+8).
+// Append inserts the duplicate keys many per statement: one statement per
+// event spent most of a commit stepping the VM, binding and crossing into
+// SQLite per row. Statements are prepared for chunks of appendChunk keys and
+// for every power of two below it, so a batch of any size runs on a few
+// prepared statements (1000 events: 256×3+128+64+32+8).
 const appendChunk = 256
 
-// insertEventsSQL inserts n events. The conflict target is named so that
-// only a repeated event (the same messageId and timestamp) is skipped; a
-// clash on (tenant_id, seq) would be a bug and must fail.
-func insertEventsSQL(n int) string {
-	return `INSERT INTO events (tenant_id, seq, message_id, event_name, time_ms, received_ms, body) VALUES ` +
-		strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?), `, n), `, `) +
-		` ON CONFLICT (tenant_id, time_ms, message_id) DO NOTHING`
+// insertKeysSQL inserts n duplicate keys, skipping those already stored,
+// and returns the keys it inserted: the events that are new.
+func insertKeysSQL(n int) string {
+	return `INSERT INTO event_keys (tenant_id, time_ms, message_id) VALUES ` +
+		strings.TrimSuffix(strings.Repeat(`(?, ?, ?), `, n), `, `) +
+		` ON CONFLICT DO NOTHING RETURNING time_ms, message_id`
 }
 
+const (
+	insertChunkSQL = `INSERT INTO event_chunks
+		(tenant_id, event_name, first_seq, last_seq, min_time_ms, max_time_ms, count, received_ms, data)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	insertMarkSQL = `INSERT INTO commit_marks (tenant_id, last_seq, first_seq, received_ms) VALUES (?, ?, ?, ?)`
+	moveHeadSQL   = `UPDATE tenants SET head_seq = ?, head_received_ms = ? WHERE id = ? AND head_seq < ?`
+)
+
 // appendStmts are Append's statements, prepared once on the writer's only
-// connection, by chunk size.
+// connection.
 type appendStmts struct {
-	insert map[int]*sql.Stmt
+	keys                    map[int]*sql.Stmt // by chunk size
+	chunk, mark, moveHeadSt *sql.Stmt
 }
 
 func prepareAppend(ctx context.Context, db *sql.DB) (*appendStmts, error) {
-	a := &appendStmts{insert: map[int]*sql.Stmt{}}
+	a := &appendStmts{keys: map[int]*sql.Stmt{}}
 	for n := appendChunk; n >= 1; n /= 2 {
-		ins, err := db.PrepareContext(ctx, insertEventsSQL(n))
+		st, err := db.PrepareContext(ctx, insertKeysSQL(n))
 		if err != nil {
 			return nil, errors.Join(err, a.Close())
 		}
-		a.insert[n] = ins
+		a.keys[n] = st
+	}
+	for _, p := range []struct {
+		st  **sql.Stmt
+		sql string
+	}{{&a.chunk, insertChunkSQL}, {&a.mark, insertMarkSQL}, {&a.moveHeadSt, moveHeadSQL}} {
+		st, err := db.PrepareContext(ctx, p.sql)
+		if err != nil {
+			return nil, errors.Join(err, a.Close())
+		}
+		*p.st = st
 	}
 	return a, nil
 }
@@ -48,8 +66,13 @@ func prepareAppend(ctx context.Context, db *sql.DB) (*appendStmts, error) {
 // Close closes the statements.
 func (a *appendStmts) Close() error {
 	var errs []error
-	for _, st := range a.insert {
+	for _, st := range a.keys {
 		errs = append(errs, st.Close())
+	}
+	for _, st := range []*sql.Stmt{a.chunk, a.mark, a.moveHeadSt} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -63,49 +86,60 @@ func chunkSize(n int) int {
 	return size
 }
 
-// slotExpr is the number of the time span (its length in ms bound twice
-// times) holding time_ms, rounded down also for times before 1970 (SQLite's
-// integer division truncates toward zero).
-const slotExpr = `(time_ms / ? - (time_ms < 0 AND time_ms % ? != 0))`
+// slotExpr is the number of the time span (its length in ms bound twice)
+// holding the time column c, rounded down also for times before 1970
+// (SQLite's integer division truncates toward zero).
+func slotExpr(c string) string {
+	return `(` + c + ` / ? - (` + c + ` < 0 AND ` + c + ` % ? != 0))`
+}
 
 // Append stores the batches in one transaction. See Store.Append.
 //
 // Sequence numbers are taken from tenants.head_seq inside the write
 // transaction, which is the only writer, so they are dense and in commit
-// order: a reader never sees seq N+1 before N. An unknown tenant fails the
+// order: a reader never sees seq N+1 before N. The duplicate keys go in
+// first; those SQLite skips are the duplicates, so only the new events are
+// numbered and a duplicate takes no number. The new events are then stored
+// in chunks, with one commit mark per tenant. An unknown tenant fails the
 // whole call with an error wrapping ErrNotFound.
 func (s *SQLite) Append(ctx context.Context, batches []AppendBatch) ([]AppendResult, error) {
 	results := make([]AppendResult, len(batches))
 	if !hasEvents(batches) {
 		return results, nil
 	}
-	received := toMs(s.now())
+	now := toMs(s.now())
+	plans := planAppend(batches)
 
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		ap := appender{ctx: ctx, tx: tx, stmts: s.insertEvent, received: received}
-		heads := make(map[int64]int64)
-		for i, b := range batches {
-			head, ok := heads[b.TenantID]
-			if !ok {
-				var err error
-				if head, err = headTx(ctx, tx, b.TenantID); err != nil {
-					return err
-				}
-			}
-			r, err := ap.appendBatch(b, head)
+		clear(results)
+		ap := appender{ctx: ctx, tx: tx, stmts: s.insertEvent}
+		heads := make(map[int64]tenantHead, len(plans))
+		stored := make([][]bool, len(plans))
+		for i, tp := range plans {
+			h, err := headTx(ctx, tx, tp.tenantID)
 			if err != nil {
 				return err
 			}
-			if r.Stored > 0 {
-				head = r.LastSeq
+			heads[tp.tenantID] = h
+			if stored[i], err = ap.insertKeys(tp); err != nil {
+				return err
 			}
-			heads[b.TenantID] = head
-			results[i] = r
 		}
-		return saveHeads(ctx, tx, heads)
+		moves := numberEvents(plans, heads, stored, now, results)
+		for _, tp := range plans {
+			for _, c := range buildChunks(tp) {
+				if err := ap.insertChunk(c); err != nil {
+					return err
+				}
+			}
+		}
+		return ap.moveHeads(moves)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("append: %w", err)
+	}
+	for i, b := range batches {
+		results[i].Duplicates = len(b.Events) - results[i].Stored
 	}
 	return results, nil
 }
@@ -122,13 +156,12 @@ func hasEvents(batches []AppendBatch) bool {
 	return false
 }
 
-// appender writes the batches of one Append call in its transaction.
+// appender writes the events of one Append call in its transaction.
 type appender struct {
-	ctx      context.Context
-	tx       *sql.Tx
-	stmts    *appendStmts
-	received int64
-	args     []any
+	ctx   context.Context
+	tx    *sql.Tx
+	stmts *appendStmts
+	args  []any
 	// txStmts are the statements bound to tx, by prepared statement.
 	txStmts map[*sql.Stmt]*sql.Stmt
 }
@@ -146,115 +179,94 @@ func (a *appender) stmt(st *sql.Stmt) *sql.Stmt {
 	return s
 }
 
-// appendBatch inserts b's events after head. A duplicate, of a stored event
-// or of an earlier one in the batch, uses no sequence number, so the stored
-// events stay dense.
-func (a *appender) appendBatch(b AppendBatch, head int64) (AppendResult, error) {
-	var r AppendResult
-	seq := head + 1
-	for evs := b.Events; len(evs) > 0; {
-		n := chunkSize(len(evs))
-		stored, err := a.insertChunk(b.TenantID, seq, evs[:n])
-		if err != nil {
-			return AppendResult{}, err
-		}
-		r.Stored += stored
-		r.Duplicates += n - stored
-		seq += int64(stored)
-		evs = evs[n:]
-	}
-	if r.Stored > 0 {
-		r.FirstSeq, r.LastSeq = head+1, seq-1
-	}
-	return r, nil
-}
-
-// insertChunk stores evs as seq, seq+1, ... less the duplicates, and
-// returns how many it stored. The insert numbers the rows before SQLite
-// skips the duplicates, so a chunk with one leaves a gap. Duplicates are
-// rare (a client's retry), so rather than look every key up first, such a
-// chunk is undone and its fresh events, now known, inserted again densely.
-// A chunk of nothing but duplicates (a whole request retried) stores nothing
-// and needs no second pass.
-func (a *appender) insertChunk(tenantID, seq int64, evs []Event) (int, error) {
-	n, err := a.insert(tenantID, seq, evs)
-	if err != nil || n == len(evs) || n == 0 {
-		return n, err
-	}
-	fresh, err := a.landed(tenantID, seq, evs)
-	if err != nil {
-		return 0, err
-	}
-	if _, err := a.tx.ExecContext(a.ctx, `DELETE FROM events WHERE tenant_id = ? AND seq >= ? AND seq < ?`,
-		tenantID, seq, seq+int64(len(evs))); err != nil {
-		return 0, err
-	}
-	for stored := 0; stored < len(fresh); {
-		chunk := fresh[stored : stored+chunkSize(len(fresh)-stored)]
-		n, err := a.insert(tenantID, seq+int64(stored), chunk)
-		if err != nil {
-			return 0, err
-		}
-		if n != len(chunk) {
-			return 0, fmt.Errorf("stored %d of %d events known to be new", n, len(chunk))
-		}
-		stored += n
-	}
-	return len(fresh), nil
-}
-
-// landed returns the events of a chunk inserted from seq that were stored,
-// in order: those whose sequence number is in the table.
-func (a *appender) landed(tenantID, seq int64, evs []Event) ([]Event, error) {
-	rows, err := a.tx.QueryContext(a.ctx, `SELECT seq FROM events WHERE tenant_id = ? AND seq >= ? AND seq < ? ORDER BY seq`,
-		tenantID, seq, seq+int64(len(evs)))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var fresh []Event
-	for rows.Next() {
-		var s int64
-		if err := rows.Scan(&s); err != nil {
+// insertKeys inserts the duplicate keys of tp's events and tells, event by
+// event, which were new. planAppend dropped the call's own repeats, so a
+// key SQLite skips was stored by an earlier commit.
+func (a *appender) insertKeys(tp *tenantAppend) ([]bool, error) {
+	fresh := make([]bool, len(tp.messageIDs))
+	for at := 0; at < len(fresh); {
+		n := chunkSize(len(fresh) - at)
+		if err := a.insertKeyChunk(tp, at, n, fresh); err != nil {
 			return nil, err
 		}
-		fresh = append(fresh, evs[s-seq])
+		at += n
 	}
-	return fresh, rows.Err()
+	return fresh, nil
 }
 
-// insert inserts evs (a prepared chunk size) numbered from seq and returns
-// how many were stored, the others being duplicates.
-func (a *appender) insert(tenantID, seq int64, evs []Event) (int, error) {
+// insertKeyChunk inserts the keys of tp's events at..at+n-1 and marks the
+// new ones in fresh. SQLite returns the inserted keys, in practice in input
+// order: while they follow the input, each matches the event at its
+// position and nothing is copied; otherwise they are collected and looked up.
+func (a *appender) insertKeyChunk(tp *tenantAppend, at, n int, fresh []bool) error {
 	args := a.args[:0]
-	for i, ev := range evs {
-		args = append(args, tenantID, seq+int64(i), ev.MessageID, ev.EventName, ev.TimeMs, a.received, nonNil(ev.Body))
+	for j := at; j < at+n; j++ {
+		args = append(args, tp.tenantID, tp.times[j], tp.messageIDs[j])
 	}
 	a.args = args
-	res, err := a.stmt(a.stmts.insert[len(evs)]).ExecContext(a.ctx, args...)
+	rows, err := a.stmt(a.stmts.keys[n]).QueryContext(a.ctx, args...)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	n, err := res.RowsAffected()
-	return int(n), err
+	defer rows.Close()
+	var inserted map[eventKey]bool // nil while the rows follow the input
+	count := 0
+	for ; rows.Next(); count++ {
+		var t int64
+		var id sql.RawBytes
+		if err := rows.Scan(&t, &id); err != nil {
+			return err
+		}
+		j := at + count
+		if inserted == nil && j < at+n && t == tp.times[j] && string(id) == tp.messageIDs[j] {
+			continue
+		}
+		if inserted == nil {
+			inserted = make(map[eventKey]bool, n)
+			for k := at; k < j; k++ {
+				inserted[eventKey{timeMs: tp.times[k], messageID: tp.messageIDs[k]}] = true
+			}
+		}
+		inserted[eventKey{timeMs: t, messageID: string(id)}] = true
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for j := at; j < at+n; j++ {
+		if inserted == nil {
+			fresh[j] = j < at+count
+		} else {
+			fresh[j] = inserted[eventKey{timeMs: tp.times[j], messageID: tp.messageIDs[j]}]
+		}
+	}
+	return nil
 }
 
-func headTx(ctx context.Context, tx *sql.Tx, tenantID int64) (int64, error) {
-	var head int64
-	err := tx.QueryRowContext(ctx,
-		`SELECT head_seq FROM tenants WHERE id = ?`, tenantID).Scan(&head)
-	return head, notFound(err, "tenant %d", tenantID)
+func (a *appender) insertChunk(c chunk) error {
+	_, err := a.stmt(a.stmts.chunk).ExecContext(a.ctx, c.tenantID, c.eventName, c.firstSeq, c.lastSeq,
+		c.minTimeMs, c.maxTimeMs, c.count, c.receivedMs, c.data)
+	return err
 }
 
-func saveHeads(ctx context.Context, tx *sql.Tx, heads map[int64]int64) error {
-	for id, head := range heads {
-		_, err := tx.ExecContext(ctx,
-			`UPDATE tenants SET head_seq = ? WHERE id = ? AND head_seq < ?`, head, id, head)
-		if err != nil {
+// moveHeads adds a commit mark for each tenant that stored events and moves
+// its head.
+func (a *appender) moveHeads(m headMoves) error {
+	for i, id := range m.tenants {
+		if _, err := a.stmt(a.stmts.mark).ExecContext(a.ctx, id, m.last[i], m.first[i], m.received[i]); err != nil {
+			return err
+		}
+		if _, err := a.stmt(a.stmts.moveHeadSt).ExecContext(a.ctx, m.last[i], m.received[i], id, m.last[i]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func headTx(ctx context.Context, tx *sql.Tx, tenantID int64) (tenantHead, error) {
+	var h tenantHead
+	err := tx.QueryRowContext(ctx,
+		`SELECT head_seq, head_received_ms FROM tenants WHERE id = ?`, tenantID).Scan(&h.head, &h.receivedMs)
+	return h, notFound(err, "tenant %d", tenantID)
 }
 
 // Head returns the tenant's last sequence number, 0 when it has no events.
@@ -269,13 +281,16 @@ func (s *SQLite) Head(ctx context.Context, tenantID int64) (int64, error) {
 	return head, nil
 }
 
+// oldestAfterSQL is the commit mark holding the first retained event after
+// seq ?2 (its own, or the oldest left when retention deleted past seq): one
+// primary-key seek.
+const oldestAfterSQL = `SELECT received_ms FROM commit_marks WHERE tenant_id = ? AND last_seq > ? ORDER BY last_seq LIMIT 1`
+
 // OldestAfter returns when the first event after seq was stored, or the zero
 // time when there is none.
 func (s *SQLite) OldestAfter(ctx context.Context, tenantID, seq int64) (time.Time, error) {
 	var received int64
-	err := s.reader.QueryRowContext(ctx,
-		`SELECT received_ms FROM events WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT 1`,
-		tenantID, seq).Scan(&received)
+	err := s.reader.QueryRowContext(ctx, oldestAfterSQL, tenantID, seq).Scan(&received)
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, nil
 	}
@@ -288,93 +303,88 @@ func (s *SQLite) OldestAfter(ctx context.Context, tenantID, seq int64) (time.Tim
 // GroupsBy lists the (event name, time span) groups in from..to, for spans
 // that divide a day (1h, 24h). See Store.GroupsBy.
 func (s *SQLite) GroupsBy(ctx context.Context, tenantID, from, to int64, eventNames []string, span time.Duration) ([]Group, error) {
-	spanMs := span.Milliseconds()
-	if spanMs <= 0 || msPerDay%spanMs != 0 {
-		return nil, fmt.Errorf("groups: span %s does not divide a day", span)
+	if err := checkSpan(span); err != nil {
+		return nil, err
 	}
-	q, args := groupsQuery(tenantID, from, to, eventNames, spanMs)
+	q, args := groupsQuery(tenantID, from, to, eventNames, span.Milliseconds())
 	rows, err := s.reader.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("groups: %w", err)
 	}
 	defer rows.Close()
 
-	var gs []Group
+	adder := newGroupAdder(from, to, span)
 	for rows.Next() {
-		var g Group
-		var slot int64
-		if err := rows.Scan(&g.EventName, &slot, &g.FirstSeq, &g.LastSeq, &g.Count); err != nil {
+		var c chunkRow
+		var data sql.RawBytes
+		if err := rows.Scan(&c.eventName, &c.firstSeq, &c.lastSeq, &c.minTimeMs, &c.maxTimeMs, &c.count, &data); err != nil {
 			return nil, fmt.Errorf("groups: %w", err)
 		}
-		g.Day = time.UnixMilli(slot * spanMs).UTC()
-		if spanMs != msPerDay {
-			g.Span = span // zero means a day
+		c.data = data
+		if err := adder.add(c); err != nil {
+			return nil, fmt.Errorf("groups: %w", err)
 		}
-		gs = append(gs, g)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("groups: %w", err)
 	}
-	return gs, nil
+	return adder.result(), nil
 }
 
-// groupsQuery builds the Groups query. The range is read through the primary
-// key, in one pass; the tie-break on the name keeps the order stable.
+// groupsQuery builds the GroupsBy query over the chunks holding from..to. A
+// chunk inside the range and one time span is counted from its columns; the
+// others' data is read to count event by event (the CASE is needsDecode).
 func groupsQuery(tenantID, from, to int64, eventNames []string, spanMs int64) (string, []any) {
 	var b strings.Builder
-	b.WriteString(`SELECT event_name, ` + slotExpr + ` AS day, MIN(seq), MAX(seq), COUNT(*)
-	FROM events
-	WHERE tenant_id = ? AND seq >= ? AND seq <= ?`)
-	args := []any{spanMs, spanMs, tenantID, from, to}
+	b.WriteString(`SELECT event_name, first_seq, last_seq, min_time_ms, max_time_ms, count,
+		CASE WHEN first_seq < ? OR last_seq > ? OR ` + slotExpr("min_time_ms") + ` != ` + slotExpr("max_time_ms") + `
+			THEN data END
+	FROM event_chunks
+	WHERE tenant_id = ? AND last_seq >= ? AND last_seq < ? AND first_seq <= ?`)
+	args := []any{from, to, spanMs, spanMs, spanMs, spanMs, tenantID, from, to + chunkMaxSpan, to}
 	if len(eventNames) > 0 {
 		b.WriteString(` AND event_name IN (?` + strings.Repeat(`, ?`, len(eventNames)-1) + `)`)
 		for _, n := range eventNames {
 			args = append(args, n)
 		}
 	}
-	b.WriteString(`
-	GROUP BY event_name, day
-	ORDER BY MIN(seq)`)
 	return b.String(), args
 }
 
-// scanSQL reads one group. Groups of different names interleave in the
-// sequence range, so walking the primary key would read every other group's
-// rows (and bodies) too; the name index visits only this group's rows. Left
-// alone, the planner prefers the primary key, hence INDEXED BY.
-const scanSQL = `SELECT seq, time_ms, body
-	FROM events INDEXED BY events_name_seq
-	WHERE tenant_id = ? AND event_name = ? AND seq >= ? AND seq <= ?
-	  AND time_ms >= ? AND time_ms < ?
-	ORDER BY seq`
+// scanSQL reads one group's chunks: its name's, in the sequence range,
+// overlapping its time span, in sequence order (a name's chunks do not
+// overlap, so last_seq orders them).
+const scanSQL = `SELECT first_seq, data
+	FROM event_chunks INDEXED BY event_chunks_name
+	WHERE tenant_id = ? AND event_name = ? AND last_seq >= ? AND last_seq < ? AND first_seq <= ?
+	  AND max_time_ms >= ? AND min_time_ms < ?
+	ORDER BY last_seq`
 
 // Scan streams the events of group g in sequence order. See Store.Scan.
 //
 // The rows are read in a WAL read transaction, which holds no lock a writer
 // waits for, so a slow fn does not stall ingest.
 func (s *SQLite) Scan(ctx context.Context, tenantID int64, g Group, fn func(ev StoredEvent) error) error {
-	spanMs := msPerDay
-	if g.Span > 0 {
-		spanMs = g.Span.Milliseconds()
-	}
-	start := floorDiv(g.Day.UnixMilli(), spanMs) * spanMs
+	start, end := groupBounds(g)
 	rows, err := s.reader.QueryContext(ctx, scanSQL,
-		tenantID, g.EventName, g.FirstSeq, g.LastSeq, start, start+spanMs)
+		tenantID, g.EventName, g.FirstSeq, g.LastSeq+chunkMaxSpan, g.LastSeq, start, end)
 	if err != nil {
 		return fmt.Errorf("scan: %w", err)
 	}
 	defer rows.Close()
 
-	ev := StoredEvent{EventName: g.EventName}
 	for rows.Next() {
-		// RawBytes avoids a copy per row; it is valid until the next
+		// RawBytes avoids a copy per chunk; it is valid until the next
 		// call to Next, which is why fn must not keep the body.
-		var body sql.RawBytes
-		if err := rows.Scan(&ev.Seq, &ev.TimeMs, &body); err != nil {
+		var first int64
+		var data sql.RawBytes
+		if err := rows.Scan(&first, &data); err != nil {
 			return fmt.Errorf("scan: %w", err)
 		}
-		ev.Body = body
-		if err := fn(ev); err != nil {
+		if err := scanChunk(data, first, g, start, end, fn); err != nil {
+			if errors.Is(err, errChunk) {
+				return fmt.Errorf("scan: %w", err)
+			}
 			return err
 		}
 	}
@@ -393,14 +403,14 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// expiredRangeSQL reads the oldest event through the primary key and the
-// last one stored before the cutoff through the ingest-time index, newest
-// first: one probe each, however many events are retained.
+// expiredRangeSQL reads the oldest commit mark through the primary key and
+// the last one stored before the cutoff through the ingest-time index: one
+// probe each, however many events are retained.
 const expiredRangeSQL = `SELECT
-	COALESCE((SELECT o.seq FROM (SELECT seq, received_ms FROM events WHERE tenant_id = ?1 ORDER BY seq LIMIT 1) o
-		WHERE o.received_ms < ?2), 0),
-	COALESCE((SELECT seq FROM events INDEXED BY events_received WHERE tenant_id = ?1 AND received_ms < ?2
-		ORDER BY received_ms DESC, seq DESC LIMIT 1), 0)`
+	COALESCE((SELECT o.first_seq FROM (SELECT first_seq, received_ms FROM commit_marks WHERE tenant_id = ?1
+		ORDER BY last_seq LIMIT 1) o WHERE o.received_ms < ?2), 0),
+	COALESCE((SELECT last_seq FROM commit_marks INDEXED BY commit_marks_received
+		WHERE tenant_id = ?1 AND received_ms < ?2 ORDER BY received_ms DESC, last_seq DESC LIMIT 1), 0)`
 
 // ExpiredRange returns the sequence range retention may delete from. See
 // Store.ExpiredRange.

@@ -189,6 +189,64 @@ CREATE UNIQUE INDEX signing_keys_current ON signing_keys (not_after) WHERE not_a
 `,
 	// 4: when each agent last beat, for the fresh count (AgentView.Fresh).
 	`ALTER TABLE agents ADD COLUMN seen_at INTEGER NOT NULL DEFAULT 0;`,
+	// 5: the event log in chunks (see chunk.go); convertEvents moves the
+	// events of an older file into them and drops the events table.
+	`
+-- The duplicate keys of the retained events: the only write per event.
+CREATE TABLE event_keys (
+	tenant_id  INTEGER NOT NULL,
+	time_ms    INTEGER NOT NULL,
+	message_id TEXT    NOT NULL,
+	PRIMARY KEY (tenant_id, time_ms, message_id)
+) WITHOUT ROWID;
+
+-- The events, a chunk per tenant, event name and commit. A rowid table on
+-- purpose: WITHOUT ROWID keeps the whole row in its key's B-tree, and a
+-- seek then reads the chunks' overflow pages to compare keys. data comes
+-- last so that the other columns are read without it.
+CREATE TABLE event_chunks (
+	id          INTEGER PRIMARY KEY,
+	tenant_id   INTEGER NOT NULL,
+	event_name  TEXT    NOT NULL,
+	first_seq   INTEGER NOT NULL,
+	last_seq    INTEGER NOT NULL,
+	min_time_ms INTEGER NOT NULL,
+	max_time_ms INTEGER NOT NULL,
+	count       INTEGER NOT NULL,
+	received_ms INTEGER NOT NULL,
+	data        BLOB    NOT NULL
+);
+
+-- Scan reads one name's chunks in a sequence range; GroupsBy and retention
+-- all names'. last_seq leads the range: a chunk spans less than
+-- chunkMaxSpan, so those holding [from, to] have from <= last_seq < to + span.
+CREATE UNIQUE INDEX event_chunks_name ON event_chunks (tenant_id, event_name, last_seq);
+CREATE INDEX event_chunks_seq ON event_chunks (tenant_id, last_seq);
+
+-- One row per tenant per commit: the commit's sequence range and ingest
+-- time, for the lookups by ingest time (LastSeqBefore, ExpiredRange) and
+-- OldestAfter. received_ms never decreases along a tenant's sequence.
+CREATE TABLE commit_marks (
+	tenant_id   INTEGER NOT NULL,
+	last_seq    INTEGER NOT NULL,
+	first_seq   INTEGER NOT NULL,
+	received_ms INTEGER NOT NULL,
+	PRIMARY KEY (tenant_id, last_seq)
+) WITHOUT ROWID;
+
+CREATE INDEX commit_marks_received ON commit_marks (tenant_id, received_ms);
+
+-- The ingest time of the tenant's last commit, which the next one's may not
+-- go below.
+ALTER TABLE tenants ADD COLUMN head_received_ms INTEGER NOT NULL DEFAULT 0;
+`,
+}
+
+// migrationSteps are the parts of a migration written in Go, run in its
+// transaction after its SQL, by version: moving data into an encoding SQL
+// cannot write.
+var migrationSteps = map[int]func(ctx context.Context, tx *sql.Tx) error{
+	5: convertEvents,
 }
 
 // migrate applies the migrations the database does not have yet, all in one
@@ -226,6 +284,11 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	for i := version; i < len(migrations); i++ {
 		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
 			return fmt.Errorf("migrate to version %d: %w", i+1, err)
+		}
+		if step := migrationSteps[i+1]; step != nil {
+			if err := step(ctx, tx); err != nil {
+				return fmt.Errorf("migrate to version %d: %w", i+1, err)
+			}
 		}
 		_, err := tx.ExecContext(ctx,
 			`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -66,28 +67,35 @@ type storedRow struct {
 	Body      string
 }
 
-// allEvents reads a tenant's log straight from the table.
+// allEvents reads a tenant's log straight from its chunks, in sequence
+// order.
 func allEvents(t testing.TB, s *SQLite, tenantID int64) []storedRow {
 	t.Helper()
 	rows, err := s.reader.Query(
-		`SELECT seq, message_id, body FROM events WHERE tenant_id = ? ORDER BY seq`, tenantID)
+		`SELECT first_seq, data FROM event_chunks WHERE tenant_id = ?`, tenantID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
 	var out []storedRow
 	for rows.Next() {
-		var r storedRow
-		var body []byte
-		if err := rows.Scan(&r.Seq, &r.MessageID, &body); err != nil {
+		var first int64
+		var data []byte
+		if err := rows.Scan(&first, &data); err != nil {
 			t.Fatal(err)
 		}
-		r.Body = string(body)
-		out = append(out, r)
+		err := decodeChunk(data, first, func(e chunkEvent) error {
+			out = append(out, storedRow{Seq: e.Seq, MessageID: string(e.MessageID), Body: string(e.Body)})
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
+	slices.SortFunc(out, func(a, b storedRow) int { return compareInt64(a.Seq, b.Seq) })
 	return out
 }
 
@@ -662,9 +670,10 @@ func TestEventQueriesUseIndexes(t *testing.T) {
 		args  []any
 		want  string
 	}{
-		{"groups", groups, groupsArgs, "SEARCH events USING PRIMARY KEY (tenant_id=? AND seq>? AND seq<?)"},
-		{"groups by name", filtered, filteredArgs, "SEARCH events USING COVERING INDEX events_name_seq (tenant_id=? AND event_name=? AND seq>? AND seq<?)"},
-		{"scan", scanSQL, []any{1, "a", 1, 2, 3, 4}, "SEARCH events USING INDEX events_name_seq (tenant_id=? AND event_name=? AND seq>? AND seq<?)"},
+		{"groups", groups, groupsArgs, "SEARCH event_chunks USING INDEX event_chunks_seq (tenant_id=? AND last_seq>? AND last_seq<?)"},
+		{"groups by name", filtered, filteredArgs, "SEARCH event_chunks USING INDEX event_chunks_name (tenant_id=? AND event_name=? AND last_seq>? AND last_seq<?)"},
+		{"scan", scanSQL, []any{1, "a", 1, 2, 3, 4, 5}, "SEARCH event_chunks USING INDEX event_chunks_name (tenant_id=? AND event_name=? AND last_seq>? AND last_seq<?)"},
+		{"oldest after", oldestAfterSQL, []any{1, 5}, "SEARCH commit_marks USING PRIMARY KEY (tenant_id=? AND last_seq>?)"},
 	}
 	for _, tt := range tests {
 		rows, err := s.reader.Query("EXPLAIN QUERY PLAN "+tt.query, tt.args...)
