@@ -281,6 +281,9 @@ func runStore(ctx context.Context, o options, rep *report, name, agentBin, tmp s
 	if err := w.measureStages(ctx, run); err != nil {
 		return err
 	}
+	if err := w.measureAppend(ctx, o, run); err != nil {
+		return err
+	}
 	if err := w.measureFormats(ctx, run); err != nil {
 		return err
 	}

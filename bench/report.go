@@ -14,14 +14,23 @@ import (
 
 // Targets the figures are checked against.
 const (
-	targetIngest  = 100_000   // durable events/s
-	targetRatio   = 0.80      // delivery rate / slowest stage
-	targetPeakRSS = 256 << 20 // bytes, while delivering the window
+	targetIngestSQLite   = 150_000   // durable events/s, the agent on SQLite
+	targetIngestPostgres = 80_000    // the same on PostgreSQL, the server on the same CPUs
+	targetRatio          = 0.80      // delivery rate / slowest stage
+	targetPeakRSS        = 256 << 20 // bytes, while delivering the window
 
 	// disturbed is the CPU (in cores) other processes may use during a
 	// phase before its figures are flagged as disturbed.
 	disturbed = 0.25
 )
+
+// targetIngest is the durable ingest target of the run's store.
+func targetIngest(run *storeRun) int64 {
+	if run.st.name == storePostgres {
+		return targetIngestPostgres
+	}
+	return targetIngestSQLite
+}
 
 // report collects every figure of a run and prints them as one table.
 type report struct {
@@ -211,7 +220,14 @@ func (r *report) printStores(out io.Writer) {
 		count(in.events), float64(in.bytes)/float64(in.events), in.clients, in.batch))
 	row("durable ingest", each(func(run *storeRun) string { return count(int64(run.ingest.eventsPerSec())) }), "events/s", "")
 	row("", each(func(run *storeRun) string { return fmt.Sprintf("%.1f", run.ingest.mbPerSec()) }), "MB/s", "NDJSON posted")
-	row("ingest target >= 100,000", each(func(run *storeRun) string { return mark(run.ingest.eventsPerSec() >= targetIngest) }), "", "events/s")
+	row("ingest target", each(func(run *storeRun) string { return count(targetIngest(run)) }), "events/s",
+		"SQLite's: a peer that does not fsync, measured on a machine of this kind; PostgreSQL's with the database on the same CPUs")
+	row("", each(func(run *storeRun) string { return mark(run.ingest.eventsPerSec() >= float64(targetIngest(run))) }), "", "")
+	row("store append limit", each(func(run *storeRun) string { return count(int64(run.stages.appendLimit.eventsPerSec())) }), "events/s",
+		fmt.Sprintf("Append alone, calls of %d x %d events one after the other, agent stopped", in.clients, in.batch))
+	row("durable ingest / append limit", each(func(run *storeRun) string {
+		return fmt.Sprintf("%.2f", run.ingest.eventsPerSec()/run.stages.appendLimit.eventsPerSec())
+	}), "", "")
 	lat := func(p float64) []string {
 		return each(func(run *storeRun) string { return ms(percentile(run.ingest.latency, p)) })
 	}

@@ -36,6 +36,8 @@ func (s stageResult) mbPerSec() float64     { return float64(s.bytesIn) / 1e6 / 
 // stages are the limits of the pipeline on the events of the delivery run.
 type stages struct {
 	read, compress, put stageResult
+	// appendLimit is Append alone on the ingest's events (append.go).
+	appendLimit stageResult
 	// overlapped is the three stages run by two goroutines, the store read
 	// in one and gzip, SHA-256 and the upload in the other: a prototype of
 	// a delivery whose stages overlap, not what the agent does.

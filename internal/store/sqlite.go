@@ -116,6 +116,9 @@ func openSQLite(ctx context.Context, path string) (*SQLite, error) {
 	return s, nil
 }
 
+// writerCacheKiB is the writer connection's page cache.
+const writerCacheKiB = 32 << 10
+
 // dsn builds the modernc.org/sqlite data source name for an absolute path.
 // The pragmas are part of the DSN so that every connection the pool opens
 // gets them. The path goes in a file: URI so that characters such as '?' or
@@ -134,6 +137,10 @@ func dsn(path string, readOnly bool) string {
 		// survives power loss, which the ingest 2xx promises.
 		q.Add("_pragma", "synchronous(FULL)")
 		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", walAutocheckpoint))
+		// A commit of thousands of events dirties a few MB of pages;
+		// with the default 2 MB cache SQLite spills them to the WAL in
+		// the middle of the transaction, a write each.
+		q.Add("_pragma", fmt.Sprintf("cache_size(%d)", -writerCacheKiB))
 		q.Set("_txlock", "immediate")
 	}
 	p := filepath.ToSlash(path)
