@@ -18,12 +18,16 @@ const msPerDay = int64(24 * time.Hour / time.Millisecond)
 // prepared statements (1000 events: 256×3+128+64+32+8).
 const appendChunk = 256
 
-// insertKeysSQL inserts n duplicate keys, skipping those already stored,
-// and returns the keys it inserted: the events that are new.
-func insertKeysSQL(n int) string {
-	return `INSERT INTO event_keys (tenant_id, time_ms, message_id) VALUES ` +
-		strings.TrimSuffix(strings.Repeat(`(?, ?, ?), `, n), `, `) +
-		` ON CONFLICT DO NOTHING RETURNING time_ms, message_id`
+// insertKeysSQL inserts n duplicate keys, skipping those already stored;
+// with returning, it also returns the keys it inserted: the events that are
+// new.
+func insertKeysSQL(n int, returning bool) string {
+	q := `INSERT INTO event_keys (tenant_id, time_ms, message_id) VALUES ` +
+		strings.TrimSuffix(strings.Repeat(`(?, ?, ?), `, n), `, `) + ` ON CONFLICT DO NOTHING`
+	if returning {
+		q += ` RETURNING time_ms, message_id`
+	}
+	return q
 }
 
 const (
@@ -37,23 +41,35 @@ const (
 // appendStmts are Append's statements, prepared once on the writer's only
 // connection.
 type appendStmts struct {
-	keys                    map[int]*sql.Stmt // by chunk size
+	keys, keysReturning     map[int]*sql.Stmt // by chunk size
 	chunk, mark, moveHeadSt *sql.Stmt
+	// savepoint, release and rollbackTo undo a chunk of keys that met a
+	// stored one (see insertKeyChunk).
+	savepoint, release, rollbackTo *sql.Stmt
 }
 
 func prepareAppend(ctx context.Context, db *sql.DB) (*appendStmts, error) {
-	a := &appendStmts{keys: map[int]*sql.Stmt{}}
+	a := &appendStmts{keys: map[int]*sql.Stmt{}, keysReturning: map[int]*sql.Stmt{}}
 	for n := appendChunk; n >= 1; n /= 2 {
-		st, err := db.PrepareContext(ctx, insertKeysSQL(n))
-		if err != nil {
-			return nil, errors.Join(err, a.Close())
+		for _, returning := range []bool{false, true} {
+			st, err := db.PrepareContext(ctx, insertKeysSQL(n, returning))
+			if err != nil {
+				return nil, errors.Join(err, a.Close())
+			}
+			if returning {
+				a.keysReturning[n] = st
+			} else {
+				a.keys[n] = st
+			}
 		}
-		a.keys[n] = st
 	}
 	for _, p := range []struct {
 		st  **sql.Stmt
 		sql string
-	}{{&a.chunk, insertChunkSQL}, {&a.mark, insertMarkSQL}, {&a.moveHeadSt, moveHeadSQL}} {
+	}{
+		{&a.chunk, insertChunkSQL}, {&a.mark, insertMarkSQL}, {&a.moveHeadSt, moveHeadSQL},
+		{&a.savepoint, `SAVEPOINT event_keys`}, {&a.release, `RELEASE event_keys`}, {&a.rollbackTo, `ROLLBACK TO event_keys`},
+	} {
 		st, err := db.PrepareContext(ctx, p.sql)
 		if err != nil {
 			return nil, errors.Join(err, a.Close())
@@ -69,7 +85,10 @@ func (a *appendStmts) Close() error {
 	for _, st := range a.keys {
 		errs = append(errs, st.Close())
 	}
-	for _, st := range []*sql.Stmt{a.chunk, a.mark, a.moveHeadSt} {
+	for _, st := range a.keysReturning {
+		errs = append(errs, st.Close())
+	}
+	for _, st := range []*sql.Stmt{a.chunk, a.mark, a.moveHeadSt, a.savepoint, a.release, a.rollbackTo} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -195,49 +214,66 @@ func (a *appender) insertKeys(tp *tenantAppend) ([]bool, error) {
 }
 
 // insertKeyChunk inserts the keys of tp's events at..at+n-1 and marks the
-// new ones in fresh. SQLite returns the inserted keys, in practice in input
-// order: while they follow the input, each matches the event at its
-// position and nothing is copied; otherwise they are collected and looked up.
+// new ones in fresh. Nearly always every key is new: the insert runs in a
+// savepoint and, when it stored all n, that is all. When it skipped some,
+// the savepoint is rolled back and the keys inserted again with RETURNING,
+// which names the new ones (returning them costs a row each, which the
+// usual case need not pay).
 func (a *appender) insertKeyChunk(tp *tenantAppend, at, n int, fresh []bool) error {
 	args := a.args[:0]
 	for j := at; j < at+n; j++ {
 		args = append(args, tp.tenantID, tp.times[j], tp.messageIDs[j])
 	}
 	a.args = args
-	rows, err := a.stmt(a.stmts.keys[n]).QueryContext(a.ctx, args...)
+	if _, err := a.stmt(a.stmts.savepoint).ExecContext(a.ctx); err != nil {
+		return err
+	}
+	res, err := a.stmt(a.stmts.keys[n]).ExecContext(a.ctx, args...)
+	if err != nil {
+		return err
+	}
+	stored, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if stored != int64(n) {
+		if _, err := a.stmt(a.stmts.rollbackTo).ExecContext(a.ctx); err != nil {
+			return err
+		}
+	}
+	if _, err := a.stmt(a.stmts.release).ExecContext(a.ctx); err != nil {
+		return err
+	}
+	if stored == int64(n) {
+		for j := at; j < at+n; j++ {
+			fresh[j] = true
+		}
+		return nil
+	}
+	return a.insertKeysReturning(tp, at, n, fresh)
+}
+
+// insertKeysReturning inserts the chunk's keys and marks those SQLite
+// returns as inserted.
+func (a *appender) insertKeysReturning(tp *tenantAppend, at, n int, fresh []bool) error {
+	rows, err := a.stmt(a.stmts.keysReturning[n]).QueryContext(a.ctx, a.args...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	var inserted map[eventKey]bool // nil while the rows follow the input
-	count := 0
-	for ; rows.Next(); count++ {
-		var t int64
-		var id sql.RawBytes
-		if err := rows.Scan(&t, &id); err != nil {
+	inserted := make(map[eventKey]bool, n)
+	for rows.Next() {
+		var k eventKey
+		if err := rows.Scan(&k.timeMs, &k.messageID); err != nil {
 			return err
 		}
-		j := at + count
-		if inserted == nil && j < at+n && t == tp.times[j] && string(id) == tp.messageIDs[j] {
-			continue
-		}
-		if inserted == nil {
-			inserted = make(map[eventKey]bool, n)
-			for k := at; k < j; k++ {
-				inserted[eventKey{timeMs: tp.times[k], messageID: tp.messageIDs[k]}] = true
-			}
-		}
-		inserted[eventKey{timeMs: t, messageID: string(id)}] = true
+		inserted[k] = true
 	}
 	if err := rows.Err(); err != nil {
 		return err
 	}
 	for j := at; j < at+n; j++ {
-		if inserted == nil {
-			fresh[j] = j < at+count
-		} else {
-			fresh[j] = inserted[eventKey{timeMs: tp.times[j], messageID: tp.messageIDs[j]}]
-		}
+		fresh[j] = inserted[eventKey{timeMs: tp.times[j], messageID: tp.messageIDs[j]}]
 	}
 	return nil
 }
