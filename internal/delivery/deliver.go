@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/auditexport/auditexport/internal/api"
 	"github.com/auditexport/auditexport/internal/encode"
 	"github.com/auditexport/auditexport/internal/s3sink"
 	"github.com/auditexport/auditexport/internal/store"
+	"golang.org/x/sync/errgroup"
 )
 
 // ObjectWriter streams one object to the bucket. *s3sink.Upload is one.
@@ -138,6 +141,9 @@ type attemptState struct {
 	// completed: nothing of the plan is visible in the bucket before, so
 	// one store write does the work of two.
 	saved bool
+	// mu guards groups, done, saved and plan.Objects while groups are
+	// written at once (see writeGroups).
+	mu sync.Mutex
 }
 
 // runOnce delivers the events of the window ending at windowEnd as one plan,
@@ -164,10 +170,8 @@ func (d *Deliverer) runOnce(ctx context.Context, t *target, windowEnd time.Time)
 	if err := json.Unmarshal(plan.Objects, &a.groups); err != nil {
 		return 0, fmt.Errorf("decoding plan: %w", err)
 	}
-	for i := range a.groups {
-		if err := d.writeGroup(ctx, a, i); err != nil {
-			return 0, err
-		}
+	if err := d.writeGroups(ctx, a); err != nil {
+		return 0, err
 	}
 	if !a.saved {
 		// No object was written (none of the range's events made one):
@@ -223,19 +227,45 @@ func (d *Deliverer) newPlan(ctx context.Context, t *target, windowEnd time.Time)
 	}, nil
 }
 
+// groupsAtOnce is how many groups of one plan are written at the same time.
+// Encoding (gzip, Parquet) is the slowest step of a large delivery and uses
+// one core per object; a plan of several event names keeps two busy. More
+// would only add buffers: the agent's other destinations have workers of
+// their own.
+const groupsAtOnce = 2
+
+// writeGroups writes the plan's groups, groupsAtOnce at a time; the first
+// error stops the others (their objects are aborted, and the plan records
+// what was written, as after a crash).
+func (d *Deliverer) writeGroups(ctx context.Context, a *attemptState) error {
+	if len(a.groups) == 1 {
+		return d.writeGroup(ctx, a, 0)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(groupsAtOnce)
+	for i := range a.groups {
+		g.Go(func() error { return d.writeGroup(ctx, a, i) })
+	}
+	return g.Wait()
+}
+
 // writeGroup writes a group's objects: first the parts whose boundaries are
 // recorded, then new parts until the group's last event.
 func (d *Deliverer) writeGroup(ctx context.Context, a *attemptState, gi int) error {
 	g := &a.groups[gi]
 	next, part := g.FirstSeq, 1
-	for pi := range g.Parts {
-		p := &g.Parts[pi]
+	a.mu.Lock()
+	recorded := slices.Clone(g.Parts)
+	a.mu.Unlock()
+	for pi, p := range recorded {
 		if !p.Done {
 			if err := d.rewritePart(ctx, a, gi, pi); err != nil {
 				return err
 			}
 		}
-		a.count(*p)
+		a.mu.Lock()
+		a.count(g.Parts[pi])
+		a.mu.Unlock()
 		next, part = p.LastSeq+1, p.Part+1
 	}
 	for next <= g.LastSeq {
@@ -246,14 +276,16 @@ func (d *Deliverer) writeGroup(ctx context.Context, a *attemptState, gi int) err
 		if p.Count == 0 {
 			break // the rest of the range holds no event of this group
 		}
+		a.mu.Lock()
 		a.count(p)
+		a.mu.Unlock()
 		next, part = p.LastSeq+1, p.Part+1
 	}
 	return nil
 }
 
 // count adds a written object to what the plan's commit records, and to
-// the delivery log in the order written.
+// the delivery log in the order written. The caller holds a.mu.
 func (a *attemptState) count(p planPart) {
 	a.done.Events += p.Count
 	a.done.Objects++
@@ -303,7 +335,9 @@ func (d *Deliverer) newPart(ctx context.Context, a *attemptState, gi int, from i
 
 // rewritePart writes a recorded part again, exactly its recorded range.
 func (d *Deliverer) rewritePart(ctx context.Context, a *attemptState, gi, pi int) error {
+	a.mu.Lock()
 	t, g, p := a.t, &a.groups[gi], a.groups[gi].Parts[pi]
+	a.mu.Unlock()
 	class, _, err := d.partClass(ctx, t, g, p.FirstSeq)
 	if err != nil {
 		return err
@@ -367,8 +401,11 @@ func (d *Deliverer) finishPart(ctx context.Context, a *attemptState, gi int, o *
 	p.Bytes, p.SHA256 = o.up.Written(), hex.EncodeToString(o.sum.Sum(nil))
 	g := &a.groups[gi]
 	if isNew {
+		a.mu.Lock()
 		g.Parts = append(g.Parts, p)
-		if err := d.savePlan(ctx, a); err != nil {
+		err := d.savePlan(ctx, a)
+		a.mu.Unlock()
+		if err != nil {
 			o.up.Abort()
 			return p, err
 		}
@@ -379,16 +416,19 @@ func (d *Deliverer) finishPart(ctx context.Context, a *attemptState, gi int, o *
 	}
 	d.log.Debug("object written", "destination", a.t.dest.ID, "key", p.Key, "events", p.Count,
 		"bytes", p.Bytes, "sha256", p.SHA256, "already_existed", res.AlreadyExists)
+	a.mu.Lock()
 	for i := range g.Parts {
 		if g.Parts[i].Part == p.Part {
 			g.Parts[i].Done, g.Parts[i].Bytes, g.Parts[i].SHA256 = true, p.Bytes, p.SHA256
 		}
 	}
+	a.mu.Unlock()
 	return p, nil
 }
 
 // savePlan writes the plan with the parts recorded so far: SavePlan the
-// first time for a new plan, UpdatePlan after.
+// first time for a new plan, UpdatePlan after. While groups are written at
+// once the caller holds a.mu, so the plan's writes follow one another.
 func (d *Deliverer) savePlan(ctx context.Context, a *attemptState) error {
 	data, err := json.Marshal(a.groups)
 	if err != nil {
