@@ -115,7 +115,7 @@ func migratePostgres(ctx context.Context, pool *pgxpool.Pool) error {
 // well: converting the per-event rows into chunks needs the chunk encoding,
 // which lives in Go only (one encoder for both engines and the readers).
 var pgMigrationSteps = map[int]func(ctx context.Context, tx pgx.Tx) error{
-	6: convertEventsToChunks,
+	6: pgConvertEventsToChunks,
 }
 
 // applyPgMigration runs migration m's SQL and then its Go step, if any.
@@ -131,16 +131,16 @@ func applyPgMigration(ctx context.Context, tx pgx.Tx, m pgMigration) error {
 	return nil
 }
 
-// convertPage is how many events the chunk conversion reads per query.
-const convertPage = 10000
+// pgConvertPage is how many events the chunk conversion reads per query.
+const pgConvertPage = 10000
 
-// convertEventsToChunks moves the events table's rows into event_chunks,
+// pgConvertEventsToChunks moves the events table's rows into event_chunks,
 // tenant by tenant in sequence order, and drops the table (the SQL of
 // version 6 already copied the duplicate keys). Reading in keyset pages
 // keeps memory bounded whatever the backlog. A chunk takes the received_ms
 // of its last event, the latest of its events (received_ms never decreases
 // along the sequence).
-func convertEventsToChunks(ctx context.Context, tx pgx.Tx) error {
+func pgConvertEventsToChunks(ctx context.Context, tx pgx.Tx) error {
 	rows, err := tx.Query(ctx, `SELECT DISTINCT tenant_id FROM events ORDER BY tenant_id`)
 	if err != nil {
 		return err
@@ -151,11 +151,11 @@ func convertEventsToChunks(ctx context.Context, tx pgx.Tx) error {
 	}
 	for _, tenant := range tenants {
 		for after := int64(0); ; {
-			last, n, err := convertEventsPage(ctx, tx, tenant, after)
+			last, n, err := pgConvertEventsPage(ctx, tx, tenant, after)
 			if err != nil {
 				return fmt.Errorf("converting the events of tenant %d after seq %d: %w", tenant, after, err)
 			}
-			if n < convertPage {
+			if n < pgConvertPage {
 				break
 			}
 			after = last
@@ -165,11 +165,11 @@ func convertEventsToChunks(ctx context.Context, tx pgx.Tx) error {
 	return err
 }
 
-// convertEventsPage converts up to convertPage events of the tenant after
+// pgConvertEventsPage converts up to pgConvertPage events of the tenant after
 // seq `after` and returns the last seq converted and how many there were.
-func convertEventsPage(ctx context.Context, tx pgx.Tx, tenant, after int64) (last int64, n int, err error) {
+func pgConvertEventsPage(ctx context.Context, tx pgx.Tx, tenant, after int64) (last int64, n int, err error) {
 	rows, err := tx.Query(ctx, `SELECT seq, message_id, event_name, time_ms, received_ms, body FROM events
-		WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, tenant, after, convertPage)
+		WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, tenant, after, pgConvertPage)
 	if err != nil {
 		return 0, 0, err
 	}
