@@ -35,8 +35,9 @@ const (
 	// connection, unless the URL sets connect_timeout.
 	defaultConnectTimeout = 5 * time.Second
 
-	// scanPage is how many events Scan reads per query.
-	scanPage = 500
+	// scanChunks is how many chunks Scan reads per query: at most
+	// chunkMaxBytes each, so a page stays around a megabyte.
+	scanChunks = 4
 )
 
 // Postgres is the Store kept in a PostgreSQL database (14 or later), which

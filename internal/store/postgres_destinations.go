@@ -152,8 +152,7 @@ func (p *Postgres) DestinationSummaries(ctx context.Context) ([]DestinationSumma
 	defer cancel()
 	rows, err := p.pool.Query(ctx2, `SELECT `+destinationStatusColumns+`, `+pgHolderColumn+`,
 			t.name, COALESCE(h.head, 0),
-			COALESCE((SELECT e.received_ms FROM events e
-				WHERE e.tenant_id = d.tenant_id AND e.seq > d.cursor ORDER BY e.seq LIMIT 1), 0)
+			COALESCE(`+pgOldestAfterSQL("d.tenant_id", "d.cursor")+`, 0)
 		FROM destinations d
 		JOIN tenants t ON t.id = d.tenant_id
 		LEFT JOIN tenant_heads h ON h.tenant_id = d.tenant_id

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,8 +22,8 @@ const pgLockHeadsSQL = `SELECT tenant_id, head, received_ms FROM tenant_heads
 // tenants) whose messageId and timestamp are already stored.
 const pgProbeSQL = `SELECT u.ord FROM unnest($1::bigint[], $2::bigint[], $3::text[]) WITH ORDINALITY
 	AS u (tenant_id, time_ms, message_id, ord)
-	WHERE EXISTS (SELECT 1 FROM events e
-		WHERE e.tenant_id = u.tenant_id AND e.time_ms = u.time_ms AND e.message_id = u.message_id)`
+	WHERE EXISTS (SELECT 1 FROM event_keys k
+		WHERE k.tenant_id = u.tenant_id AND k.time_ms = u.time_ms AND k.message_id = u.message_id)`
 
 // pgMoveHeadsSQL moves the heads of the tenants that stored events and adds
 // one commit mark for each (see the commit_marks migration).
@@ -35,8 +37,22 @@ const pgMoveHeadsSQL = `WITH u AS (
 INSERT INTO commit_marks (tenant_id, first_seq, last_seq, received_ms)
 SELECT tenant_id, first_seq, last_seq, received_ms FROM u`
 
-// pgEventColumns are the columns Append copies into events.
-var pgEventColumns = []string{"tenant_id", "seq", "message_id", "event_name", "time_ms", "received_ms", "body"}
+// pgKeyColumns are the columns Append copies into event_keys.
+var pgKeyColumns = []string{"tenant_id", "time_ms", "message_id"}
+
+// pgChunkColumns are the columns of event_chunks, as chunkValues lists them.
+var pgChunkColumns = []string{"tenant_id", "event_name", "first_seq", "last_seq", "min_time_ms", "max_time_ms", "count", "received_ms", "data"}
+
+func chunkValues(c chunk) []any {
+	return []any{c.tenantID, c.eventName, c.firstSeq, c.lastSeq, c.minTimeMs, c.maxTimeMs, c.count, c.receivedMs, c.data}
+}
+
+// pgInsertChunksSQL inserts the chunks of a commit, a column each. They are
+// few (about one per event name and tenant), so the arrays cost little, and
+// the statement goes in one round trip with the heads' move.
+const pgInsertChunksSQL = `INSERT INTO event_chunks
+	(tenant_id, event_name, first_seq, last_seq, min_time_ms, max_time_ms, count, received_ms, data)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bytea[])`
 
 // Append stores the batches in one transaction. See Store.Append.
 //
@@ -61,15 +77,19 @@ var pgEventColumns = []string{"tenant_id", "seq", "message_id", "event_name", "t
 //     it), so it never passes a number a slower transaction will still
 //     commit.
 //
-// The events go in with COPY (binary), numbered here from the locked heads:
-// it is the cheapest way into PostgreSQL, with no per-row statement, array
-// parsing or planning. There is deliberately no ON CONFLICT: with the heads
-// locked no other transaction can insert these tenants' events, so a unique
-// violation would be a bug, and skipping the row would leave a gap in the
-// sequence. A commit costs five round trips whatever the number of events
-// (begin; locks and probe, pipelined; the copy; heads and marks; commit). An
-// unknown tenant fails the whole call with an error wrapping ErrNotFound and
-// stores nothing.
+// The events are numbered here from the locked heads and encoded into
+// chunks (one row per tenant and event name, see chunk.go); their duplicate
+// keys, the only rows written per event, go in with COPY (binary): it is
+// the cheapest way into PostgreSQL, with no per-row statement, array
+// parsing or planning. The chunks, a handful per commit, go in with the
+// heads' move and the commit marks in one pipelined batch. There is
+// deliberately no ON CONFLICT: with the heads locked no other transaction
+// can insert these tenants' keys or chunks, so a unique violation would be
+// a bug, and skipping a row would leave a gap in the sequence. A commit
+// costs five round trips whatever the number of events (begin; locks and
+// probe, pipelined; the keys' copy; chunks, heads and marks, pipelined;
+// commit). An unknown tenant fails the whole call with an error wrapping
+// ErrNotFound and stores nothing.
 func (p *Postgres) Append(ctx context.Context, batches []AppendBatch) ([]AppendResult, error) {
 	results := make([]AppendResult, len(batches))
 	if !hasEvents(batches) {
@@ -87,11 +107,10 @@ func (p *Postgres) Append(ctx context.Context, batches []AppendBatch) ([]AppendR
 		if len(moves.tenants) == 0 {
 			return nil // every event was a duplicate
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, pgEventColumns, &eventRows{plans: plans, stored: stored}); err != nil {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"event_keys"}, pgKeyColumns, &keyRows{plans: plans, stored: stored}); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, pgMoveHeadsSQL, moves.tenants, moves.first, moves.last, moves.received)
-		return err
+		return insertChunksAndMove(ctx, tx, plans, moves)
 	})
 	if err != nil {
 		return nil, p.fail(ctx, "append", err)
@@ -183,15 +202,49 @@ func markStored(plans []*tenantAppend, dupOrds []int64) [][]bool {
 	return stored
 }
 
-// eventRows feeds the new events to COPY, plan by plan.
-type eventRows struct {
+// insertChunksAndMove encodes the new events into chunks, inserts them and
+// moves the heads, in one pipelined batch.
+func insertChunksAndMove(ctx context.Context, tx pgx.Tx, plans []*tenantAppend, moves headMoves) error {
+	var cols chunkColumns
+	for _, tp := range plans {
+		for _, c := range buildChunks(tp) {
+			cols.add(c)
+		}
+	}
+	b := &pgx.Batch{}
+	b.Queue(pgInsertChunksSQL, cols.tenants, cols.names, cols.first, cols.last, cols.minTime, cols.maxTime, cols.count, cols.received, cols.data)
+	b.Queue(pgMoveHeadsSQL, moves.tenants, moves.first, moves.last, moves.received)
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// chunkColumns are chunks column by column, as pgInsertChunksSQL takes them.
+type chunkColumns struct {
+	tenants, first, last, minTime, maxTime, count, received []int64
+	names                                                   []string
+	data                                                    [][]byte
+}
+
+func (cc *chunkColumns) add(c chunk) {
+	cc.tenants = append(cc.tenants, c.tenantID)
+	cc.names = append(cc.names, c.eventName)
+	cc.first = append(cc.first, c.firstSeq)
+	cc.last = append(cc.last, c.lastSeq)
+	cc.minTime = append(cc.minTime, c.minTimeMs)
+	cc.maxTime = append(cc.maxTime, c.maxTimeMs)
+	cc.count = append(cc.count, c.count)
+	cc.received = append(cc.received, c.receivedMs)
+	cc.data = append(cc.data, c.data)
+}
+
+// keyRows feeds the new events' duplicate keys to COPY, plan by plan.
+type keyRows struct {
 	plans  []*tenantAppend
 	stored [][]bool
 	i, j   int
 	row    []any
 }
 
-func (r *eventRows) Next() bool {
+func (r *keyRows) Next() bool {
 	for r.i < len(r.plans) {
 		if r.j >= len(r.stored[r.i]) {
 			r.i, r.j = r.i+1, 0
@@ -205,14 +258,14 @@ func (r *eventRows) Next() bool {
 	return false
 }
 
-func (r *eventRows) Values() ([]any, error) {
+func (r *keyRows) Values() ([]any, error) {
 	tp, j := r.plans[r.i], r.j
 	r.j++
-	r.row = append(r.row[:0], tp.tenantID, tp.seqs[j], tp.messageIDs[j], tp.names[j], tp.times[j], tp.receivedMs, tp.bodies[j])
+	r.row = append(r.row[:0], tp.tenantID, tp.times[j], tp.messageIDs[j])
 	return r.row, nil
 }
 
-func (r *eventRows) Err() error { return nil }
+func (r *keyRows) Err() error { return nil }
 
 // Head returns the tenant's last sequence number, 0 when it has no events.
 // An unknown tenant is an error wrapping ErrNotFound.
@@ -225,19 +278,35 @@ func (p *Postgres) Head(ctx context.Context, tenantID int64) (int64, error) {
 	return head, nil
 }
 
+// pgOldestAfterSQL is when the first event after seq $2 was stored: the
+// received_ms of the commit mark holding seq $2 + 1, or of the first mark
+// after it when retention deleted up to there. Both are primary key
+// lookups, whatever the number of retained marks. The marks start exactly
+// at the oldest retained event (DeleteEvents moves a mark it cuts through).
+// It is used with the columns tenant_id and seq named by the caller.
+func pgOldestAfterSQL(tenant, seq string) string {
+	return `COALESCE(
+		(SELECT m.received_ms FROM (SELECT received_ms, last_seq FROM commit_marks
+			WHERE tenant_id = ` + tenant + ` AND first_seq <= ` + seq + ` + 1
+			ORDER BY first_seq DESC LIMIT 1) m
+		WHERE m.last_seq > ` + seq + `),
+		(SELECT received_ms FROM commit_marks
+			WHERE tenant_id = ` + tenant + ` AND first_seq > ` + seq + `
+			ORDER BY first_seq LIMIT 1))`
+}
+
 // OldestAfter returns when the first event after seq was stored, or the zero
 // time when there is none.
 func (p *Postgres) OldestAfter(ctx context.Context, tenantID, seq int64) (time.Time, error) {
-	var received int64
-	err := p.queryRow(ctx, `SELECT received_ms FROM events
-		WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT 1`, []any{tenantID, seq}, &received)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return time.Time{}, nil
-	}
+	var received *int64
+	err := p.queryRow(ctx, `SELECT `+pgOldestAfterSQL("$1::bigint", "$2::bigint"), []any{tenantID, seq}, &received)
 	if err != nil {
 		return time.Time{}, p.fail(ctx, fmt.Sprintf("oldest event after %d", seq), err)
 	}
-	return time.UnixMilli(received).UTC(), nil
+	if received == nil {
+		return time.Time{}, nil
+	}
+	return time.UnixMilli(*received).UTC(), nil
 }
 
 // LastSeqBefore returns the last sequence number stored before t. See
@@ -264,149 +333,291 @@ func (p *Postgres) LastSeqBefore(ctx context.Context, tenantID, after int64, t t
 	return *seq, nil
 }
 
-// pgSlotExpr is the number of the time span ($1 ms long) holding time_ms,
-// rounded toward negative infinity also for times before 1970 (integer
-// division truncates toward zero).
-const pgSlotExpr = `((time_ms - ((time_ms % $1) + $1) % $1) / $1)`
+// pgSlot is the number of the time span ($1 ms long) holding the time in
+// column col, rounded toward negative infinity also for times before 1970
+// (integer division truncates toward zero), as floorDiv does.
+func pgSlot(col string) string {
+	return `((` + col + ` - ((` + col + ` % $1) + $1) % $1) / $1)`
+}
+
+// seqBound is the exclusive upper bound on last_seq of the chunks that may
+// hold a sequence number at or below to: a chunk spans less than
+// chunkMaxSpan numbers. It saturates rather than overflow.
+func seqBound(to int64) int64 {
+	if to > math.MaxInt64-chunkMaxSpan {
+		return math.MaxInt64
+	}
+	return to + chunkMaxSpan
+}
+
+// pgGroupsSQL reads the chunks holding from..to ($3..$4) through the
+// sequence index. A chunk's data comes along only when the chunk must be
+// decoded to be counted: the CASE is needsDecode, with the slot computed as
+// floorDiv does; the others are counted from their columns.
+var pgGroupsSQL = `SELECT event_name, first_seq, last_seq, min_time_ms, max_time_ms, count,
+		CASE WHEN first_seq < $3 OR last_seq > $4 OR ` + pgSlot("min_time_ms") + ` <> ` + pgSlot("max_time_ms") + `
+			THEN data END
+	FROM event_chunks
+	WHERE tenant_id = $2 AND last_seq >= $3 AND last_seq < $6 AND first_seq <= $4
+	  AND (cardinality($5::text[]) = 0 OR event_name = ANY ($5::text[]))`
 
 // GroupsBy lists the (event name, time span) groups in from..to, for spans
 // that divide a day (1h, 24h). See Store.GroupsBy.
 func (p *Postgres) GroupsBy(ctx context.Context, tenantID, from, to int64, eventNames []string, span time.Duration) ([]Group, error) {
-	spanMs := span.Milliseconds()
-	if spanMs <= 0 || msPerDay%spanMs != 0 {
-		return nil, fmt.Errorf("groups: span %s does not divide a day", span)
+	if err := checkSpan(span); err != nil {
+		return nil, err
 	}
 	if eventNames == nil {
 		eventNames = []string{}
 	}
 	ctx2, cancel := p.bound(ctx)
 	defer cancel()
-	rows, err := p.pool.Query(ctx2, `SELECT event_name, `+pgSlotExpr+` AS slot, MIN(seq), MAX(seq), COUNT(*)
-		FROM events
-		WHERE tenant_id = $2 AND seq >= $3 AND seq <= $4
-		  AND (cardinality($5::text[]) = 0 OR event_name = ANY ($5::text[]))
-		GROUP BY event_name, slot
-		ORDER BY MIN(seq)`, spanMs, tenantID, from, to, eventNames)
+	rows, err := p.pool.Query(ctx2, pgGroupsSQL, span.Milliseconds(), tenantID, from, to, eventNames, seqBound(to))
 	if err != nil {
 		return nil, p.fail(ctx, "groups", err)
 	}
-	gs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Group, error) {
-		var g Group
-		var slot int64
-		if err := row.Scan(&g.EventName, &slot, &g.FirstSeq, &g.LastSeq, &g.Count); err != nil {
-			return Group{}, err
+	defer rows.Close()
+	add := newGroupAdder(from, to, span)
+	for rows.Next() {
+		var c chunkRow
+		if err := rows.Scan(&c.eventName, &c.firstSeq, &c.lastSeq, &c.minTimeMs, &c.maxTimeMs, &c.count, &c.data); err != nil {
+			return nil, p.fail(ctx, "groups", err)
 		}
-		g.Day = time.UnixMilli(slot * spanMs).UTC()
-		if spanMs != msPerDay {
-			g.Span = span // zero means a day
+		if err := add.add(c); err != nil {
+			return nil, p.fail(ctx, "groups", err)
 		}
-		return g, nil
-	})
-	if err != nil {
+	}
+	if err := rows.Err(); err != nil {
 		return nil, p.fail(ctx, "groups", err)
 	}
-	return gs, nil
+	return add.result(), nil
 }
 
-// pgScanSQL reads one page of a group through the name index, which visits
-// only this group's rows.
-const pgScanSQL = `SELECT seq, time_ms, body FROM events
-	WHERE tenant_id = $1 AND event_name = $2 AND seq > $3 AND seq <= $4
-	  AND time_ms >= $5 AND time_ms < $6
-	ORDER BY seq
-	LIMIT $7`
+// pgScanSQL reads one page of a group's chunks through the name index,
+// which visits only this event name's chunks in the group's sequence range;
+// the time filter drops those with no event in the group's span.
+const pgScanSQL = `SELECT first_seq, last_seq, data FROM event_chunks
+	WHERE tenant_id = $1 AND event_name = $2 AND last_seq > $3 AND last_seq < $4 AND first_seq <= $5
+	  AND max_time_ms >= $6 AND min_time_ms < $7
+	ORDER BY last_seq
+	LIMIT $8`
+
+// scanned is a chunk as Scan reads it.
+type scanned struct {
+	firstSeq, lastSeq int64
+	data              []byte
+}
 
 // Scan streams the events of group g in sequence order. See Store.Scan.
 //
-// It reads the group in pages of scanPage events (keyset on seq) and calls
-// fn between queries: memory stays bounded, no connection is held while fn
-// runs (so fn may use the store even when the pool is small, and a slow fn
-// does not pin a connection), and each page gets the call's deadline rather
-// than the whole group. The events of a group are never rewritten, so the
-// pages add up to one consistent read.
+// It reads the group's chunks in pages of scanChunks (keyset on last_seq:
+// an event name's chunks do not overlap, so their last_seq order is the
+// sequence order) and calls fn between queries: memory stays bounded, no
+// connection is held while fn runs (so fn may use the store even when the
+// pool is small, and a slow fn does not pin a connection), and each page
+// gets the call's deadline rather than the whole group. Retention rewrites
+// a chunk only to drop events every destination has delivered, below any
+// group being read, and keeps its last_seq, so the pages add up to one
+// consistent read.
 func (p *Postgres) Scan(ctx context.Context, tenantID int64, g Group, fn func(ev StoredEvent) error) error {
-	spanMs := msPerDay
-	if g.Span > 0 {
-		spanMs = g.Span.Milliseconds()
-	}
-	start := floorDiv(g.Day.UnixMilli(), spanMs) * spanMs
-
-	page := make([]StoredEvent, 0, scanPage)
+	start, end := groupBounds(g)
+	page := make([]scanned, 0, scanChunks)
 	after := g.FirstSeq - 1
 	for {
 		var err error
-		page, err = p.scanPage(ctx, tenantID, g.EventName, after, g.LastSeq, start, start+spanMs, page[:0])
+		page, err = p.scanPage(ctx, tenantID, g, after, start, end, page[:0])
 		if err != nil {
 			return p.fail(ctx, "scan", err)
 		}
-		for _, ev := range page {
-			if err := fn(ev); err != nil {
+		for _, c := range page {
+			if err := scanChunk(c.data, c.firstSeq, g, start, end, fn); err != nil {
+				if errors.Is(err, errChunk) {
+					return p.fail(ctx, "scan", err)
+				}
 				return err
 			}
 		}
-		if len(page) < scanPage {
+		if len(page) < scanChunks {
 			return nil
 		}
-		after = page[len(page)-1].Seq
+		after = page[len(page)-1].lastSeq
 	}
 }
 
-// scanPage reads up to scanPage events after seq `after` into page.
-func (p *Postgres) scanPage(ctx context.Context, tenantID int64, name string, after, last, start, end int64, page []StoredEvent) ([]StoredEvent, error) {
+// scanPage reads up to scanChunks chunks of group g whose last_seq is
+// after `after` into page.
+func (p *Postgres) scanPage(ctx context.Context, tenantID int64, g Group, after, start, end int64, page []scanned) ([]scanned, error) {
 	ctx, cancel := p.bound(ctx)
 	defer cancel()
-	rows, err := p.pool.Query(ctx, pgScanSQL, tenantID, name, after, last, start, end, scanPage)
+	rows, err := p.pool.Query(ctx, pgScanSQL, tenantID, g.EventName, after, seqBound(g.LastSeq), g.LastSeq, start, end, scanChunks)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		ev := StoredEvent{EventName: name}
-		if err := rows.Scan(&ev.Seq, &ev.TimeMs, &ev.Body); err != nil {
+		var c scanned
+		if err := rows.Scan(&c.firstSeq, &c.lastSeq, &c.data); err != nil {
 			return nil, err
 		}
-		page = append(page, ev)
+		page = append(page, c)
 	}
 	return page, rows.Err()
 }
 
+// pgRetentionCutSQL reads the tenant's oldest stored event and the last one
+// stored before $2 from the commit marks, which start exactly at the
+// oldest event.
+const pgRetentionCutSQL = `SELECT
+	COALESCE((SELECT first_seq FROM commit_marks WHERE tenant_id = $1 ORDER BY first_seq LIMIT 1), 0),
+	COALESCE((SELECT last_seq FROM commit_marks WHERE tenant_id = $1 AND received_ms < $2
+		ORDER BY received_ms DESC, first_seq DESC LIMIT 1), 0)`
+
 // DeleteEvents deletes up to limit events of the tenant with seq <= maxSeq
 // that were stored before t, oldest first, and returns how many it deleted.
+//
+// What retention deletes is always a prefix of the tenant's sequence (the
+// ingest time never decreases along it), so a call comes down to a cut X:
+// the least of maxSeq, the last event stored before t and the oldest event
+// + limit - 1. The chunks wholly at or below X go; a chunk X cuts through
+// (at most one per event name) is rewritten without its events up to X
+// (trimChunk); the deleted events' duplicate keys go with them; and the
+// commit marks follow, a mark cut through now starting at X + 1. It is one
+// transaction, serialised against the tenant's Append by its head row lock,
+// so a commit never sees half a cut.
 //
 // Retention deletes in bounded batches rather than dropping time partitions:
 // a partition key would have to be part of every unique index, and neither
 // the sequence nor the duplicate key is a time a week of partitions could be
 // cut on (retention follows the ingest time and the delivery cursor, while
 // duplicates are keyed on the event's own timestamp). Each batch is a short
-// transaction, so the dead rows are soon reclaimable, and the events table's
-// autovacuum thresholds (see the migration) make vacuum follow the deletes
-// so that new events reuse the freed pages.
+// transaction, so the dead rows are soon reclaimable, and the tables'
+// autovacuum thresholds (see the migrations) make vacuum follow the deletes
+// so that new rows reuse the freed pages.
 func (p *Postgres) DeleteEvents(ctx context.Context, tenantID, maxSeq int64, before time.Time, limit int) (int64, error) {
-	// The commit marks wholly below what is deleted go with it: deletion
-	// is oldest first, so every event of such a mark is gone.
+	if limit <= 0 {
+		return 0, nil
+	}
 	var n int64
-	err := p.queryRow(ctx, `WITH del AS (
-		DELETE FROM events WHERE tenant_id = $1 AND seq IN (
-			SELECT seq FROM events WHERE tenant_id = $1 AND seq <= $2 AND received_ms < $3
-			ORDER BY seq LIMIT $4)
-		RETURNING seq
-	), marks AS (
-		DELETE FROM commit_marks WHERE tenant_id = $1 AND last_seq <= (SELECT max(seq) FROM del)
-	)
-	SELECT count(*) FROM del`, []any{tenantID, maxSeq, before.UnixMilli(), limit}, &n)
+	err := p.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		n = 0
+		b := &pgx.Batch{}
+		b.Queue(`SELECT 1 FROM tenant_heads WHERE tenant_id = $1 FOR UPDATE`, tenantID)
+		b.Queue(pgRetentionCutSQL, tenantID, before.UnixMilli())
+		br := tx.SendBatch(ctx, b)
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return err
+		}
+		var oldest, lastBefore int64
+		if err := br.QueryRow().Scan(&oldest, &lastBefore); err != nil {
+			br.Close()
+			return err
+		}
+		if err := br.Close(); err != nil {
+			return err
+		}
+		if oldest == 0 {
+			return nil
+		}
+		cut := min(maxSeq, lastBefore, oldest+int64(limit)-1)
+		if cut < oldest {
+			return nil
+		}
+		var err error
+		n, err = deleteThrough(ctx, tx, tenantID, oldest, cut)
+		return err
+	})
 	if err != nil {
 		return 0, p.fail(ctx, "delete events", err)
 	}
 	return n, nil
 }
 
+// deleteThrough deletes the tenant's events oldest..cut, with their keys
+// and commit marks, and returns how many there were.
+func deleteThrough(ctx context.Context, tx pgx.Tx, tenantID, oldest, cut int64) (int64, error) {
+	b := &pgx.Batch{}
+	b.Queue(`DELETE FROM event_chunks WHERE tenant_id = $1 AND last_seq >= $2 AND last_seq <= $3
+		RETURNING first_seq, data`, tenantID, oldest, cut)
+	b.Queue(`SELECT `+strings.Join(pgChunkColumns, ", ")+` FROM event_chunks
+		WHERE tenant_id = $1 AND last_seq > $2 AND last_seq < $3 AND first_seq <= $2`, tenantID, cut, seqBound(cut))
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+
+	var n int64
+	var times []int64
+	var ids []string
+	drop := func(keys []eventKey) {
+		for _, k := range keys {
+			times = append(times, k.timeMs)
+			ids = append(ids, k.messageID)
+		}
+		n += int64(len(keys))
+	}
+	deleted, err := br.Query()
+	if err != nil {
+		return 0, err
+	}
+	for deleted.Next() {
+		var first int64
+		var data []byte
+		if err := deleted.Scan(&first, &data); err != nil {
+			return 0, err
+		}
+		keys, err := chunkKeys(data, first)
+		if err != nil {
+			return 0, err
+		}
+		drop(keys)
+	}
+	if err := deleted.Err(); err != nil {
+		return 0, err
+	}
+	cutRows, err := br.Query()
+	if err != nil {
+		return 0, err
+	}
+	cutThrough, err := pgx.CollectRows(cutRows, scanChunkRow)
+	if err != nil {
+		return 0, err
+	}
+	if err := br.Close(); err != nil {
+		return 0, err
+	}
+
+	b = &pgx.Batch{}
+	for _, c := range cutThrough {
+		kept, dropped, _, err := trimChunk(c, cut)
+		if err != nil {
+			return 0, err
+		}
+		drop(dropped)
+		b.Queue(`UPDATE event_chunks SET first_seq = $4, min_time_ms = $5, max_time_ms = $6, count = $7, data = $8
+			WHERE tenant_id = $1 AND event_name = $2 AND first_seq = $3`,
+			c.tenantID, c.eventName, c.firstSeq, kept.firstSeq, kept.minTimeMs, kept.maxTimeMs, kept.count, kept.data)
+	}
+	b.Queue(`DELETE FROM event_keys k USING unnest($2::bigint[], $3::text[]) AS u (time_ms, message_id)
+		WHERE k.tenant_id = $1 AND k.time_ms = u.time_ms AND k.message_id = u.message_id`, tenantID, times, ids)
+	b.Queue(`DELETE FROM commit_marks WHERE tenant_id = $1 AND first_seq <= $2 AND last_seq <= $2`, tenantID, cut)
+	b.Queue(`UPDATE commit_marks SET first_seq = $2 + 1 WHERE tenant_id = $1 AND first_seq <= $2 AND last_seq > $2`, tenantID, cut)
+	return n, tx.SendBatch(ctx, b).Close()
+}
+
+// scanChunkRow reads the pgChunkColumns of a row.
+func scanChunkRow(row pgx.CollectableRow) (chunk, error) {
+	var c chunk
+	err := row.Scan(&c.tenantID, &c.eventName, &c.firstSeq, &c.lastSeq, &c.minTimeMs, &c.maxTimeMs, &c.count, &c.receivedMs, &c.data)
+	return c, err
+}
+
 // ExpiredRange returns the sequence range retention may delete from. See
-// Store.ExpiredRange. The oldest event comes from the primary key and the
-// last one stored before the cutoff from the commit marks, read backwards:
-// one probe each.
+// Store.ExpiredRange. The oldest event is where the first commit mark
+// starts and the last one stored before the cutoff comes from the marks
+// read backwards by ingest time: one probe each.
 func (p *Postgres) ExpiredRange(ctx context.Context, tenantID int64, before time.Time) (first, last int64, err error) {
 	err = p.queryRow(ctx, `SELECT
-		COALESCE((SELECT o.seq FROM (SELECT seq, received_ms FROM events WHERE tenant_id = $1 ORDER BY seq LIMIT 1) o
+		COALESCE((SELECT o.first_seq FROM (SELECT first_seq, received_ms FROM commit_marks
+			WHERE tenant_id = $1 ORDER BY first_seq LIMIT 1) o
 			WHERE o.received_ms < $2), 0),
 		COALESCE((SELECT last_seq FROM commit_marks WHERE tenant_id = $1 AND received_ms < $2
 			ORDER BY received_ms DESC, first_seq DESC LIMIT 1), 0)`,

@@ -26,10 +26,14 @@ func MigratePostgresTo(ctx context.Context, url string, version int) error {
 		return err
 	}
 	for _, m := range ms[:version] {
-		if _, err := conn.Exec(ctx, m.sql); err != nil {
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if err := applyPgMigration(ctx, tx, m); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations VALUES ($1, 0)`, m.version)
 			return err
-		}
-		if _, err := conn.Exec(ctx, `INSERT INTO schema_migrations VALUES ($1, 0)`, m.version); err != nil {
+		})
+		if err != nil {
 			return err
 		}
 	}

@@ -97,8 +97,8 @@ func migratePostgres(ctx context.Context, pool *pgxpool.Pool) error {
 				version, len(ms))
 		}
 		for _, m := range ms[version:] {
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return fmt.Errorf("migrate to version %d (%s): %w", m.version, m.name, err)
+			if err := applyPgMigration(ctx, tx, m); err != nil {
+				return err
 			}
 			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`,
 				m.version, toMs(now()))
@@ -108,6 +108,104 @@ func migratePostgres(ctx context.Context, pool *pgxpool.Pool) error {
 		}
 		return nil
 	})
+}
+
+// pgMigrationSteps are the Go steps of some versions, run after that
+// version's SQL in the same transaction. A step does what SQL cannot do
+// well: converting the per-event rows into chunks needs the chunk encoding,
+// which lives in Go only (one encoder for both engines and the readers).
+var pgMigrationSteps = map[int]func(ctx context.Context, tx pgx.Tx) error{
+	6: pgConvertEventsToChunks,
+}
+
+// applyPgMigration runs migration m's SQL and then its Go step, if any.
+func applyPgMigration(ctx context.Context, tx pgx.Tx, m pgMigration) error {
+	if _, err := tx.Exec(ctx, m.sql); err != nil {
+		return fmt.Errorf("migrate to version %d (%s): %w", m.version, m.name, err)
+	}
+	if step := pgMigrationSteps[m.version]; step != nil {
+		if err := step(ctx, tx); err != nil {
+			return fmt.Errorf("migrate to version %d (%s): %w", m.version, m.name, err)
+		}
+	}
+	return nil
+}
+
+// pgConvertPage is how many events the chunk conversion reads per query.
+const pgConvertPage = 10000
+
+// pgConvertEventsToChunks moves the events table's rows into event_chunks,
+// tenant by tenant in sequence order, and drops the table (the SQL of
+// version 6 already copied the duplicate keys). Reading in keyset pages
+// keeps memory bounded whatever the backlog. A chunk takes the received_ms
+// of its last event, the latest of its events (received_ms never decreases
+// along the sequence).
+func pgConvertEventsToChunks(ctx context.Context, tx pgx.Tx) error {
+	rows, err := tx.Query(ctx, `SELECT DISTINCT tenant_id FROM events ORDER BY tenant_id`)
+	if err != nil {
+		return err
+	}
+	tenants, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return err
+	}
+	for _, tenant := range tenants {
+		for after := int64(0); ; {
+			last, n, err := pgConvertEventsPage(ctx, tx, tenant, after)
+			if err != nil {
+				return fmt.Errorf("converting the events of tenant %d after seq %d: %w", tenant, after, err)
+			}
+			if n < pgConvertPage {
+				break
+			}
+			after = last
+		}
+	}
+	_, err = tx.Exec(ctx, `DROP TABLE events`)
+	return err
+}
+
+// pgConvertEventsPage converts up to pgConvertPage events of the tenant after
+// seq `after` and returns the last seq converted and how many there were.
+func pgConvertEventsPage(ctx context.Context, tx pgx.Tx, tenant, after int64) (last int64, n int, err error) {
+	rows, err := tx.Query(ctx, `SELECT seq, message_id, event_name, time_ms, received_ms, body FROM events
+		WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, tenant, after, pgConvertPage)
+	if err != nil {
+		return 0, 0, err
+	}
+	tp := &tenantAppend{tenantID: tenant}
+	received := map[int64]int64{}
+	for rows.Next() {
+		var seq, t, r int64
+		var id, name string
+		var body []byte
+		if err := rows.Scan(&seq, &id, &name, &t, &r, &body); err != nil {
+			rows.Close()
+			return 0, 0, err
+		}
+		tp.seqs = append(tp.seqs, seq)
+		tp.messageIDs = append(tp.messageIDs, id)
+		tp.names = append(tp.names, name)
+		tp.times = append(tp.times, t)
+		tp.bodies = append(tp.bodies, body)
+		received[seq] = r
+	}
+	if err := rows.Err(); err != nil {
+		return 0, 0, err
+	}
+	if len(tp.seqs) == 0 {
+		return after, 0, nil
+	}
+	chunks := buildChunks(tp)
+	for i := range chunks {
+		chunks[i].receivedMs = received[chunks[i].lastSeq]
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"event_chunks"}, pgChunkColumns, pgx.CopyFromSlice(len(chunks), func(i int) ([]any, error) {
+		return chunkValues(chunks[i]), nil
+	})); err != nil {
+		return 0, 0, err
+	}
+	return tp.seqs[len(tp.seqs)-1], len(tp.seqs), nil
 }
 
 // MigratePostgres brings the schema of the database at url up to date and

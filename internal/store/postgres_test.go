@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -504,4 +505,170 @@ func TestPostgresCommitMarksUpgrade(t *testing.T) {
 	if err != nil || res[0].Stored != 1 || res[0].FirstSeq != 7 {
 		t.Errorf("Append after the upgrade = %+v, %v; want the duplicate refused and seq 7", res, err)
 	}
+}
+
+// A database written by the schema before chunks (version 5) keeps its
+// events through the upgrade: GroupsBy and Scan read the same events with
+// the same bytes, the duplicate keys still refuse a resend, the commit
+// marks start at the oldest event even where the earlier retention cut
+// through one, and retention goes on from there. Tenant a has more events
+// than the conversion reads per page, over several hours and names.
+func TestPostgresEventChunksUpgrade(t *testing.T) {
+	ctx := context.Background()
+	url := pg.Get(t).NewDatabase(t)
+	if err := store.MigratePostgresTo(ctx, url, 5); err != nil {
+		t.Fatal(err)
+	}
+	c := connect(t, url)
+	const base = 1_740_000_000_000
+	// Tenant a: seq 1-25000, a second apart, three names, committed 100
+	// at a time; the old retention then deleted 1-50, cutting through the
+	// mark of 1-100. Tenant b: seq 1-50 in one commit, two names.
+	for _, q := range []string{
+		`INSERT INTO tenants (id, name, external_id, created_at) VALUES (1, 'a', 'x', 0), (2, 'b', 'y', 0)`,
+		`INSERT INTO tenant_heads (tenant_id, head, received_ms) VALUES (1, 25000, 1000 + 249 * 10), (2, 50, 5000)`,
+		`INSERT INTO events (tenant_id, seq, message_id, event_name, time_ms, received_ms, body)
+		SELECT 1, s, 'a-' || s, (ARRAY['user.login', 'user.logout', 'doc.update'])[s % 3 + 1], ` + fmt.Sprint(base) + ` + s * 1000,
+			1000 + (s - 1) / 100 * 10, convert_to('{"n":' || s || ',"pad":"' || repeat('x', s % 17) || '"}', 'UTF8')
+		FROM generate_series(1, 25000) s`,
+		`INSERT INTO events (tenant_id, seq, message_id, event_name, time_ms, received_ms, body)
+		SELECT 2, s, 'b-' || s, (ARRAY['x', 'y'])[s % 2 + 1], ` + fmt.Sprint(base) + ` - s, 5000, convert_to('{"b":' || s || '}', 'UTF8')
+		FROM generate_series(1, 50) s`,
+		`INSERT INTO commit_marks (tenant_id, first_seq, last_seq, received_ms)
+		SELECT tenant_id, min(seq), max(seq), received_ms FROM events GROUP BY tenant_id, received_ms`,
+		`DELETE FROM events WHERE tenant_id = 1 AND seq <= 50`,
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	want := map[int64][]store.StoredEvent{1: readEventsTable(t, c, 1), 2: readEventsTable(t, c, 2)}
+	if len(want[1]) != 24950 || len(want[2]) != 50 {
+		t.Fatalf("fixture has %d and %d events, want 24950 and 50", len(want[1]), len(want[2]))
+	}
+
+	s := openPostgres(t, url)
+	var gone bool
+	if err := c.QueryRow(ctx, `SELECT to_regclass('events') IS NULL`).Scan(&gone); err != nil || !gone {
+		t.Errorf("the events table is still there after the upgrade (%v)", err)
+	}
+	for tenant, evs := range want {
+		for _, span := range []time.Duration{time.Hour, 24 * time.Hour} {
+			got := readGroups(t, s, tenant, evs[0].Seq, evs[len(evs)-1].Seq, span)
+			if len(got) != len(evs) {
+				t.Fatalf("tenant %d, %s groups: read %d events, want %d", tenant, span, len(got), len(evs))
+			}
+			for i := range evs {
+				if g, w := got[i], evs[i]; g.Seq != w.Seq || g.EventName != w.EventName || g.TimeMs != w.TimeMs || string(g.Body) != string(w.Body) {
+					t.Fatalf("tenant %d, %s groups: event %d = %+v, want %+v", tenant, span, i, g, w)
+				}
+			}
+		}
+	}
+
+	ms := func(n int64) time.Time { return time.UnixMilli(n) }
+	if got, err := s.OldestAfter(ctx, 1, 0); err != nil || !got.Equal(ms(1000)) {
+		t.Errorf("OldestAfter(0) = %v, %v; want the received time of seq 51's commit", got, err)
+	}
+	if first, last, err := s.ExpiredRange(ctx, 1, ms(1015)); err != nil || first != 51 || last != 200 {
+		t.Errorf("ExpiredRange(1015 ms) = %d, %d, %v; want 51, 200 (the mark cut through starts at 51)", first, last, err)
+	}
+
+	// A resend of a retained event is a duplicate; one of a deleted event
+	// and a new one are stored.
+	old := want[1][100]
+	res, err := s.Append(ctx, []store.AppendBatch{{TenantID: 1, Events: []store.Event{
+		{MessageID: fmt.Sprint("a-", old.Seq), EventName: old.EventName, TimeMs: old.TimeMs, Body: old.Body},
+		{MessageID: "a-10", EventName: "user.login", TimeMs: base + 10*1000, Body: []byte("{}")},
+		{MessageID: "new", EventName: "user.login", TimeMs: base + 30_000_000, Body: []byte("{}")},
+	}}})
+	if want := (store.AppendResult{Stored: 2, Duplicates: 1, FirstSeq: 25001, LastSeq: 25002}); err != nil || res[0] != want {
+		t.Errorf("Append after the upgrade = %+v, %v; want %+v", res, err, want)
+	}
+
+	// Retention from the converted chunks: 9000 events from seq 51, which
+	// cuts through a chunk of each name and through a commit; the keys of
+	// the deleted events go too.
+	const limit, kept = 9000, 51 + 9000
+	if n, err := s.DeleteEvents(ctx, 1, 20000, ms(1_000_000), limit); err != nil || n != limit {
+		t.Fatalf("DeleteEvents = %d, %v; want %d", n, err, limit)
+	}
+	if first, _, err := s.ExpiredRange(ctx, 1, ms(1_000_000)); err != nil || first != kept {
+		t.Errorf("after retention, ExpiredRange first = %d, %v; want %d", first, err, kept)
+	}
+	if got, err := s.OldestAfter(ctx, 1, 0); err != nil || !got.Equal(ms(1000+(kept-1)/100*10)) {
+		t.Errorf("after retention, OldestAfter(0) = %v, %v; want the received time of seq %d's commit", got, err, kept)
+	}
+	got := readGroups(t, s, 1, 1, 25002, time.Hour)
+	if len(got) != 25002-kept+1 || got[0].Seq != kept {
+		t.Fatalf("after retention the log holds %d events from seq %d, want %d from %d", len(got), got[0].Seq, 25002-kept+1, kept)
+	}
+	for i, ev := range got[:len(got)-2] {
+		if w := want[1][kept-51+int64(i)]; ev.Seq != w.Seq || string(ev.Body) != string(w.Body) {
+			t.Fatalf("after retention, event %d = %+v, want %+v", i, ev, w)
+		}
+	}
+	evAt := func(seq int64) store.Event {
+		e := want[1][seq-51]
+		return store.Event{MessageID: fmt.Sprint("a-", seq), EventName: e.EventName, TimeMs: e.TimeMs, Body: e.Body}
+	}
+	res, err = s.Append(ctx, []store.AppendBatch{{TenantID: 1, Events: []store.Event{evAt(kept - 1), evAt(kept)}}})
+	if want := (store.AppendResult{Stored: 1, Duplicates: 1, FirstSeq: 25003, LastSeq: 25003}); err != nil || res[0] != want {
+		t.Errorf("resend of the last deleted and the first kept event = %+v, %v; want %+v", res, err, want)
+	}
+	// Tenant b is untouched.
+	if got := readGroups(t, s, 2, 1, 50, 24*time.Hour); len(got) != 50 {
+		t.Errorf("tenant b holds %d events after a's retention, want 50", len(got))
+	}
+}
+
+// readEventsTable reads a tenant's rows of the events table (schema 5).
+func readEventsTable(t *testing.T, c *pgx.Conn, tenant int64) []store.StoredEvent {
+	t.Helper()
+	rows, err := c.Query(context.Background(), `SELECT seq, event_name, time_ms, body FROM events WHERE tenant_id = $1 ORDER BY seq`, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.StoredEvent, error) {
+		var ev store.StoredEvent
+		err := row.Scan(&ev.Seq, &ev.EventName, &ev.TimeMs, &ev.Body)
+		return ev, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+// readGroups reads the tenant's events in from..to as delivery does, group
+// by group, and returns them in sequence order. It checks that each group
+// counts what Scan reads of it.
+func readGroups(t *testing.T, s store.Store, tenant, from, to int64, span time.Duration) []store.StoredEvent {
+	t.Helper()
+	ctx := context.Background()
+	groups, err := s.GroupsBy(ctx, tenant, from, to, nil, span)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []store.StoredEvent
+	for _, g := range groups {
+		n := 0
+		err := s.Scan(ctx, tenant, g, func(ev store.StoredEvent) error {
+			if ev.Seq < g.FirstSeq || ev.Seq > g.LastSeq || ev.EventName != g.EventName {
+				return fmt.Errorf("group %+v: read seq %d of %q", g, ev.Seq, ev.EventName)
+			}
+			ev.Body = append([]byte(nil), ev.Body...)
+			evs = append(evs, ev)
+			n++
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(n) != g.Count {
+			t.Fatalf("group %+v counts %d events, Scan read %d", g, g.Count, n)
+		}
+	}
+	slices.SortFunc(evs, func(a, b store.StoredEvent) int { return int(a.Seq - b.Seq) })
+	return evs
 }
