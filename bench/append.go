@@ -13,9 +13,10 @@ import (
 // ingest is compared: the ingest phase's events (the same generator and
 // sizes), parsed outside the timer, appended to a tenant of their own in
 // calls of clients × batch events (the most the committer groups into one
-// commit with that many clients), one call after the other, as the
+// commit with that many clients, up to its cap), one call after the other, as the
 // committer commits one tenant's requests. The agent is stopped; the store
-// is opened with store.Open.
+// is opened with store.Open. A call holds at most what one commit may
+// (ingest.DefaultMaxBatchEvents).
 func (w *world) measureAppend(ctx context.Context, o options, run *storeRun) error {
 	st, err := store.Open(ctx, w.open)
 	if err != nil {
@@ -61,12 +62,18 @@ func appendCalls(o options) ([][]store.AppendBatch, int64, error) {
 			return nil, 0, err
 		}
 		call = append(call, store.AppendBatch{Events: events})
-		if len(call) == o.clients || i == batches-1 {
+		if len(call) == perCall(o) || i == batches-1 {
 			calls = append(calls, call)
 			call = nil
 		}
 	}
 	return calls, bytes, nil
+}
+
+// perCall is how many requests of o.batch events one commit holds: every
+// client's, up to the committer's cap.
+func perCall(o options) int {
+	return max(1, min(o.clients, ingest.DefaultMaxBatchEvents/max(o.batch, 1)))
 }
 
 // appendStage appends every call for the tenant and checks that all was

@@ -224,7 +224,7 @@ func (r *report) printStores(out io.Writer) {
 		"SQLite's: a peer that does not fsync, measured on a machine of this kind; PostgreSQL's with the database on the same CPUs")
 	row("", each(func(run *storeRun) string { return mark(run.ingest.eventsPerSec() >= float64(targetIngest(run))) }), "", "")
 	row("store append limit", each(func(run *storeRun) string { return count(int64(run.stages.appendLimit.eventsPerSec())) }), "events/s",
-		fmt.Sprintf("Append alone, calls of %d x %d events one after the other, agent stopped", in.clients, in.batch))
+		fmt.Sprintf("Append alone, calls of %d x %d events one after the other, agent stopped", perCall(r.opts), in.batch))
 	row("durable ingest / append limit", each(func(run *storeRun) string {
 		return fmt.Sprintf("%.2f", run.ingest.eventsPerSec()/run.stages.appendLimit.eventsPerSec())
 	}), "", "")

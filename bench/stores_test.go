@@ -91,7 +91,7 @@ func TestReportColumns(t *testing.T) {
 				appendLimit: stageResult{events: ev, elapsed: el / 4}},
 		}
 	}
-	r := &report{runs: []*storeRun{mk(storeSQLite, "SQLite", 0, 200_000, 0), mk(storePostgres, "PostgreSQL", 4242, 50_000, 0.5)}}
+	r := &report{opts: options{batch: 1000, clients: 8}, runs: []*storeRun{mk(storeSQLite, "SQLite", 0, 200_000, 0), mk(storePostgres, "PostgreSQL", 4242, 50_000, 0.5)}}
 	var b bytes.Buffer
 	r.print(&b)
 	out := b.String()

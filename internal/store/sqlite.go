@@ -141,6 +141,10 @@ func dsn(path string, readOnly bool) string {
 		// with the default 2 MB cache SQLite spills them to the WAL in
 		// the middle of the transaction, a write each.
 		q.Add("_pragma", fmt.Sprintf("cache_size(%d)", -writerCacheKiB))
+		// The savepoints (the write batcher's, Append's) journal the
+		// pages they change; in memory rather than in a temporary file
+		// that is a copy instead of a write each.
+		q.Add("_pragma", "temp_store(MEMORY)")
 		q.Set("_txlock", "immediate")
 	}
 	p := filepath.ToSlash(path)
