@@ -323,6 +323,7 @@ func TestMultiAgentExactlyOnceUnderFaults(t *testing.T) {
 	for k.kills < minKills || !k.postDone {
 		k.killOnce(doubleChance)
 	}
+	k.handoverKill()
 	killDuration := time.Since(killPhase)
 
 	// No more faults: the agents must now catch up by themselves.
@@ -582,6 +583,55 @@ func (k *multiKiller) killOnce(doubleChance float64) {
 		nd.start()
 	}
 	k.writes = k.proxy.Writes()
+}
+
+// handoverKill kills the agent holding the most leases while the others
+// run, and waits until one of them claims a destination it held: the random
+// kills often come faster than leases expire, so without it a run could end
+// with no kill that another agent took over.
+func (k *multiKiller) handoverKill() {
+	var victim *node
+	k.waitUntil("an agent holding a lease", 50*time.Millisecond, func() bool {
+		victim = nil
+		most := 0
+		for _, nd := range k.c.nodes {
+			if n := len(heldLeases(nd.current())); n > most {
+				victim, most = nd, n
+			}
+		}
+		return victim != nil
+	})
+	held := heldLeases(victim.current())
+	victim.kill()
+	k.kills++
+	k.waitUntil("another agent claiming a lease of the killed one", 50*time.Millisecond, func() bool {
+		for _, nd := range k.c.nodes {
+			if nd == victim {
+				continue
+			}
+			for _, e := range leaseEvents(nd.current().log.String()) {
+				if (e.what == "claimed" || e.what == "taken over") && held[e.dest] && e.at.After(victim.current().killedAt) {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	victim.start()
+}
+
+// heldLeases are the destinations whose leases the run holds, by its log.
+func heldLeases(r *agentRun) map[string]bool {
+	held := map[string]bool{}
+	for _, e := range leaseEvents(r.log.String()) {
+		switch e.what {
+		case "claimed", "taken over":
+			held[e.dest] = true
+		case "released", "lost":
+			delete(held, e.dest)
+		}
+	}
+	return held
 }
 
 // leaseLine is a lease line of an agent's log:

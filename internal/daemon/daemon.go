@@ -96,7 +96,9 @@ func StartWith(ctx context.Context, cfg *config.Config, log hclog.Logger, versio
 	d := &Daemon{Store: st, cfg: cfg, log: log, version: version}
 	d.committer = ingest.NewCommitter(st, ingest.CommitterOptions{
 		Concurrency: st.AppendWriters(),
-		Committed:   func(events int) { m.CommitBatches.Observe(float64(events)) },
+		// A store with several writers overlaps commits of one tenant too.
+		ShareTenants: st.AppendWriters() > 1,
+		Committed:    func(events int) { m.CommitBatches.Observe(float64(events)) },
 	}, log.Named("ingest"))
 	d.committer.Start()
 	sinks := func(t s3sink.Target) delivery.Sink { return delivery.SinkFor(principal.Writer(t)) }

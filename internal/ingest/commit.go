@@ -34,6 +34,13 @@ type CommitterOptions struct {
 	// single commit loop leaves idle; SQLite has one writer, so one loop is
 	// all it can use.
 	Concurrency int
+	// ShareTenants lets several loops commit one tenant's requests at once,
+	// for a store whose commits of one tenant overlap (PostgreSQL's take
+	// the tenant's head lock only for their last round trip). Otherwise a
+	// loop skips the tenants another loop is committing: their commits
+	// would only queue on the tenant behind that loop's, so they wait and
+	// join a later, larger commit.
+	ShareTenants bool
 	// Committed, when set, is told the number of events of each successful
 	// commit (the agent exports it as a histogram of group commit sizes).
 	Committed func(events int)
@@ -210,10 +217,10 @@ func (c *Committer) waitWork() bool {
 }
 
 // takeableLocked reports whether a queued request's tenant is not being
-// committed by another loop.
+// committed by another loop (or ShareTenants is set).
 func (c *Committer) takeableLocked() bool {
 	for _, r := range c.queue {
-		if !c.busy[r.batch.TenantID] {
+		if !c.isBusy(r.batch.TenantID) {
 			return true
 		}
 	}
@@ -246,9 +253,7 @@ func (c *Committer) linger() {
 
 // take removes the requests of the next commit from the queue: in arrival
 // order, up to MaxBatchEvents events, and at least one request, skipping
-// the tenants another loop is committing. Their commits would only queue
-// on the tenant's head lock behind that loop's (see store.Append), so they
-// wait here instead and join a later, larger commit.
+// the tenants another loop is committing unless ShareTenants is set.
 func (c *Committer) take() []*request {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -257,7 +262,7 @@ func (c *Committer) take() []*request {
 	for _, r := range c.queue {
 		size := len(r.batch.Events)
 		full = full || len(group) > 0 && events+size > c.opts.MaxBatchEvents
-		if full || c.busy[r.batch.TenantID] {
+		if full || c.isBusy(r.batch.TenantID) {
 			rest = append(rest, r)
 			continue
 		}
@@ -274,6 +279,12 @@ func (c *Committer) take() []*request {
 		c.signal() // the rest is for another loop, if one is idle
 	}
 	return group
+}
+
+// isBusy tells whether another loop is committing the tenant and the
+// tenant must wait for it. The caller holds c.mu.
+func (c *Committer) isBusy(tenantID int64) bool {
+	return !c.opts.ShareTenants && c.busy[tenantID]
 }
 
 // finish frees the group's tenants for the other loops.

@@ -545,3 +545,26 @@ func TestCommitterKeepsATenantToOneLoop(t *testing.T) {
 		t.Errorf("Append calls = %v, want [1], [4], then tenant 1's two requests together", calls)
 	}
 }
+
+// With ShareTenants a second loop commits the tenant's next request while
+// the first loop's commit of the same tenant is still in the store.
+func TestCommitterSharesTenants(t *testing.T) {
+	fs := newFakeStore()
+	release := fs.holdFirst()
+	c := NewCommitter(fs, CommitterOptions{Concurrency: 2, ShareTenants: true}, nil)
+	c.Start()
+	defer c.Close()
+
+	first := submitAsync(context.Background(), c, batch(1, "a", 1))
+	fs.waitEntered(t)
+	if o := receive(t, submitAsync(context.Background(), c, batch(1, "b", 2))); o.err != nil || o.res.Stored != 2 {
+		t.Fatalf("tenant 1's second request while its first is committing: %+v", o)
+	}
+	release()
+	if o := receive(t, first); o.err != nil {
+		t.Fatal(o.err)
+	}
+	if calls := fs.callSizes(); len(calls) != 2 {
+		t.Errorf("Append calls = %v, want one per request", calls)
+	}
+}

@@ -233,6 +233,7 @@ func pgCode(err error) string {
 const (
 	codeUniqueViolation     = "23505"
 	codeForeignKeyViolation = "23503"
+	codeDeadlock            = "40P01"
 )
 
 // pgNotFound turns pgx.ErrNoRows into an error wrapping ErrNotFound.

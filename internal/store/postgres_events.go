@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -54,21 +55,41 @@ const pgInsertChunksSQL = `INSERT INTO event_chunks
 	(tenant_id, event_name, first_seq, last_seq, min_time_ms, max_time_ms, count, received_ms, data)
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bytea[])`
 
+// pgShiftChunksSQL gives the chunks a commit inserted with provisional
+// numbers (after $2, see Append) their final ones, and their ingest time,
+// tenant by tenant: a range scan of the (tenant_id, last_seq) index each.
+const pgShiftChunksSQL = `UPDATE event_chunks c
+	SET first_seq = c.first_seq - $2 + u.head, last_seq = c.last_seq - $2 + u.head, received_ms = u.received_ms
+	FROM unnest($1::bigint[], $3::bigint[], $4::bigint[]) AS u (tenant_id, head, received_ms)
+	WHERE c.tenant_id = u.tenant_id AND c.last_seq > $2 AND c.last_seq <= $2 + $5`
+
+// provisionalSpan bounds the provisional numbers of one commit's chunks
+// (see Append): a commit numbers fewer events than that.
+const provisionalSpan = 1 << 32
+
 // Append stores the batches in one transaction. See Store.Append.
 //
 // Sequence numbers: every commit for a tenant locks the tenant's head row
-// (SELECT … FOR UPDATE) before it reads anything else, numbers its events
-// from that head and moves the head in the same transaction. This is safe
-// with any number of agents at READ COMMITTED (the level every transaction
-// here runs at):
+// (SELECT … FOR UPDATE), numbers its events from that head and moves the
+// head in the same transaction. The lock is taken last, after the work that
+// grows with the number of events, so that one tenant's commits overlap:
+// while one holds the lock for its last round trip and WAL flush, the next
+// has already probed, copied its duplicate keys and inserted its chunks.
+// This is safe with any number of agents at READ COMMITTED (the level every
+// transaction here runs at):
 //
-//   - The row lock serialises committers per tenant: a second transaction
-//     waits on it until the first commits (or rolls back), so two commits
-//     never take the same numbers and numbers are taken in commit order.
-//   - At READ COMMITTED every statement takes a new snapshot. The duplicate
-//     probe is a separate statement issued after the lock was granted, so
-//     it sees the head and the events the previous holder committed: the
-//     duplicate check and the numbering are never based on a stale view.
+//   - The row lock serialises the numbering per tenant: a second
+//     transaction waits on it until the first commits (or rolls back), so
+//     two commits never take the same numbers and numbers are taken in
+//     commit order.
+//   - Before the lock a commit writes only rows no other transaction can
+//     see: its duplicate keys and its chunks, the chunks numbered
+//     provisionally below zero (a random base per commit, so that two
+//     commits' provisional chunks do not wait on each other's unique
+//     index entries). The chunk encoding holds sequence deltas only, so the
+//     bytes do not depend on the numbers. Under the lock, one statement
+//     shifts the chunks' numbers by the head, and the commit marks and the
+//     head move.
 //   - The head and the events it covers become visible together, at commit.
 //     A reader that sees head N therefore sees every event up to N, and no
 //     transaction still running can commit a number at or below N: it
@@ -76,42 +97,36 @@ SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::b
 //     moved the head to N. Delivery reads up to the head (or a bound below
 //     it), so it never passes a number a slower transaction will still
 //     commit.
+//   - Duplicates: the probe runs without the lock, so two commits carrying
+//     the same new event can both find it new. The duplicate key's unique
+//     index then makes the second wait for the first and fail (or the two
+//     deadlock, and PostgreSQL fails one); the call is retried, and the
+//     retry's probe sees the key. Both happen only when a client resends an
+//     event while its first copy is still being committed.
 //
-// The events are numbered here from the locked heads and encoded into
-// chunks (one row per tenant and event name, see chunk.go); their duplicate
-// keys, the only rows written per event, go in with COPY (binary): it is
-// the cheapest way into PostgreSQL, with no per-row statement, array
-// parsing or planning. The chunks, a handful per commit, go in with the
-// heads' move and the commit marks in one pipelined batch. There is
-// deliberately no ON CONFLICT: with the heads locked no other transaction
-// can insert these tenants' keys or chunks, so a unique violation would be
-// a bug, and skipping a row would leave a gap in the sequence. A commit
-// costs five round trips whatever the number of events (begin; locks and
-// probe, pipelined; the keys' copy; chunks, heads and marks, pipelined;
-// commit). An unknown tenant fails the whole call with an error wrapping
-// ErrNotFound and stores nothing.
+// The keys, the only rows written per event, go in with COPY (binary): the
+// cheapest way into PostgreSQL, with no per-row statement, array parsing or
+// planning. A commit costs six round trips whatever the number of events
+// (begin; the probe; the keys' copy; the chunks and the lock, pipelined;
+// the shift, heads and marks, pipelined; commit). An unknown tenant fails
+// the whole call with an error wrapping ErrNotFound and stores nothing.
 func (p *Postgres) Append(ctx context.Context, batches []AppendBatch) ([]AppendResult, error) {
 	results := make([]AppendResult, len(batches))
 	if !hasEvents(batches) {
 		return results, nil
 	}
-	now := toMs(p.now())
 	plans := planAppend(batches)
-
-	err := p.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		heads, stored, err := lockAndProbe(ctx, tx, plans)
-		if err != nil {
-			return err
+	var err error
+	for attempt := 0; ; attempt++ {
+		clear(results)
+		err = p.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+			return p.appendTx(ctx, tx, plans, results)
+		})
+		if code := pgCode(err); attempt < appendRetries && (code == codeUniqueViolation || code == codeDeadlock) {
+			continue
 		}
-		moves := numberEvents(plans, heads, stored, now, results)
-		if len(moves.tenants) == 0 {
-			return nil // every event was a duplicate
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"event_keys"}, pgKeyColumns, &keyRows{plans: plans, stored: stored}); err != nil {
-			return err
-		}
-		return insertChunksAndMove(ctx, tx, plans, moves)
-	})
+		break
+	}
 	if err != nil {
 		return nil, p.fail(ctx, "append", err)
 	}
@@ -126,57 +141,117 @@ func (p *Postgres) Append(ctx context.Context, batches []AppendBatch) ([]AppendR
 // connections for delivery and the API.
 func (p *Postgres) AppendWriters() int { return min(max(p.maxConns/2, 1), 4) }
 
-// lockAndProbe locks the tenants' heads and finds the events already stored,
-// in one pipelined batch. stored[i][j] tells whether plans[i]'s event j is
-// new.
-func lockAndProbe(ctx context.Context, tx pgx.Tx, plans []*tenantAppend) (map[int64]tenantHead, [][]bool, error) {
-	ids := make([]int64, len(plans))
+// appendRetries is how many times Append runs again after a concurrent
+// commit of the same new event (see Append).
+const appendRetries = 3
+
+func (p *Postgres) appendTx(ctx context.Context, tx pgx.Tx, plans []*tenantAppend, results []AppendResult) error {
+	stored, err := probe(ctx, tx, plans)
+	if err != nil {
+		return err
+	}
+	// Provisional numbers: every tenant's head taken as base.
+	base := -(rand.Int64N(1<<29) + 1) * provisionalSpan
+	zero := make(map[int64]tenantHead, len(plans))
+	for _, tp := range plans {
+		zero[tp.tenantID] = tenantHead{head: base}
+	}
+	scratch := make([]AppendResult, len(results))
+	if moves := numberEvents(plans, zero, stored, 0, scratch); len(moves.tenants) == 0 {
+		// Every event was a duplicate; still check the tenants exist.
+		_, err := lockHeads(ctx, tx, plans, nil)
+		return err
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"event_keys"}, pgKeyColumns, &keyRows{plans: plans, stored: stored}); err != nil {
+		return err
+	}
+	var cols chunkColumns
+	for _, tp := range plans {
+		for _, c := range buildChunks(tp) {
+			cols.add(c)
+		}
+	}
+	heads, err := lockHeads(ctx, tx, plans, &cols)
+	if err != nil {
+		return err
+	}
+	moves := numberEvents(plans, heads, stored, toMs(p.now()), results)
+	var shift struct{ tenants, heads, received []int64 }
+	for i, id := range moves.tenants {
+		shift.tenants = append(shift.tenants, id)
+		shift.heads = append(shift.heads, moves.first[i]-1)
+		shift.received = append(shift.received, moves.received[i])
+	}
+	b := &pgx.Batch{}
+	b.Queue(pgShiftChunksSQL, shift.tenants, base, shift.heads, shift.received, int64(provisionalSpan))
+	b.Queue(pgMoveHeadsSQL, moves.tenants, moves.first, moves.last, moves.received)
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// probe finds the events already stored: stored[i][j] tells whether
+// plans[i]'s event j is new.
+func probe(ctx context.Context, tx pgx.Tx, plans []*tenantAppend) ([][]bool, error) {
 	var tenants, times []int64
 	var msgIDs []string
-	for i, tp := range plans {
-		ids[i] = tp.tenantID
+	for _, tp := range plans {
 		for j := range tp.messageIDs {
 			tenants = append(tenants, tp.tenantID)
 			times = append(times, tp.times[j])
 			msgIDs = append(msgIDs, tp.messageIDs[j])
 		}
 	}
+	rows, err := tx.Query(ctx, pgProbeSQL, tenants, times, msgIDs)
+	if err != nil {
+		return nil, err
+	}
+	ords, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, err
+	}
+	return markStored(plans, ords), nil
+}
+
+// lockHeads inserts the chunks (when cols is set) and locks the tenants'
+// heads, in one pipelined batch.
+func lockHeads(ctx context.Context, tx pgx.Tx, plans []*tenantAppend, cols *chunkColumns) (map[int64]tenantHead, error) {
+	ids := make([]int64, len(plans))
+	for i, tp := range plans {
+		ids[i] = tp.tenantID
+	}
 	b := &pgx.Batch{}
+	if cols != nil {
+		b.Queue(pgInsertChunksSQL, cols.tenants, cols.names, cols.first, cols.last, cols.minTime, cols.maxTime, cols.count, cols.received, cols.data)
+	}
 	b.Queue(pgLockHeadsSQL, ids)
-	b.Queue(pgProbeSQL, tenants, times, msgIDs)
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
-
-	heads := make(map[int64]tenantHead, len(plans))
+	if cols != nil {
+		if _, err := br.Exec(); err != nil {
+			return nil, err
+		}
+	}
 	rows, err := br.Query()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
+	heads := make(map[int64]tenantHead, len(plans))
 	for rows.Next() {
 		var id int64
 		var h tenantHead
 		if err := rows.Scan(&id, &h.head, &h.receivedMs); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		heads[id] = h
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	for _, tp := range plans {
 		if _, ok := heads[tp.tenantID]; !ok {
-			return nil, nil, fmt.Errorf("tenant %d: %w", tp.tenantID, ErrNotFound)
+			return nil, fmt.Errorf("tenant %d: %w", tp.tenantID, ErrNotFound)
 		}
 	}
-	dups, err := br.Query()
-	if err != nil {
-		return nil, nil, err
-	}
-	ords, err := pgx.CollectRows(dups, pgx.RowTo[int64])
-	if err != nil {
-		return nil, nil, err
-	}
-	return heads, markStored(plans, ords), br.Close()
+	return heads, br.Close()
 }
 
 // markStored turns the probe's duplicate positions into a per-plan "new"
@@ -200,21 +275,6 @@ func markStored(plans []*tenantAppend, dupOrds []int64) [][]bool {
 		stored[i][pos-offsets[i]] = false
 	}
 	return stored
-}
-
-// insertChunksAndMove encodes the new events into chunks, inserts them and
-// moves the heads, in one pipelined batch.
-func insertChunksAndMove(ctx context.Context, tx pgx.Tx, plans []*tenantAppend, moves headMoves) error {
-	var cols chunkColumns
-	for _, tp := range plans {
-		for _, c := range buildChunks(tp) {
-			cols.add(c)
-		}
-	}
-	b := &pgx.Batch{}
-	b.Queue(pgInsertChunksSQL, cols.tenants, cols.names, cols.first, cols.last, cols.minTime, cols.maxTime, cols.count, cols.received, cols.data)
-	b.Queue(pgMoveHeadsSQL, moves.tenants, moves.first, moves.last, moves.received)
-	return tx.SendBatch(ctx, b).Close()
 }
 
 // chunkColumns are chunks column by column, as pgInsertChunksSQL takes them.

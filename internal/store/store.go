@@ -194,7 +194,7 @@ type Store interface {
 	// AppendWriters is how many Append calls are worth running at once:
 	// 1 for an engine with one writer (SQLite), more for one that commits
 	// concurrent transactions (PostgreSQL), where one commit's round trips
-	// and WAL flush overlap the next one's work.
+	// and WAL flush overlap the next one's work, also for one tenant.
 	AppendWriters() int
 	// Head is the tenant's last assigned sequence number (0 when none).
 	Head(ctx context.Context, tenantID int64) (int64, error)
