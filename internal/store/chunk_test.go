@@ -159,7 +159,13 @@ func TestTrimChunk(t *testing.T) {
 
 func TestDecodeChunkRejectsCorruption(t *testing.T) {
 	c := buildChunks(appendOf([]string{"a"}, []int64{1}, []string{"body"}, 1))[0]
-	for _, data := range [][]byte{nil, {2}, c.data[:len(c.data)-1], append(bytes.Clone(c.data), 0)} {
+	long := strings.Repeat(`{"actor":"someone","action":"something"}`, 20)
+	z := buildChunks(appendOf([]string{"a", "a"}, []int64{1, 2}, []string{long, long}, 1))[0]
+	if z.data[0] != chunkS2 {
+		t.Fatalf("a chunk of repeated JSON was not compressed (marker %d)", z.data[0])
+	}
+	for _, data := range [][]byte{nil, {2}, c.data[:len(c.data)-1], append(bytes.Clone(c.data), 0),
+		z.data[:len(z.data)-1], append(bytes.Clone(z.data), 0)} {
 		err := decodeChunk(data, 1, func(chunkEvent) error { return nil })
 		if !errors.Is(err, errChunk) {
 			t.Errorf("decode %x = %v, want errChunk", data, err)
@@ -170,6 +176,7 @@ func TestDecodeChunkRejectsCorruption(t *testing.T) {
 func FuzzDecodeChunk(f *testing.F) {
 	f.Add(buildChunks(appendOf([]string{"a", "a"}, []int64{1, -5}, []string{"x", "yy"}, 3))[0].data)
 	f.Add([]byte{1, 1, 0, 0, 0})
+	f.Add(buildChunks(appendOf([]string{"a", "a"}, []int64{1, 2}, []string{strings.Repeat("x", 200), strings.Repeat("x", 200)}, 1))[0].data)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		prev := int64(0)
 		_ = decodeChunk(data, 1, func(e chunkEvent) error {
