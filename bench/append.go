@@ -47,8 +47,11 @@ func appendCalls(o options) ([][]store.AppendBatch, int64, error) {
 	var call []store.AppendBatch
 	var bytes int64
 	batches := (o.events + int64(o.batch) - 1) / int64(o.batch)
-	now := time.Now()
+	start := time.Now()
 	for i := range batches {
+		// A request's events carry the time it was made, as runIngest's
+		// do; a millisecond apart, as requests are at least.
+		now := start.Add(time.Duration(i) * time.Millisecond)
 		n := min(int64(o.batch), o.events-i*int64(o.batch))
 		gen := newEventGen(7<<40+uint64(i), 0)
 		var body []byte
