@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/auditexport/auditexport/internal/api"
+	"github.com/auditexport/auditexport/internal/delivery"
 	"github.com/auditexport/auditexport/internal/store"
 )
 
@@ -227,8 +228,9 @@ var windowEndRe = regexp.MustCompile(`(\d{8}T\d{6}Z)_\d+-\d+_\d+\.`)
 
 // deliver enables the destination and waits until its cursor has moved by
 // events. The agent plans the whole backlog in one window: timing starts at
-// that window's end (the first 1 s tick after enabling, read back from the
-// objects' keys) and ends at the commit (the status's last_delivery_at).
+// the destination's turn after that window's end (the first 1 s tick after
+// enabling, read back from the objects' keys, plus its fixed spread) and
+// ends at the commit (the status's last_delivery_at).
 func (w *world) deliver(ctx context.Context, events, bytesIn int64, sampleRSS bool) (deliveryResult, error) {
 	res := deliveryResult{events: events, bytesIn: bytesIn}
 	before, err := w.listObjects(ctx)
@@ -308,7 +310,10 @@ func (w *world) deliver(ctx context.Context, events, bytesIn int64, sampleRSS bo
 	if st.LastDeliveryAt == nil {
 		return res, errors.New("the destination reports no last delivery")
 	}
-	res.elapsed = st.LastDeliveryAt.Sub(windowEnd)
+	// The agent's turn for the destination comes its fixed spread after
+	// the window end (up to a twelfth of the 1 s tick): a scheduling delay
+	// that would make the rate move with the destination's id.
+	res.elapsed = st.LastDeliveryAt.Sub(windowEnd) - delivery.TurnDelay(w.destID, delivery.Schedule{Interval: time.Second})
 	if res.elapsed <= 0 || res.elapsed > res.wall {
 		return res, fmt.Errorf("delivery timing is off: window end %s, committed %s, enabled %s",
 			windowEnd.Format(time.RFC3339Nano), st.LastDeliveryAt.Format(time.RFC3339Nano), t0.Format(time.RFC3339Nano))

@@ -30,6 +30,13 @@ import (
 // rather than in the same millisecond, always in the same order.
 const DefaultSpread = 5 * time.Second
 
+// TurnDelay is how long after each window end of sched the destination id
+// gets its turn, with the default spread: what a tool timing a delivery
+// from the window end subtracts to time the delivery alone.
+func TurnDelay(id string, sched Schedule) time.Duration {
+	return spreadOf(id, sched, DefaultSpread)
+}
+
 // spreadOf is the destination's delay after each window end and hour
 // boundary: a fraction, fixed by its id, of the spread bound. The bound is
 // at most a twelfth of the destination's interval (5 s for 1-minute
