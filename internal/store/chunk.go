@@ -170,7 +170,7 @@ func decodeChunk(data []byte, firstSeq int64, fn func(e chunkEvent) error) error
 	if len(data) > 0 && data[0] == chunkS2 {
 		n, err := s2.DecodedLen(data[1:])
 		if err != nil || n > maxRawChunk {
-			return fmt.Errorf("%w: compressed block of %d bytes: %v", errChunk, n, err)
+			return fmt.Errorf("%w: compressed block of %d bytes: %w", errChunk, n, err)
 		}
 		buf := rawChunks.Get().(*[]byte)
 		defer rawChunks.Put(buf)
@@ -180,7 +180,7 @@ func decodeChunk(data []byte, firstSeq int64, fn func(e chunkEvent) error) error
 		raw := (*buf)[:n+1]
 		raw[0] = chunkVersion
 		if _, err := s2.Decode(raw[1:], data[1:]); err != nil {
-			return fmt.Errorf("%w: compressed block: %v", errChunk, err)
+			return fmt.Errorf("%w: compressed block: %w", errChunk, err)
 		}
 		data = raw
 	}
@@ -226,22 +226,10 @@ func lengthPrefixed(b []byte) (field, rest []byte, err error) {
 	return b[n : n+int(l)], b[n+int(l):], nil
 }
 
-// chunkRow is a chunk as read for GroupsBy: data is nil when the query
-// left it out because the chunk lies inside the range and one time span
-// (see needsDecode).
-type chunkRow struct {
-	eventName string
-	firstSeq  int64
-	lastSeq   int64
-	minTimeMs int64
-	maxTimeMs int64
-	count     int64
-	data      []byte
-}
-
 // needsDecode tells whether GroupsBy must decode a chunk to count it: when
 // it reaches outside [from, to] or its events fall in more than one span.
-func needsDecode(c chunkRow, from, to, spanMs int64) bool {
+// GroupsBy's queries leave the data out of the chunks that need not.
+func needsDecode(c chunk, from, to, spanMs int64) bool {
 	return c.firstSeq < from || c.lastSeq > to || floorDiv(c.minTimeMs, spanMs) != floorDiv(c.maxTimeMs, spanMs)
 }
 
@@ -260,7 +248,7 @@ func newGroupAdder(from, to int64, span time.Duration) *groupAdder {
 	return &groupAdder{from: from, to: to, spanMs: span.Milliseconds(), groups: map[groupKey]*Group{}}
 }
 
-func (a *groupAdder) add(c chunkRow) error {
+func (a *groupAdder) add(c chunk) error {
 	if !needsDecode(c, a.from, a.to, a.spanMs) {
 		a.addRun(c.eventName, floorDiv(c.minTimeMs, a.spanMs), c.firstSeq, c.lastSeq, c.count)
 		return nil

@@ -129,7 +129,7 @@ func TestGroupAdder(t *testing.T) {
 	} {
 		a := newGroupAdder(tc.from, tc.to, time.Hour)
 		for _, c := range cs {
-			row := chunkRow{eventName: c.eventName, firstSeq: c.firstSeq, lastSeq: c.lastSeq,
+			row := chunk{eventName: c.eventName, firstSeq: c.firstSeq, lastSeq: c.lastSeq,
 				minTimeMs: c.minTimeMs, maxTimeMs: c.maxTimeMs, count: c.count, data: c.data}
 			if err := a.add(row); err != nil {
 				t.Fatal(err)

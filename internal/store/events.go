@@ -351,7 +351,7 @@ func (s *SQLite) GroupsBy(ctx context.Context, tenantID, from, to int64, eventNa
 
 	adder := newGroupAdder(from, to, span)
 	for rows.Next() {
-		var c chunkRow
+		var c chunk
 		var data sql.RawBytes
 		if err := rows.Scan(&c.eventName, &c.firstSeq, &c.lastSeq, &c.minTimeMs, &c.maxTimeMs, &c.count, &data); err != nil {
 			return nil, fmt.Errorf("groups: %w", err)

@@ -439,7 +439,7 @@ func (p *Postgres) GroupsBy(ctx context.Context, tenantID, from, to int64, event
 	defer rows.Close()
 	add := newGroupAdder(from, to, span)
 	for rows.Next() {
-		var c chunkRow
+		var c chunk
 		if err := rows.Scan(&c.eventName, &c.firstSeq, &c.lastSeq, &c.minTimeMs, &c.maxTimeMs, &c.count, &c.data); err != nil {
 			return nil, p.fail(ctx, "groups", err)
 		}
