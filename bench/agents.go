@@ -537,15 +537,7 @@ func (r *report) printAgents(out io.Writer) {
 		}
 		return
 	}
-	row := func(name string, values []string, unit, note string) {
-		var b strings.Builder
-		fmt.Fprintf(&b, "  %-30s", name)
-		for _, v := range values {
-			fmt.Fprintf(&b, " %12s", v)
-		}
-		fmt.Fprintf(&b, " %-9s %s", unit, note)
-		fmt.Fprintln(out, strings.TrimRight(b.String(), " "))
-	}
+	row := tableRow(out)
 	each := func(f func(p agentsPhase) string) []string {
 		vs := make([]string, len(a.phases))
 		for i, p := range a.phases {

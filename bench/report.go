@@ -173,11 +173,10 @@ func (r *report) print(out io.Writer) {
 	fmt.Fprintln(out)
 }
 
-// printStores prints the ingest, delivery and stage-limit sections with a
-// column per store.
-func (r *report) printStores(out io.Writer) {
-	runs := r.runs
-	row := func(name string, values []string, unit, note string) {
+// tableRow returns the printer of one row of a section: its name, a value
+// per column, the unit and a note.
+func tableRow(out io.Writer) func(name string, values []string, unit, note string) {
+	return func(name string, values []string, unit, note string) {
 		var b strings.Builder
 		fmt.Fprintf(&b, "  %-30s", name)
 		for _, v := range values {
@@ -186,6 +185,13 @@ func (r *report) printStores(out io.Writer) {
 		fmt.Fprintf(&b, " %-9s %s", unit, note)
 		fmt.Fprintln(out, strings.TrimRight(b.String(), " "))
 	}
+}
+
+// printStores prints the ingest, delivery and stage-limit sections with a
+// column per store.
+func (r *report) printStores(out io.Writer) {
+	runs := r.runs
+	row := tableRow(out)
 	each := func(f func(run *storeRun) string) []string {
 		vs := make([]string, len(runs))
 		for i, run := range runs {

@@ -102,7 +102,10 @@ const provisionalSpan = 1 << 32
 //     index then makes the second wait for the first and fail (or the two
 //     deadlock, and PostgreSQL fails one); the call is retried, and the
 //     retry's probe sees the key. Both happen only when a client resends an
-//     event while its first copy is still being committed.
+//     event while its first copy is still being committed. A resend probed
+//     as a duplicate just before retention deleted its first copy is
+//     dropped, as it would have been a moment earlier: retention deletes
+//     only delivered events, so the event was delivered once.
 //
 // The keys, the only rows written per event, go in with COPY (binary): the
 // cheapest way into PostgreSQL, with no per-row statement, array parsing or
