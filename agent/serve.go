@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -32,6 +33,11 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	stopProfile, err := startCPUProfile(log)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	d, err := daemon.StartWith(ctx, cfg, log, version, opts)
 	if err != nil {
 		return err
@@ -59,6 +65,33 @@ func newLogger(cfg *config.Config) hclog.Logger {
 // is read from the environment only, never from the config, and the agent
 // warns at start when it is set.
 const envBenchClockOffset = "AUDITEXPORT_BENCH_CLOCK_OFFSET"
+
+// envCPUProfile names a file the agent writes a CPU profile of its whole run
+// to (runtime/pprof), finished when it shuts down: a profiling aid for the
+// bench's many-destinations scenarios, read from the environment only.
+const envCPUProfile = "AUDITEXPORT_CPU_PROFILE"
+
+func startCPUProfile(log hclog.Logger) (stop func(), err error) {
+	path := os.Getenv(envCPUProfile)
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", envCPUProfile, err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", envCPUProfile, err)
+	}
+	log.Warn("writing a CPU profile until shutdown", "variable", envCPUProfile, "file", path)
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			log.Error("writing the CPU profile", "file", path, "error", err)
+		}
+	}, nil
+}
 
 func benchOptions(log hclog.Logger) (daemon.Options, error) {
 	v := os.Getenv(envBenchClockOffset)

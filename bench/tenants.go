@@ -49,6 +49,8 @@ type tenantOptions struct {
 	boundaries int
 	workers    int
 	stsRate    float64
+	profile    string // the agent's CPU profile, when set
+	keys       string // the destinations' key_template, "" for the default
 }
 
 func tenantFlags(fs *flag.FlagSet, o *tenantOptions) {
@@ -57,6 +59,8 @@ func tenantFlags(fs *flag.FlagSet, o *tenantOptions) {
 	fs.IntVar(&o.events, "tenant-events", 20, "-scenario tenants*: events posted per tenant per minute, in one request")
 	fs.IntVar(&o.boundaries, "boundaries", 5, "-scenario tenants: minute boundaries measured after the first delivery of every destination")
 	fs.IntVar(&o.workers, "workers", 0, "-scenario tenants*: the agent's delivery.workers (0: the agent's default)")
+	fs.StringVar(&o.keys, "key-template", "", "-scenario tenants*: the destinations' key_template (default: the agent's, an object per event name; one without {event_type} writes one object per window)")
+	fs.StringVar(&o.profile, "agent-profile", "", "-scenario tenants*: write the agent's CPU profile of the whole run to this `file` (AUDITEXPORT_CPU_PROFILE)")
 	fs.Float64Var(&o.stsRate, "sts-rate", 100, "-scenario tenants*: AssumeRole calls per second the bench's STS answers before it throttles")
 }
 
@@ -150,6 +154,7 @@ type tenantsReport struct {
 	idleGoroutines float64
 	idleMetrics    int // /metrics bytes before the first delivery
 	coldStart      time.Duration
+	coldDone       time.Time // agent time when every destination had delivered once
 	coldFirstEnd   time.Duration // from the first window end after start
 	coldSTS        stsStats
 	steadySTS      stsStats
@@ -281,6 +286,13 @@ func (f *fleet) setup(ctx context.Context, bin, dir string) error {
 	if f.offset != 0 {
 		a.env = []string{"AUDITEXPORT_BENCH_CLOCK_OFFSET=" + f.offset.String()}
 	}
+	if f.o.profile != "" {
+		abs, err := filepath.Abs(f.o.profile)
+		if err != nil {
+			return err
+		}
+		a.env = append(a.env, "AUDITEXPORT_CPU_PROFILE="+abs)
+	}
 	delivery := ""
 	if f.o.workers > 0 {
 		delivery = fmt.Sprintf("delivery {\n  workers = %d\n}\n", f.o.workers)
@@ -332,7 +344,7 @@ func (f *fleet) populate(ctx context.Context) error {
 			spec := api.DestinationSpec{
 				Bucket: f.s3.bucket, Region: region, Prefix: "fleet",
 				RoleARN:  fmt.Sprintf("arn:aws:iam::%012d:role/auditexport-%s", 100000000000+n, name),
-				Interval: g.interval, DailyAt: g.dailyAt,
+				Interval: g.interval, DailyAt: g.dailyAt, KeyTemplate: f.o.keys,
 			}
 			if err := spec.Normalize(); err != nil {
 				return err
@@ -430,7 +442,7 @@ func (f *fleet) run(ctx context.Context, scenario string, rep *tenantsReport) er
 		}
 		f.closeBoundaries(now, cpuAt, meters, done, pid, rep)
 		if rep.coldStart == 0 && f.allDeliveredOnce() {
-			rep.coldStart = time.Since(t0)
+			rep.coldStart, rep.coldDone = time.Since(t0), now
 			rep.coldFirstEnd = f.latestFirst().Sub(firstEnd(f))
 			rep.coldSTS = f.sts.stats()
 			progress("every destination delivered once, %.1f s after the agent started", rep.coldStart.Seconds())
@@ -730,7 +742,12 @@ func (r *tenantsReport) print(out io.Writer) {
 	m := r.machine
 	p("machine: %d CPUs (%s), %s RAM, %s, %s; fsync p50 %s ms; load average %.2f at the start", m.cpus, m.model, m.memory, m.kernel, m.goVer, ms(m.fsyncP50), m.load)
 	p("S3: %s; STS: the bench's, throttling past %.0f AssumeRole/s", r.s3, r.o.stsRate)
-	p("destinations: %s, one tenant and one role each; %d events per tenant per minute through HTTP ingest", strings.Join(groups, " + "), r.o.events)
+	keys := r.o.keys
+	if keys == "" {
+		keys = "the default, " + api.DefaultKeyTemplate
+	}
+	p("destinations: %s, one tenant and one role each; %d events per tenant per minute through HTTP ingest, of %d event names; key_template %s",
+		strings.Join(groups, " + "), r.o.events, len(eventNames), keys)
 	workers := "the default"
 	if r.o.workers > 0 {
 		workers = fmt.Sprint(r.o.workers)
@@ -763,14 +780,23 @@ func (r *tenantsReport) print(out io.Writer) {
 		mib(r.idleRSS), r.idleGoroutines, r.idleMetrics)
 	p("agent peak RSS %s; at the end %.0f goroutines, /metrics %d bytes in %.0f ms", mib(r.peakRSS), r.goroutines, r.metricsBytes, float64(r.metricsTime)/float64(time.Millisecond))
 	p("events posted %d, ingest requests failed %d; status polls that saw a destination failing: %d", r.posted, r.ingestErrors, r.failures)
+	// The target is for an agent running: the boundaries that come after
+	// every destination has delivered once. At the cold-start one, some
+	// destinations are still waiting for their first credentials.
 	var worst time.Duration
+	measured, missed := 0, 0
 	for _, b := range r.boundaries {
+		if r.coldDone.IsZero() || b.at.Before(r.coldDone) {
+			continue
+		}
+		measured++
 		worst = max(worst, percentile(b.lags, 0.99))
 		if b.delivered < b.expected {
-			worst = max(worst, time.Hour) // a missed window fails the target
+			missed++ // a window not delivered before the next fails the target
 		}
 	}
 	p("")
-	p("target lag p99 <= %.0f s: %s (worst p99 %.2f s)", targetLagP99.Seconds(), yesNo(worst <= targetLagP99 && len(r.boundaries) > 0), worst.Seconds())
+	p("target lag p99 <= %.0f s: %s (worst p99 %.2f s over the %d boundaries after the cold start; %d with destinations undelivered by the next)",
+		targetLagP99.Seconds(), yesNo(worst <= targetLagP99 && measured > 0 && missed == 0), worst.Seconds(), measured, missed)
 	p("target RSS <= %s: %s (peak %s)", mib(targetRSS), yesNo(r.peakRSS <= targetRSS), mib(r.peakRSS))
 }

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -54,13 +55,21 @@ func (s writerSink) Ready() bool { return s.w.Ready() }
 // recorded before it is completed, so a re-run after a crash rewrites the
 // same events under the same key (and gets 412 if it had landed).
 type planGroup struct {
-	EventName string        `json:"event_name"`
-	Day       time.Time     `json:"day"`
-	Span      time.Duration `json:"span,omitempty"`
-	FirstSeq  int64         `json:"first_seq"`
-	LastSeq   int64         `json:"last_seq"`
-	Count     int64         `json:"count"`
-	Parts     []planPart    `json:"parts,omitempty"`
+	EventName string `json:"event_name"`
+	// Names makes the group mixed: the events of all these names, in one
+	// object (see mixGroups); EventName is then empty.
+	Names    []string      `json:"names,omitempty"`
+	Day      time.Time     `json:"day"`
+	Span     time.Duration `json:"span,omitempty"`
+	FirstSeq int64         `json:"first_seq"`
+	LastSeq  int64         `json:"last_seq"`
+	Count    int64         `json:"count"`
+	Parts    []planPart    `json:"parts,omitempty"`
+}
+
+// scan is the store group of g's events from seq from to seq to.
+func (g *planGroup) scan(from, to int64) store.Group {
+	return store.Group{EventName: g.EventName, Names: g.Names, Day: g.Day, Span: g.Span, FirstSeq: from, LastSeq: to}
 }
 
 type planPart struct {
@@ -213,9 +222,12 @@ func (d *Deliverer) newPlan(ctx context.Context, t *target, windowEnd time.Time)
 	if err != nil {
 		return store.Plan{}, fmt.Errorf("planning: %w", err)
 	}
+	if !groupsByName(t.spec) {
+		groups = mixGroups(groups)
+	}
 	pg := make([]planGroup, 0, len(groups))
 	for _, g := range groups {
-		pg = append(pg, planGroup{EventName: g.EventName, Day: g.Day, Span: g.Span, FirstSeq: g.FirstSeq, LastSeq: g.LastSeq, Count: g.Count})
+		pg = append(pg, planGroup{EventName: g.EventName, Names: g.Names, Day: g.Day, Span: g.Span, FirstSeq: g.FirstSeq, LastSeq: g.LastSeq, Count: g.Count})
 	}
 	data, err := json.Marshal(pg)
 	if err != nil {
@@ -225,6 +237,42 @@ func (d *Deliverer) newPlan(ctx context.Context, t *target, windowEnd time.Time)
 		DestinationID: t.dest.ID, FromSeq: t.dest.Cursor + 1, ToSeq: head,
 		WindowEnd: windowEnd, Objects: data, CreatedAt: d.now(), Fence: t.fence,
 	}, nil
+}
+
+// groupsByName reports whether the destination writes an object per event
+// name: its keys name the event type, or its events are mapped to OCSF,
+// whose class comes from the name. Otherwise each day's (or hour's) events
+// of a window share one object whatever their names: a platform with
+// dozens of event names would else write dozens of small objects a window.
+func groupsByName(spec api.DestinationSpec) bool {
+	tmpl := spec.KeyTemplate
+	if tmpl == "" {
+		tmpl = api.DefaultKeyTemplate
+	}
+	return spec.EventSchema == api.EventSchemaOCSF || api.KeyTemplateUses(tmpl)["event_type"]
+}
+
+// mixGroups merges the groups of each time span into one group of all
+// their names, ordered by first sequence number as GroupsBy orders.
+func mixGroups(groups []store.Group) []store.Group {
+	var mixed []store.Group
+	at := map[int64]int{} // by the span's start, in ms
+	for _, g := range groups {
+		i, ok := at[g.Day.UnixMilli()]
+		if !ok {
+			at[g.Day.UnixMilli()] = len(mixed)
+			mixed = append(mixed, store.Group{Day: g.Day, Span: g.Span, FirstSeq: g.FirstSeq, LastSeq: g.LastSeq})
+			i = len(mixed) - 1
+		}
+		m := &mixed[i]
+		m.Names = append(m.Names, g.EventName)
+		m.FirstSeq, m.LastSeq, m.Count = min(m.FirstSeq, g.FirstSeq), max(m.LastSeq, g.LastSeq), m.Count+g.Count
+	}
+	for i := range mixed {
+		slices.Sort(mixed[i].Names)
+	}
+	slices.SortFunc(mixed, func(a, b store.Group) int { return cmp.Compare(a.FirstSeq, b.FirstSeq) })
+	return mixed
 }
 
 // groupsAtOnce is how many groups of one plan are written at the same time.
@@ -310,8 +358,7 @@ func (d *Deliverer) newPart(ctx context.Context, a *attemptState, gi int, from i
 	if err != nil {
 		return p, err
 	}
-	scan := store.Group{EventName: g.EventName, Day: g.Day, Span: g.Span, FirstSeq: from, LastSeq: g.LastSeq}
-	err = d.scanAhead(ctx, t.tenant.ID, scan, func(ev store.StoredEvent) error {
+	err = d.scanAhead(ctx, t.tenant.ID, g.scan(from, g.LastSeq), func(ev store.StoredEvent) error {
 		if err := obj.enc.Write(ev); err != nil {
 			return err
 		}
@@ -347,8 +394,7 @@ func (d *Deliverer) rewritePart(ctx context.Context, a *attemptState, gi, pi int
 		return err
 	}
 	var n int64
-	scan := store.Group{EventName: g.EventName, Day: g.Day, Span: g.Span, FirstSeq: p.FirstSeq, LastSeq: p.LastSeq}
-	err = d.scanAhead(ctx, t.tenant.ID, scan, func(ev store.StoredEvent) error {
+	err = d.scanAhead(ctx, t.tenant.ID, g.scan(p.FirstSeq, p.LastSeq), func(ev store.StoredEvent) error {
 		n++
 		return obj.enc.Write(ev)
 	})

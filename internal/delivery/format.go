@@ -66,8 +66,7 @@ func (d *Deliverer) partClass(ctx context.Context, t *target, g *planGroup, from
 		return 0, false, err
 	}
 	errFound := errors.New("found")
-	scan := store.Group{EventName: g.EventName, Day: g.Day, Span: g.Span, FirstSeq: from, LastSeq: g.LastSeq}
-	err = d.store.Scan(ctx, t.tenant.ID, scan, func(ev store.StoredEvent) error {
+	err = d.store.Scan(ctx, t.tenant.ID, g.scan(from, g.LastSeq), func(ev store.StoredEvent) error {
 		mapped, err := m.Map(ev.Body, ev.Seq)
 		if err != nil {
 			return fmt.Errorf("mapping to OCSF: %w", err)

@@ -47,7 +47,7 @@ func (s *SQLite) CreateDestination(ctx context.Context, d Destination) (Destinat
 // GetDestination returns a destination of the tenant. A destination of
 // another tenant is not found: this is where tenants are kept apart.
 func (s *SQLite) GetDestination(ctx context.Context, tenantID int64, id string) (Destination, error) {
-	row := s.reader.QueryRowContext(ctx, `SELECT `+destinationColumns+`
+	row := s.read.QueryRowContext(ctx, `SELECT `+destinationColumns+`
 		FROM destinations WHERE id = ? AND tenant_id = ?`, id, tenantID)
 	d, err := scanDestination(row)
 	if err != nil {
@@ -59,7 +59,7 @@ func (s *SQLite) GetDestination(ctx context.Context, tenantID int64, id string) 
 // ListDestinations lists a tenant's destinations, or every tenant's when
 // tenantID is 0, ordered by creation.
 func (s *SQLite) ListDestinations(ctx context.Context, tenantID int64) ([]Destination, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+destinationColumns+`
+	rows, err := s.read.QueryContext(ctx, `SELECT `+destinationColumns+`
 		FROM destinations WHERE ? = 0 OR tenant_id = ?
 		ORDER BY created_at, id`, tenantID, tenantID)
 	if err != nil {
@@ -135,7 +135,7 @@ func scanDestination(sc scanner) (Destination, error) {
 func (s *SQLite) GetStatus(ctx context.Context, destID string) (Status, error) {
 	var st Status
 	var lastDelivery, lastAttempt, failingSince int64
-	err := s.reader.QueryRowContext(ctx, `SELECT
+	err := s.read.QueryRowContext(ctx, `SELECT
 			COALESCE(s.last_delivery_at, 0), COALESCE(s.last_attempt_at, 0),
 			COALESCE(s.last_error, ''), COALESCE(s.failing_since, 0),
 			COALESCE(s.events_delivered, 0), COALESCE(s.objects_delivered, 0),
@@ -157,7 +157,7 @@ func (s *SQLite) GetStatus(ctx context.Context, destID string) (Status, error) {
 // DestinationStatus returns a destination of the tenant and its status in
 // one statement (see Store.DestinationStatus).
 func (s *SQLite) DestinationStatus(ctx context.Context, tenantID int64, id string) (Destination, Status, error) {
-	row := s.reader.QueryRowContext(ctx, `SELECT `+destinationStatusColumns+`, `+sqliteHolderColumn+`
+	row := s.read.QueryRowContext(ctx, `SELECT `+destinationStatusColumns+`, `+sqliteHolderColumn+`
 		FROM destinations d
 		LEFT JOIN destination_status s ON s.destination_id = d.id
 		WHERE d.id = ? AND d.tenant_id = ?`, toMs(s.now()), id, tenantID)
@@ -173,7 +173,7 @@ func (s *SQLite) DestinationStatus(ctx context.Context, tenantID int64, id strin
 // Store.DestinationSummaries. The oldest event is one primary-key lookup
 // per destination: the commit mark holding the event after its cursor.
 func (s *SQLite) DestinationSummaries(ctx context.Context) ([]DestinationSummary, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+destinationStatusColumns+`, `+sqliteHolderColumn+`,
+	rows, err := s.read.QueryContext(ctx, `SELECT `+destinationStatusColumns+`, `+sqliteHolderColumn+`,
 			t.name, t.head_seq,
 			COALESCE((SELECT m.received_ms FROM commit_marks m
 				WHERE m.tenant_id = d.tenant_id AND m.last_seq > d.cursor ORDER BY m.last_seq LIMIT 1), 0)
@@ -290,7 +290,7 @@ func (s *SQLite) RecordAttempt(ctx context.Context, destID string, a Attempt) er
 func (s *SQLite) PendingPlan(ctx context.Context, destID string) (Plan, error) {
 	p := Plan{DestinationID: destID}
 	var windowEnd, created int64
-	err := s.reader.QueryRowContext(ctx, `SELECT from_seq, to_seq, window_end, objects, created_at
+	err := s.read.QueryRowContext(ctx, `SELECT from_seq, to_seq, window_end, objects, created_at
 		FROM plans WHERE destination_id = ?`, destID).
 		Scan(&p.FromSeq, &p.ToSeq, &windowEnd, &p.Objects, &created)
 	if err != nil {
@@ -309,15 +309,13 @@ func (s *SQLite) SavePlan(ctx context.Context, p Plan) error {
 		p.CreatedAt = s.now()
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		if err := destinationExists(ctx, tx, p.DestinationID); err != nil {
+		if err := s.destinationExists(ctx, tx, p.DestinationID); err != nil {
 			return err
 		}
 		if err := s.checkFence(ctx, tx, p.DestinationID, p.Fence); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO plans
-			(destination_id, from_seq, to_seq, window_end, objects, created_at)
-			VALUES (?, ?, ?, ?, ?, ?)`,
+		_, err := s.inWrite.execIn(ctx, tx, savePlanSQL,
 			p.DestinationID, p.FromSeq, p.ToSeq, toMs(p.WindowEnd), nonNil(p.Objects), toMs(p.CreatedAt))
 		if isUnique(err) {
 			return fmt.Errorf("plan of destination %q already pending: %w", p.DestinationID, ErrConflict)
@@ -343,30 +341,18 @@ func (s *SQLite) CommitPlan(ctx context.Context, p Plan, d Delivered) error {
 		if err := s.checkFence(ctx, tx, p.DestinationID, p.Fence); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM plans
-			WHERE destination_id = ? AND from_seq = ? AND to_seq = ?`,
-			p.DestinationID, p.FromSeq, p.ToSeq)
+		res, err := s.inWrite.execIn(ctx, tx, deletePlanSQL, p.DestinationID, p.FromSeq, p.ToSeq)
 		if err != nil {
 			return err
 		}
 		if err := requireOne(res, "plan %d-%d of destination %q", p.FromSeq, p.ToSeq, p.DestinationID); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx,
-			`UPDATE destinations SET cursor = ? WHERE id = ?`, p.ToSeq, p.DestinationID)
+		_, err = s.inWrite.execIn(ctx, tx, moveCursorSQL, p.ToSeq, p.DestinationID)
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO destination_status
-			(destination_id, last_delivery_at, events_delivered, objects_delivered, bytes_delivered)
-			VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (destination_id) DO UPDATE SET
-				last_delivery_at  = excluded.last_delivery_at,
-				last_error        = '',
-				failing_since     = 0,
-				events_delivered  = events_delivered + excluded.events_delivered,
-				objects_delivered = objects_delivered + excluded.objects_delivered,
-				bytes_delivered   = bytes_delivered + excluded.bytes_delivered`,
+		_, err = s.inWrite.execIn(ctx, tx, recordDeliverySQL,
 			p.DestinationID, toMs(d.At), d.Events, d.Objects, d.Bytes)
 		if err != nil {
 			return err
@@ -379,10 +365,49 @@ func (s *SQLite) CommitPlan(ctx context.Context, p Plan, d Delivered) error {
 	return nil
 }
 
-func destinationExists(ctx context.Context, tx *sql.Tx, id string) error {
+func (s *SQLite) destinationExists(ctx context.Context, tx *sql.Tx, id string) error {
 	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM destinations WHERE id = ?`, id).Scan(&one)
+	err := s.inWrite.queryRowIn(ctx, tx, destinationExistsSQL, id).Scan(&one)
 	return notFound(err, "destination %q", id)
+}
+
+// The statements of a delivery's plan, run thousands of times a minute
+// with many destinations: prepared once on the writer (writerStmts).
+const (
+	destinationExistsSQL = `SELECT 1 FROM destinations WHERE id = ?`
+	savePlanSQL          = `INSERT INTO plans
+		(destination_id, from_seq, to_seq, window_end, objects, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)`
+	updatePlanSQL = `UPDATE plans SET objects = ?
+		WHERE destination_id = ? AND from_seq = ? AND to_seq = ?`
+	deletePlanSQL     = `DELETE FROM plans WHERE destination_id = ? AND from_seq = ? AND to_seq = ?`
+	moveCursorSQL     = `UPDATE destinations SET cursor = ? WHERE id = ?`
+	recordDeliverySQL = `INSERT INTO destination_status
+		(destination_id, last_delivery_at, events_delivered, objects_delivered, bytes_delivered)
+		VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (destination_id) DO UPDATE SET
+			last_delivery_at  = excluded.last_delivery_at,
+			last_error        = '',
+			failing_since     = 0,
+			events_delivered  = events_delivered + excluded.events_delivered,
+			objects_delivered = objects_delivered + excluded.objects_delivered,
+			bytes_delivered   = bytes_delivered + excluded.bytes_delivered`
+	checkFenceSQL = `SELECT 1 FROM leases
+		WHERE destination_id = ? AND holder = ? AND epoch = ? AND expires_at > ?`
+	logCommitSQL = `INSERT INTO delivery_commits
+		(destination_id, to_seq, from_seq, committed_at) VALUES (?, ?, ?, ?)`
+	logObjectSQL = `INSERT INTO delivered_objects
+		(destination_id, commit_seq, ord, key, sha256, size, events, first_seq, last_seq,
+		 oldest_ms, newest_ms, committed_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
+// writerStmts are the writer's prepared statements: the plan's and the
+// write batcher's savepoints.
+var writerStmts = []string{
+	destinationExistsSQL, savePlanSQL, updatePlanSQL, deletePlanSQL, moveCursorSQL,
+	recordDeliverySQL, checkFenceSQL, logCommitSQL, logObjectSQL,
+	savepointSQL, rollbackToSQL, releaseSQL, headSQL,
 }
 
 // requireOne returns an error wrapping ErrNotFound unless res changed a row.

@@ -158,16 +158,12 @@ type DeliveryLog interface {
 // CommitPlan's transaction, after the plan is known to be pending.
 func (s *SQLite) logCommit(ctx context.Context, tx *sql.Tx, p Plan, objects []LoggedObject) error {
 	at := toMs(s.now())
-	if _, err := tx.ExecContext(ctx, `INSERT INTO delivery_commits
-		(destination_id, to_seq, from_seq, committed_at) VALUES (?, ?, ?, ?)`,
+	if _, err := s.inWrite.execIn(ctx, tx, logCommitSQL,
 		p.DestinationID, p.ToSeq, p.FromSeq, at); err != nil {
 		return err
 	}
 	for i, o := range objects {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO delivered_objects
-			(destination_id, commit_seq, ord, key, sha256, size, events, first_seq, last_seq,
-			 oldest_ms, newest_ms, committed_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		if _, err := s.inWrite.execIn(ctx, tx, logObjectSQL,
 			p.DestinationID, p.ToSeq, i+1, o.Key, o.SHA256, o.Size, o.Events, o.FirstSeq, o.LastSeq,
 			toMs(o.OldestEventTime), toMs(o.NewestEventTime), at); err != nil {
 			return err
@@ -179,7 +175,7 @@ func (s *SQLite) logCommit(ctx context.Context, tx *sql.Tx, p Plan, objects []Lo
 // LogStart returns where the destination's delivery log began.
 func (s *SQLite) LogStart(ctx context.Context, destID string) (int64, time.Time, error) {
 	var cursor, at int64
-	err := s.reader.QueryRowContext(ctx, `SELECT start_cursor, started_at
+	err := s.read.QueryRowContext(ctx, `SELECT start_cursor, started_at
 		FROM delivery_log_start WHERE destination_id = ?`, destID).Scan(&cursor, &at)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("log start: %w", notFound(err, "destination %q", destID))
@@ -232,7 +228,7 @@ func (s *SQLite) DeliveredObjects(ctx context.Context, tenantID int64, destID st
 	if q.To.IsZero() {
 		to = 1<<63 - 1
 	}
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+loggedObjectColumns+` FROM delivered_objects
+	rows, err := s.read.QueryContext(ctx, `SELECT `+loggedObjectColumns+` FROM delivered_objects
 		WHERE destination_id = ?1
 		AND destination_id IN (SELECT id FROM destinations WHERE id = ?1 AND tenant_id = ?2)
 		AND (commit_seq, ord) > (?3, ?4)
@@ -309,7 +305,7 @@ func scanDigest(sc scanner) (SavedDigest, error) {
 
 // LastDigest returns the destination's latest digest.
 func (s *SQLite) LastDigest(ctx context.Context, destID string) (SavedDigest, error) {
-	d, err := scanDigest(s.reader.QueryRowContext(ctx, `SELECT `+digestColumns+` FROM digests
+	d, err := scanDigest(s.read.QueryRowContext(ctx, `SELECT `+digestColumns+` FROM digests
 		WHERE destination_id = ? ORDER BY hour_start DESC LIMIT 1`, destID))
 	if err != nil {
 		return SavedDigest{}, fmt.Errorf("last digest: %w", notFound(err, "digest of destination %q", destID))
@@ -323,7 +319,7 @@ func (s *SQLite) SaveDigest(ctx context.Context, d SavedDigest) error {
 		d.CreatedAt = s.now()
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		if err := destinationExists(ctx, tx, d.DestinationID); err != nil {
+		if err := s.destinationExists(ctx, tx, d.DestinationID); err != nil {
 			return err
 		}
 		if err := s.checkFence(ctx, tx, d.DestinationID, d.Fence); err != nil {
@@ -419,7 +415,7 @@ func collectSigningKeys(rows rowScanner) ([]SigningKey, error) {
 
 // SigningKeys lists every signing key, oldest first.
 func (s *SQLite) SigningKeys(ctx context.Context) ([]SigningKey, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+signingKeyColumns+` FROM signing_keys
+	rows, err := s.read.QueryContext(ctx, `SELECT `+signingKeyColumns+` FROM signing_keys
 		ORDER BY not_before, key_id`)
 	if err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)

@@ -135,7 +135,7 @@ func (s *SQLite) Append(ctx context.Context, batches []AppendBatch) ([]AppendRes
 		heads := make(map[int64]tenantHead, len(plans))
 		stored := make([][]bool, len(plans))
 		for i, tp := range plans {
-			h, err := headTx(ctx, tx, tp.tenantID)
+			h, err := s.headTx(ctx, tx, tp.tenantID)
 			if err != nil {
 				return err
 			}
@@ -298,18 +298,20 @@ func (a *appender) moveHeads(m headMoves) error {
 	return nil
 }
 
-func headTx(ctx context.Context, tx *sql.Tx, tenantID int64) (tenantHead, error) {
+func (s *SQLite) headTx(ctx context.Context, tx *sql.Tx, tenantID int64) (tenantHead, error) {
 	var h tenantHead
-	err := tx.QueryRowContext(ctx,
-		`SELECT head_seq, head_received_ms FROM tenants WHERE id = ?`, tenantID).Scan(&h.head, &h.receivedMs)
+	err := s.inWrite.queryRowIn(ctx, tx, headSQL, tenantID).Scan(&h.head, &h.receivedMs)
 	return h, notFound(err, "tenant %d", tenantID)
 }
+
+// headSQL reads a tenant's head in Append's transaction.
+const headSQL = `SELECT head_seq, head_received_ms FROM tenants WHERE id = ?`
 
 // Head returns the tenant's last sequence number, 0 when it has no events.
 // An unknown tenant is an error wrapping ErrNotFound.
 func (s *SQLite) Head(ctx context.Context, tenantID int64) (int64, error) {
 	var head int64
-	err := s.reader.QueryRowContext(ctx,
+	err := s.read.QueryRowContext(ctx,
 		`SELECT head_seq FROM tenants WHERE id = ?`, tenantID).Scan(&head)
 	if err != nil {
 		return 0, fmt.Errorf("head: %w", notFound(err, "tenant %d", tenantID))
@@ -326,7 +328,7 @@ const oldestAfterSQL = `SELECT received_ms FROM commit_marks WHERE tenant_id = ?
 // time when there is none.
 func (s *SQLite) OldestAfter(ctx context.Context, tenantID, seq int64) (time.Time, error) {
 	var received int64
-	err := s.reader.QueryRowContext(ctx, oldestAfterSQL, tenantID, seq).Scan(&received)
+	err := s.read.QueryRowContext(ctx, oldestAfterSQL, tenantID, seq).Scan(&received)
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, nil
 	}
@@ -343,7 +345,7 @@ func (s *SQLite) GroupsBy(ctx context.Context, tenantID, from, to int64, eventNa
 		return nil, err
 	}
 	q, args := groupsQuery(tenantID, from, to, eventNames, span.Milliseconds())
-	rows, err := s.reader.QueryContext(ctx, q, args...)
+	rows, err := s.read.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("groups: %w", err)
 	}
@@ -401,8 +403,11 @@ const scanSQL = `SELECT first_seq, data
 // The rows are read in a WAL read transaction, which holds no lock a writer
 // waits for, so a slow fn does not stall ingest.
 func (s *SQLite) Scan(ctx context.Context, tenantID int64, g Group, fn func(ev StoredEvent) error) error {
+	if len(g.Names) > 0 {
+		return s.scanMixed(ctx, tenantID, g, fn)
+	}
 	start, end := groupBounds(g)
-	rows, err := s.reader.QueryContext(ctx, scanSQL,
+	rows, err := s.read.QueryContext(ctx, scanSQL,
 		tenantID, g.EventName, g.FirstSeq, g.LastSeq+chunkMaxSpan, g.LastSeq, start, end)
 	if err != nil {
 		return fmt.Errorf("scan: %w", err)
@@ -430,6 +435,51 @@ func (s *SQLite) Scan(ctx context.Context, tenantID int64, g Group, fn func(ev S
 	return nil
 }
 
+// scanMixedSQL reads every name's chunks in the sequence range and
+// overlapping the time span, in first_seq order (see mergeScan). A chunk
+// spans less than chunkMaxSpan, so those holding [from, to] have
+// from - span < first_seq <= to.
+const scanMixedSQL = `SELECT event_name, first_seq, data
+	FROM event_chunks INDEXED BY event_chunks_first
+	WHERE tenant_id = ? AND first_seq > ? AND first_seq <= ? AND last_seq >= ?
+	  AND max_time_ms >= ? AND min_time_ms < ?
+	ORDER BY first_seq`
+
+// scanMixed streams the events of a group of several names.
+func (s *SQLite) scanMixed(ctx context.Context, tenantID int64, g Group, fn func(ev StoredEvent) error) error {
+	m := newMergeScan(g, fn)
+	rows, err := s.read.QueryContext(ctx, scanMixedSQL,
+		tenantID, g.FirstSeq-chunkMaxSpan, g.LastSeq, g.FirstSeq, m.start, m.end)
+	if err != nil {
+		return fmt.Errorf("scan: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var first int64
+		var data sql.RawBytes
+		if err := rows.Scan(&name, &first, &data); err != nil {
+			return fmt.Errorf("scan: %w", err)
+		}
+		if err := m.add(name, first, data); err != nil {
+			return scanError(err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("scan: %w", err)
+	}
+	return scanError(m.finish())
+}
+
+// scanError marks a corrupt chunk's error as the scan's; fn's errors pass
+// as they are.
+func scanError(err error) error {
+	if errors.Is(err, errChunk) {
+		return fmt.Errorf("scan: %w", err)
+	}
+	return err
+}
+
 // floorDiv divides rounding toward negative infinity.
 func floorDiv(a, b int64) int64 {
 	q := a / b
@@ -451,7 +501,7 @@ const expiredRangeSQL = `SELECT
 // ExpiredRange returns the sequence range retention may delete from. See
 // Store.ExpiredRange.
 func (s *SQLite) ExpiredRange(ctx context.Context, tenantID int64, before time.Time) (first, last int64, err error) {
-	err = s.reader.QueryRowContext(ctx, expiredRangeSQL, tenantID, before.UnixMilli()).Scan(&first, &last)
+	err = s.read.QueryRowContext(ctx, expiredRangeSQL, tenantID, before.UnixMilli()).Scan(&first, &last)
 	if err != nil {
 		return 0, 0, fmt.Errorf("expired range: %w", err)
 	}

@@ -206,8 +206,7 @@ func (s *SQLite) checkFence(ctx context.Context, tx *sql.Tx, destID string, fenc
 		return nil
 	}
 	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM leases
-		WHERE destination_id = ? AND holder = ? AND epoch = ? AND expires_at > ?`,
+	err := s.inWrite.queryRowIn(ctx, tx, checkFenceSQL,
 		destID, fence.Holder, fence.Epoch, toMs(s.now())).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return leaseLost(destID, fence)

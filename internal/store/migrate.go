@@ -240,6 +240,10 @@ CREATE INDEX commit_marks_received ON commit_marks (tenant_id, received_ms);
 -- go below.
 ALTER TABLE tenants ADD COLUMN head_received_ms INTEGER NOT NULL DEFAULT 0;
 `,
+	// 6: a scan of every name's chunks in first_seq order, for the groups
+	// of a destination whose keys do not name the event type (one object
+	// per window holds all its names, merged in sequence order).
+	`CREATE INDEX event_chunks_first ON event_chunks (tenant_id, first_seq);`,
 }
 
 // migrationSteps are the parts of a migration written in Go, run in its

@@ -23,7 +23,7 @@ const lastSeqBeforeSQL = `SELECT COALESCE(
 // the same snapshot.
 func (s *SQLite) LastSeqBefore(ctx context.Context, tenantID, after int64, t time.Time) (int64, error) {
 	var seq sql.NullInt64
-	err := s.reader.QueryRowContext(ctx, lastSeqBeforeSQL, tenantID, t.UnixMilli(), after).Scan(&seq)
+	err := s.read.QueryRowContext(ctx, lastSeqBeforeSQL, tenantID, t.UnixMilli(), after).Scan(&seq)
 	if err != nil {
 		return 0, fmt.Errorf("last sequence before %s: %w", t.Format(time.RFC3339), err)
 	}
@@ -39,8 +39,7 @@ func (s *SQLite) UpdatePlan(ctx context.Context, p Plan) error {
 		if err := s.checkFence(ctx, tx, p.DestinationID, p.Fence); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE plans SET objects = ?
-			WHERE destination_id = ? AND from_seq = ? AND to_seq = ?`,
+		res, err := s.inWrite.execIn(ctx, tx, updatePlanSQL,
 			nonNil(p.Objects), p.DestinationID, p.FromSeq, p.ToSeq)
 		if err != nil {
 			return err

@@ -483,6 +483,9 @@ type scanned struct {
 // group being read, and keeps its last_seq, so the pages add up to one
 // consistent read.
 func (p *Postgres) Scan(ctx context.Context, tenantID int64, g Group, fn func(ev StoredEvent) error) error {
+	if len(g.Names) > 0 {
+		return p.scanMixed(ctx, tenantID, g, fn)
+	}
 	start, end := groupBounds(g)
 	page := make([]scanned, 0, scanChunks)
 	after := g.FirstSeq - 1
@@ -505,6 +508,70 @@ func (p *Postgres) Scan(ctx context.Context, tenantID int64, g Group, fn func(ev
 		}
 		after = page[len(page)-1].lastSeq
 	}
+}
+
+// pgScanMixedSQL reads a page of every name's chunks in first_seq order,
+// from first_seq $2 on (exclusive) up to $3, holding events from $4 on (see
+// mergeScan).
+const pgScanMixedSQL = `SELECT event_name, first_seq, data FROM event_chunks
+	WHERE tenant_id = $1 AND first_seq > $2 AND first_seq <= $3 AND last_seq >= $4
+	  AND max_time_ms >= $5 AND min_time_ms < $6
+	ORDER BY first_seq
+	LIMIT $7`
+
+// scanMixed streams the events of a group of several names, in pages as
+// Scan does, keyed on first_seq.
+func (p *Postgres) scanMixed(ctx context.Context, tenantID int64, g Group, fn func(ev StoredEvent) error) error {
+	m := newMergeScan(g, fn)
+	type row struct {
+		name  string
+		first int64
+		data  []byte
+	}
+	page := make([]row, 0, scanChunks)
+	after := g.FirstSeq - chunkMaxSpan
+	for {
+		err := func() error {
+			ctx, cancel := p.bound(ctx)
+			defer cancel()
+			rows, err := p.pool.Query(ctx, pgScanMixedSQL, tenantID, after, g.LastSeq, g.FirstSeq, m.start, m.end, scanChunks)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			page = page[:0]
+			for rows.Next() {
+				var r row
+				if err := rows.Scan(&r.name, &r.first, &r.data); err != nil {
+					return err
+				}
+				page = append(page, r)
+			}
+			return rows.Err()
+		}()
+		if err != nil {
+			return p.fail(ctx, "scan", err)
+		}
+		for _, r := range page {
+			if err := m.add(r.name, r.first, r.data); err != nil {
+				if errors.Is(err, errChunk) {
+					return p.fail(ctx, "scan", err)
+				}
+				return err
+			}
+		}
+		if len(page) < scanChunks {
+			break
+		}
+		after = page[len(page)-1].first
+	}
+	if err := m.finish(); err != nil {
+		if errors.Is(err, errChunk) {
+			return p.fail(ctx, "scan", err)
+		}
+		return err
+	}
+	return nil
 }
 
 // scanPage reads up to scanChunks chunks of group g whose last_seq is

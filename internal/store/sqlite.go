@@ -32,6 +32,10 @@ const busyTimeout = 10 * time.Second
 type SQLite struct {
 	writer *sql.DB
 	reader *sql.DB
+	// read runs the reader pool's queries through prepared statements;
+	// inWrite does for the writer's hot statements (see stmtCache).
+	read    *stmtCache
+	inWrite *stmtCache
 
 	// insertEvent holds Append's statements, prepared once on the writer's
 	// only connection, so each Append reuses them instead of compiling again.
@@ -89,6 +93,11 @@ func openSQLite(ctx context.Context, path string) (*SQLite, error) {
 		s.Close()
 		return nil, err
 	}
+	s.inWrite = newStmtCache(s.writer, false)
+	if err := s.inWrite.prepare(ctx, writerStmts...); err != nil {
+		s.Close()
+		return nil, err
+	}
 	// The writer's connection has made the WAL and shared-memory files by
 	// now; a -shm left by an earlier run keeps its old mode otherwise.
 	if err := restrictFiles(abs); err != nil {
@@ -103,7 +112,16 @@ func openSQLite(ctx context.Context, path string) (*SQLite, error) {
 	// The reader pool is not capped: Scan holds a connection while its
 	// callback runs, and a callback that reads the store again must not
 	// wait for a connection that only another waiting Scan could free.
-	s.reader.SetMaxIdleConns(max(4, runtime.GOMAXPROCS(0)))
+	//
+	// Idle connections are kept for as many reads as a busy window end
+	// runs at once (a scan per group written, each delivery worker's plan
+	// reads, the API's): a connection opened past the idle limit is closed
+	// after one use, and opening one costs more than the read, as does
+	// preparing every statement again on it. Those idle past a few
+	// minutes (longer than a 1-minute cadence's gap) are closed.
+	s.reader.SetMaxIdleConns(max(readerIdleConns, runtime.GOMAXPROCS(0)))
+	s.reader.SetConnMaxIdleTime(readerIdleTime)
+	s.read = newStmtCache(s.reader, true)
 
 	ckptDB, err := sql.Open("sqlite", dsn(abs, false))
 	if err != nil {
@@ -112,9 +130,15 @@ func openSQLite(ctx context.Context, path string) (*SQLite, error) {
 	}
 	ckptDB.SetMaxOpenConns(1)
 	s.ckpt = startCheckpointer(ckptDB)
-	s.writes = startWriteBatcher(s.writer, s.ckpt.notify)
+	s.writes = startWriteBatcher(s.writer, s.inWrite, s.ckpt.notify)
 	return s, nil
 }
+
+// The reader pool's idle connections: how many, and for how long.
+const (
+	readerIdleConns = 64
+	readerIdleTime  = 3 * time.Minute
+)
 
 // writerCacheKiB is the writer connection's page cache.
 const writerCacheKiB = 32 << 10
@@ -166,6 +190,12 @@ func (s *SQLite) Close() error {
 	}
 	if s.insertEvent != nil {
 		errs = append(errs, s.insertEvent.Close())
+	}
+	if s.read != nil {
+		errs = append(errs, s.read.close())
+	}
+	if s.inWrite != nil {
+		errs = append(errs, s.inWrite.close())
 	}
 	if s.reader != nil {
 		errs = append(errs, s.reader.Close())

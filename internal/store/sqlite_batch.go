@@ -10,6 +10,13 @@ import (
 // maxWriteBatch bounds how many write transactions share one commit.
 const maxWriteBatch = 128
 
+// The statements around each write of a shared transaction.
+const (
+	savepointSQL  = `SAVEPOINT batch_write`
+	rollbackToSQL = `ROLLBACK TO batch_write`
+	releaseSQL    = `RELEASE batch_write`
+)
+
 // errStoreClosed answers a write made after Close.
 var errStoreClosed = errors.New("store is closed")
 
@@ -31,6 +38,7 @@ type writeReq struct {
 // work is durable, as before.
 type writeBatcher struct {
 	db     *sql.DB
+	stmts  *stmtCache // the writer's prepared statements
 	reqs   chan *writeReq
 	closed chan struct{}
 	done   chan struct{}
@@ -38,8 +46,8 @@ type writeBatcher struct {
 	committed func()
 }
 
-func startWriteBatcher(db *sql.DB, committed func()) *writeBatcher {
-	b := &writeBatcher{db: db, reqs: make(chan *writeReq), closed: make(chan struct{}), done: make(chan struct{}), committed: committed}
+func startWriteBatcher(db *sql.DB, stmts *stmtCache, committed func()) *writeBatcher {
+	b := &writeBatcher{db: db, stmts: stmts, reqs: make(chan *writeReq), closed: make(chan struct{}), done: make(chan struct{}), committed: committed}
 	go b.run()
 	return b
 }
@@ -128,7 +136,7 @@ func (b *writeBatcher) many(batch []*writeReq) {
 			r.done <- err
 			continue
 		}
-		if _, err := tx.ExecContext(bg, `SAVEPOINT batch_write`); err != nil {
+		if _, err := b.stmts.execIn(bg, tx, savepointSQL); err != nil {
 			b.abort(tx, applied, batch[i:], err)
 			return
 		}
@@ -138,12 +146,12 @@ func (b *writeBatcher) many(batch []*writeReq) {
 		// disk): then nothing of the batch stands, and no later write
 		// may run outside the transaction.
 		if ferr != nil {
-			if _, err := tx.ExecContext(bg, `ROLLBACK TO batch_write`); err != nil {
+			if _, err := b.stmts.execIn(bg, tx, rollbackToSQL); err != nil {
 				b.abort(tx, applied, batch[i:], fmt.Errorf("%w (and the shared transaction was lost: %w)", ferr, err))
 				return
 			}
 		}
-		if _, err := tx.ExecContext(bg, `RELEASE batch_write`); err != nil {
+		if _, err := b.stmts.execIn(bg, tx, releaseSQL); err != nil {
 			if ferr == nil {
 				ferr = err
 			}

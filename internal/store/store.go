@@ -66,6 +66,11 @@ type StoredEvent struct {
 // range: delivery writes one object (or more parts) per group.
 type Group struct {
 	EventName string
+	// Names, when set, makes the group mixed: the events of all these
+	// names in the range and span, EventName unused. Delivery builds one
+	// from GroupsBy's groups of one span for a destination whose object
+	// keys do not name the event type.
+	Names []string
 	Day       time.Time     // start (UTC) of the events' day, or of their span
 	Span      time.Duration // the group's time span; 0 means a day
 	FirstSeq  int64
@@ -210,8 +215,9 @@ type Store interface {
 	// empty eventNames means all.
 	GroupsBy(ctx context.Context, tenantID, from, to int64, eventNames []string, span time.Duration) ([]Group, error)
 	// Scan calls fn for each event of group g (between g.FirstSeq and
-	// g.LastSeq, same event name, same day or span) in sequence order, streaming: it
-	// must not load the whole group into memory. fn must not keep ev.Body.
+	// g.LastSeq, same event name or one of g.Names, same day or span) in
+	// sequence order, streaming: it must not load the whole group into
+	// memory. fn must not keep ev.Body.
 	Scan(ctx context.Context, tenantID int64, g Group, fn func(ev StoredEvent) error) error
 
 	// DeleteEvents deletes up to limit of the tenant's events with

@@ -32,7 +32,7 @@ func (s *SQLite) CreateTenant(ctx context.Context, name, externalID string) (Ten
 
 // TenantByName looks a tenant up by its unique name.
 func (s *SQLite) TenantByName(ctx context.Context, name string) (Tenant, error) {
-	row := s.reader.QueryRowContext(ctx,
+	row := s.read.QueryRowContext(ctx,
 		`SELECT `+tenantColumns+` FROM tenants WHERE name = ?`, name)
 	t, err := scanTenant(row)
 	if err != nil {
@@ -43,7 +43,7 @@ func (s *SQLite) TenantByName(ctx context.Context, name string) (Tenant, error) 
 
 // TenantByID looks a tenant up by id.
 func (s *SQLite) TenantByID(ctx context.Context, id int64) (Tenant, error) {
-	row := s.reader.QueryRowContext(ctx,
+	row := s.read.QueryRowContext(ctx,
 		`SELECT `+tenantColumns+` FROM tenants WHERE id = ?`, id)
 	t, err := scanTenant(row)
 	if err != nil {
@@ -54,7 +54,7 @@ func (s *SQLite) TenantByID(ctx context.Context, id int64) (Tenant, error) {
 
 // ListTenants lists every tenant in id order.
 func (s *SQLite) ListTenants(ctx context.Context) ([]Tenant, error) {
-	rows, err := s.reader.QueryContext(ctx,
+	rows, err := s.read.QueryContext(ctx,
 		`SELECT `+tenantColumns+` FROM tenants ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
@@ -124,7 +124,7 @@ func (s *SQLite) TokenByHash(ctx context.Context, hash []byte) (Token, error) {
 	var t Token
 	var tenantID sql.NullInt64
 	var created int64
-	err := s.reader.QueryRowContext(ctx,
+	err := s.read.QueryRowContext(ctx,
 		`SELECT id, hash, scope, tenant_id, created_at FROM tokens WHERE hash = ?`, hash).
 		Scan(&t.ID, &t.Hash, &t.Scope, &tenantID, &created)
 	if err != nil {

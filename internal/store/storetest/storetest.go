@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -63,6 +64,7 @@ func Run(t *testing.T, open Opener) {
 		{"GroupsByDayAndScan", testGroupsByDayAndScan},
 		{"GroupsByHour", testGroupsByHour},
 		{"ScanLargeGroup", testScanLargeGroup},
+		{"ScanMixedGroup", testScanMixedGroup},
 		{"ScanStopsOnError", testScanStopsOnError},
 		{"DeleteEvents", testDeleteEvents},
 		{"Destinations", testDestinations},
@@ -900,6 +902,85 @@ func testScanLargeGroup(t *testing.T, f *fixture) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("Scan(%d..%d) read %d events, want %d in sequence order", g.FirstSeq, g.LastSeq, len(got), len(want))
 		}
+	}
+}
+
+// A group of several names (Group.Names) is read across every name's
+// chunks in sequence order: commits whose names interleave, names split
+// into several chunks, more chunks than any page an engine reads, a name
+// left out, a sub-range, a time span that cuts some events off, another
+// tenant with the same sequence numbers.
+func testScanMixedGroup(t *testing.T, f *fixture) {
+	a := f.tenant(t, "a")
+	b := f.tenant(t, "b")
+	names := []string{"login", "logout", "grant", "left.out"}
+	name := func(seq int) string {
+		switch {
+		case seq%7 == 0:
+			return names[3]
+		case seq%5 == 0:
+			return names[2]
+		case seq%2 == 0:
+			return names[1]
+		}
+		return names[0]
+	}
+	// Day 0 holds every event but those with seq%11 == 0, which fall on
+	// day 1: the group of day 0 must leave them out.
+	timeOf := func(seq int) int64 {
+		if seq%11 == 0 {
+			return day.Milliseconds() + int64(seq)
+		}
+		return int64(seq)
+	}
+	seq := 0
+	for _, size := range []int{3, 1, 2600, 7, 1500} {
+		var events []store.Event
+		for range size {
+			seq++
+			events = append(events, ev(fmt.Sprintf("m%d", seq), name(seq), timeOf(seq)))
+		}
+		f.append(t, batch(a.ID, events...))
+		f.append(t, batch(b.ID, ev(fmt.Sprintf("b%d", seq), "login", 0)))
+	}
+	last := seq
+
+	mixed := store.Group{Names: names[:3], Day: time.Unix(0, 0).UTC(), FirstSeq: 1, LastSeq: int64(last)}
+	sub := mixed
+	sub.FirstSeq, sub.LastSeq = 2, 4000
+	one := mixed
+	one.Names = []string{"grant"}
+	for _, g := range []store.Group{mixed, sub, one} {
+		var want []int64
+		for s := g.FirstSeq; s <= g.LastSeq; s++ {
+			if slices.Contains(g.Names, name(int(s))) && s%11 != 0 {
+				want = append(want, s)
+			}
+		}
+		var got []int64
+		err := f.s.Scan(f.ctx, a.ID, g, func(e store.StoredEvent) error {
+			if string(e.Body) != fmt.Sprintf("m%d", e.Seq) || e.EventName != name(int(e.Seq)) || e.TimeMs != timeOf(int(e.Seq)) {
+				return fmt.Errorf("seq %d came as %q named %q at %d", e.Seq, e.Body, e.EventName, e.TimeMs)
+			}
+			got = append(got, e.Seq)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("Scan(%v %d..%d): %v", g.Names, g.FirstSeq, g.LastSeq, err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("Scan(%v %d..%d) read %d events, want %d in sequence order", g.Names, g.FirstSeq, g.LastSeq, len(got), len(want))
+		}
+	}
+
+	stop := errors.New("stop")
+	calls := 0
+	err := f.s.Scan(f.ctx, a.ID, mixed, func(store.StoredEvent) error {
+		calls++
+		return stop
+	})
+	if !errors.Is(err, stop) || calls != 1 {
+		t.Errorf("Scan(mixed) = %v after %d calls, want fn's error after 1 call", err, calls)
 	}
 }
 
