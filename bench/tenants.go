@@ -154,7 +154,7 @@ type tenantsReport struct {
 	idleGoroutines float64
 	idleMetrics    int // /metrics bytes before the first delivery
 	coldStart      time.Duration
-	coldDone       time.Time // agent time when every destination had delivered once
+	coldDone       time.Time     // agent time when every destination had delivered once
 	coldFirstEnd   time.Duration // from the first window end after start
 	coldSTS        stsStats
 	steadySTS      stsStats

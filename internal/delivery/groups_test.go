@@ -22,8 +22,8 @@ func TestKeyTemplateGroupsObjects(t *testing.T) {
 	const mixed = "{yyyy}/{mm}/{dd}/{tenant}/{window_end}_{seq_from}-{seq_to}_{part}"
 	names := []string{"user.login", "user.logout", "user.login", "role.granted", "user.logout", "user.login"}
 	tests := []struct {
-		name       string
-		spec       api.DestinationSpec
+		name string
+		spec api.DestinationSpec
 		want map[string][]string // key's start under audit/ → messageIds in order
 	}{
 		{

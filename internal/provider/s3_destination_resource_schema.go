@@ -193,6 +193,8 @@ func scheduleAttributes() map[string]schema.Attribute {
 				"`{source}` (`source_name`), `{region}`, `{account}` (`expected_bucket_owner`, else the account of `role_arn`), " +
 				"`{yyyymmdd}` and `{class}` (the OCSF class name, with `event_schema = \"ocsf\"`). It must contain " +
 				"`{seq_from}`, `{seq_to}` and `{part}` so that keys never repeat, and cannot leave the prefix. " +
+				"Without `{event_type}` an object holds every event type of its window and day, in sequence order " +
+				"(unless `event_schema = \"ocsf\"`, whose objects hold one class each). " +
 				"The extension (`.ndjson.gz`, `.parquet`, …) is appended. The preset `security_lake` stands for `" +
 				api.SecurityLakeKeyTemplate + "` and needs `event_schema = \"ocsf\"`, `format = \"parquet\"` and `source_name`. " +
 				"Defaults to `" + api.DefaultKeyTemplate + "`.",

@@ -61,16 +61,18 @@ func (c *stmtCache) stmt(ctx context.Context, query string) *sql.Stmt {
 	if ok || full || !c.lazy {
 		return st
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if st, ok := c.stmts[query]; ok {
-		return st
-	}
 	// Prepared on the pool, not for the caller: its context ending must
-	// not spoil the statement for the others.
+	// not spoil the statement for the others. Outside the lock, so that
+	// the other queries do not wait for a connection to be opened.
 	st, err := c.db.PrepareContext(context.WithoutCancel(ctx), query)
 	if err != nil {
 		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cached, ok := c.stmts[query]; ok {
+		st.Close() // prepared meanwhile by another call
+		return cached
 	}
 	c.stmts[query] = st
 	return st

@@ -70,12 +70,12 @@ type Group struct {
 	// names in the range and span, EventName unused. Delivery builds one
 	// from GroupsBy's groups of one span for a destination whose object
 	// keys do not name the event type.
-	Names []string
-	Day       time.Time     // start (UTC) of the events' day, or of their span
-	Span      time.Duration // the group's time span; 0 means a day
-	FirstSeq  int64
-	LastSeq   int64
-	Count     int64
+	Names    []string
+	Day      time.Time     // start (UTC) of the events' day, or of their span
+	Span     time.Duration // the group's time span; 0 means a day
+	FirstSeq int64
+	LastSeq  int64
+	Count    int64
 }
 
 // Destination is a stored destination. Spec is the JSON of api.DestinationSpec
