@@ -21,9 +21,11 @@ import (
 	"github.com/auditexport/auditexport/internal/testenv"
 )
 
-// keyRe is the default key layout:
-// {prefix}/{event_type}/{yyyy}-{mm}-{dd}/{tenant}/{window_end}_{seq_from}-{seq_to}.ndjson.gz
-var keyRe = regexp.MustCompile(`^audit/(user\.login|user\.logout|role\.granted)/\d{4}-\d{2}-\d{2}/acme/\d{8}T\d{6}Z_(\d+)-(\d+)_(\d{4})\.ndjson\.gz$`)
+// keyRe is the default key layout,
+// {prefix}/{event_type}/{yyyy}-{mm}-{dd}/{tenant}/{window_end}_{seq_from}-{seq_to}_{part}.ndjson.gz,
+// or the fault test's without the event type,
+// {prefix}/{tenant}/{yyyy}-{mm}-{dd}/{window_end}_{seq_from}-{seq_to}_{part}.ndjson.gz.
+var keyRe = regexp.MustCompile(`^audit/(?:(user\.login|user\.logout|role\.granted)/\d{4}-\d{2}-\d{2}/acme|acme/\d{4}-\d{2}-\d{2})/\d{8}T\d{6}Z_(\d+)-(\d+)_(\d{4})\.ndjson\.gz$`)
 
 // auditEvent returns a ~400-byte event shaped like a SaaS audit event.
 func auditEvent(id string, ts time.Time, name string) string {

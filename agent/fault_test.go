@@ -54,12 +54,14 @@ type faultDestination struct {
 // every ingested messageId must be in each destination's bucket exactly
 // once, and no key may have been written twice.
 //
-// Two destinations receive the tenant's events: one with the default
-// max_object_bytes and one with the smallest (5 MiB). Bursts of large,
-// incompressible events, each in one request, make groups bigger than the
-// upload part size: the first destination writes each as a multipart upload,
-// the second splits it into several objects. So the faults hit UploadPart
-// and CompleteMultipartUpload as well as PutObject.
+// Three destinations receive the tenant's events: one with the default
+// max_object_bytes, one with the smallest (5 MiB) and a key template
+// without {event_type} (so each object merges every event name's events),
+// and one in Security Lake's layout. Bursts of large, incompressible events,
+// each in one request, make groups bigger than the upload part size: the
+// first destination writes each as a multipart upload, the second splits it
+// into several objects. So the faults hit UploadPart and
+// CompleteMultipartUpload as well as PutObject.
 //
 // It runs with the agent's store in SQLite and in PostgreSQL.
 func TestDeliveryExactlyOnceUnderFaults(t *testing.T) {
@@ -104,12 +106,17 @@ func testDeliveryExactlyOnceUnderFaults(t *testing.T, backend string) {
 	for _, d := range []struct {
 		customer  string
 		maxObject int64
-		lake      bool // OCSF in Parquet, Security Lake's layout
-	}{{"acme", 0, false}, {"acme-split", api.MinObjectBytes, false}, {"acme-lake", 0, true}} {
+		keys      string // key_template; without {event_type}: an object holds every name's events
+		lake      bool   // OCSF in Parquet, Security Lake's layout
+	}{
+		{"acme", 0, "", false},
+		{"acme-split", api.MinObjectBytes, "{tenant}/{yyyy}-{mm}-{dd}/{window_end}_{seq_from}-{seq_to}_{part}", false},
+		{"acme-lake", 0, "", true},
+	} {
 		bucket, role := w.CustomerSetup(t, d.customer, extID, "audit")
 		spec := api.DestinationSpec{
 			Bucket: bucket, Region: "us-east-1", Prefix: "audit", RoleARN: role,
-			Interval: "1m", MaxObjectBytes: d.maxObject,
+			Interval: "1m", MaxObjectBytes: d.maxObject, KeyTemplate: d.keys,
 		}
 		if d.lake {
 			spec.Format, spec.EventSchema, spec.KeyTemplate, spec.SourceName = api.FormatParquet, api.EventSchemaOCSF, lakeTemplate, "acme-audit"

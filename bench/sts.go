@@ -33,12 +33,14 @@ type benchSTS struct {
 	throttled int
 	first     time.Time // first and last AssumeRole answered
 	last      time.Time
+	lastNew   time.Time // the last answer to a role's first call
 }
 
 // stsStats are the AssumeRole figures of a run.
 type stsStats struct {
 	calls, roles, maxPerRole, throttled int
 	span                                time.Duration // first to last answered call
+	lastNew                             time.Time     // when the last role first assumed was answered
 }
 
 // startBenchSTS listens on a free loopback port. perSecond is the rate past
@@ -71,12 +73,12 @@ func (s *benchSTS) stop() {
 func (s *benchSTS) stats() stsStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := stsStats{roles: len(s.calls), throttled: s.throttled, span: s.last.Sub(s.first)}
+	st := stsStats{roles: len(s.calls), throttled: s.throttled, span: s.last.Sub(s.first), lastNew: s.lastNew}
 	for _, n := range s.calls {
 		st.calls += n
 		st.maxPerRole = max(st.maxPerRole, n)
 	}
-	s.calls, s.throttled, s.first, s.last = map[string]int{}, 0, time.Time{}, time.Time{}
+	s.calls, s.throttled, s.first, s.last, s.lastNew = map[string]int{}, 0, time.Time{}, time.Time{}, time.Time{}
 	return st
 }
 
@@ -126,6 +128,9 @@ func (s *benchSTS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now()
 	s.mu.Lock()
+	if s.calls[role] == 0 {
+		s.lastNew = now
+	}
 	s.calls[role]++
 	if s.first.IsZero() {
 		s.first = now

@@ -399,7 +399,8 @@ func (w *world) pause(ctx context.Context) error {
 	return nil
 }
 
-// listObjects lists the objects under the destination's prefix.
+// listObjects lists the data objects under the destination's prefix (not
+// its digests).
 func (w *world) listObjects(ctx context.Context) ([]object, error) {
 	var out []object
 	pages := s3.NewListObjectsV2Paginator(w.s3.client(), &s3.ListObjectsV2Input{
@@ -411,7 +412,11 @@ func (w *world) listObjects(ctx context.Context) ([]object, error) {
 			return nil, fmt.Errorf("listing the bucket: %w", err)
 		}
 		for _, o := range page.Contents {
-			out = append(out, object{key: aws.ToString(o.Key), size: aws.ToInt64(o.Size)})
+			key := aws.ToString(o.Key)
+			if strings.HasPrefix(key, w.prefix+"/_auditexport/") {
+				continue // an hourly digest, written when a run crosses the hour
+			}
+			out = append(out, object{key: key, size: aws.ToInt64(o.Size)})
 		}
 	}
 	return out, nil
