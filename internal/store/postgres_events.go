@@ -497,10 +497,7 @@ func (p *Postgres) Scan(ctx context.Context, tenantID int64, g Group, fn func(ev
 		}
 		for _, c := range page {
 			if err := scanChunk(c.data, c.firstSeq, g, start, end, fn); err != nil {
-				if errors.Is(err, errChunk) {
-					return p.fail(ctx, "scan", err)
-				}
-				return err
+				return p.scanError(ctx, err)
 			}
 		}
 		if len(page) < scanChunks {
@@ -554,10 +551,7 @@ func (p *Postgres) scanMixed(ctx context.Context, tenantID int64, g Group, fn fu
 		}
 		for _, r := range page {
 			if err := m.add(r.name, r.first, r.data); err != nil {
-				if errors.Is(err, errChunk) {
-					return p.fail(ctx, "scan", err)
-				}
-				return err
+				return p.scanError(ctx, err)
 			}
 		}
 		if len(page) < scanChunks {
@@ -566,12 +560,18 @@ func (p *Postgres) scanMixed(ctx context.Context, tenantID int64, g Group, fn fu
 		after = page[len(page)-1].first
 	}
 	if err := m.finish(); err != nil {
-		if errors.Is(err, errChunk) {
-			return p.fail(ctx, "scan", err)
-		}
-		return err
+		return p.scanError(ctx, err)
 	}
 	return nil
+}
+
+// scanError reports a corrupt chunk as the scan's failure; fn's errors
+// pass as they are.
+func (p *Postgres) scanError(ctx context.Context, err error) error {
+	if errors.Is(err, errChunk) {
+		return p.fail(ctx, "scan", err)
+	}
+	return err
 }
 
 // scanPage reads up to scanChunks chunks of group g whose last_seq is

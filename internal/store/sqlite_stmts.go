@@ -94,14 +94,6 @@ func (c *stmtCache) QueryRowContext(ctx context.Context, query string, args ...a
 	return c.db.QueryRowContext(ctx, query, args...)
 }
 
-// ExecContext runs query through its cached statement.
-func (c *stmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if st := c.stmt(ctx, query); st != nil {
-		return st.ExecContext(ctx, args...)
-	}
-	return c.db.ExecContext(ctx, query, args...)
-}
-
 // execIn runs query in tx, a transaction of c's pool, through its cached
 // statement when there is one.
 func (c *stmtCache) execIn(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
