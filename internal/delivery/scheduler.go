@@ -75,9 +75,15 @@ func newScheduler(c clock.Clock, workers int, start func(*loop)) *scheduler {
 func (s *scheduler) push(l *loop, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	turnEnded := l.busy
 	l.busy = false
 	if l.stopped {
-		l.finish()
+		// A loop stopped between turns was finished by stop; one stopped
+		// before its first push too (a loop started as Run's context
+		// ends: its context's AfterFunc stops it at once).
+		if turnEnded {
+			l.finish()
+		}
 		return
 	}
 	l.due = at

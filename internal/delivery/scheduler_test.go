@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/auditexport/auditexport/internal/api"
+	"github.com/auditexport/auditexport/internal/clock/clocktest"
 	"github.com/auditexport/auditexport/internal/store"
 )
 
@@ -241,4 +242,36 @@ func countDelivered(ctx context.Context, st store.Store, tenantID int64) (int, e
 		}
 	}
 	return n, nil
+}
+
+// A stopped loop's done closes once: at the stop between turns (a loop
+// stopped even before its first push, as when Run's context ends while
+// it starts loops), or when its turn in flight ends.
+func TestStoppedLoopFinishesOnce(t *testing.T) {
+	for _, inTurn := range []bool{false, true} {
+		t.Run(fmt.Sprintf("in turn %v", inTurn), func(t *testing.T) {
+			s := newScheduler(clocktest.NewFake(time.Now()), 1, func(*loop) {})
+			l := &loop{done: make(chan struct{}), hard: func() {}, index: -1, busy: inTurn}
+			s.stop(l)
+			select {
+			case <-l.done:
+				if inTurn {
+					t.Fatal("done closed while the turn is in flight")
+				}
+			default:
+				if !inTurn {
+					t.Fatal("done still open after the stop of an idle loop")
+				}
+			}
+			s.push(l, time.Time{}) // the turn's end, or the first push
+			select {
+			case <-l.done:
+			default:
+				t.Fatal("done still open after the push")
+			}
+			if n := s.queued(); n != 0 {
+				t.Fatalf("%d loops queued, want the stopped one out", n)
+			}
+		})
+	}
 }
