@@ -4,6 +4,7 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math/rand/v2"
@@ -110,6 +111,9 @@ type Deliverer struct {
 	// lagAt is when the lag gauges were last refreshed, on the machine's
 	// clock (reconcile's goroutine only).
 	lagAt time.Time
+	// version is the store's DestinationsVersion the loops were last
+	// reconciled with, -1 before the first (reconcile's goroutine only).
+	version int64
 }
 
 // loop is one destination's schedule and the state its turns carry from
@@ -192,9 +196,9 @@ func New(s store.Store, sinks func(s3sink.Target) Sink, m *metrics.Metrics, log 
 	}
 	d := &Deliverer{
 		store: s, sinks: sinks, metrics: m, log: log.Named("delivery"), opts: opts,
-		wake:      make(chan struct{}, 1),
-		prep:      loopQueue{wake: make(chan struct{}, 1)},
-		loops:     map[string]*loop{},
+		wake:  make(chan struct{}, 1),
+		prep:  loopQueue{wake: make(chan struct{}, 1)},
+		loops: map[string]*loop{}, version: -1,
 		leased:    s.Shared(),
 		leaseWake: make(chan struct{}, 1),
 		held:      map[string]store.Lease{},
@@ -252,8 +256,14 @@ func (d *Deliverer) Run(ctx context.Context) {
 		defer hb.Stop()
 		beat = hb.C
 	}
+	polled := false
 	for {
-		d.reconcile(ctx)
+		if polled && !d.leased && !d.changed(ctx) {
+			d.updateLag(ctx)
+		} else {
+			d.reconcile(ctx)
+		}
+		polled = false
 		select {
 		case <-ctx.Done():
 			d.stopAll()
@@ -262,6 +272,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 			}
 			return
 		case <-t.C:
+			polled = true
 		case <-d.wake:
 		case <-beat:
 		case <-d.leaseWake:
@@ -273,7 +284,21 @@ func (d *Deliverer) Run(ctx context.Context) {
 	}
 }
 
+// changed reports whether the destinations may have changed since the
+// last reconcile: the store's version moved, or it could not be read (the
+// reconcile that follows logs the store's error). Listing and decrypting
+// 10,000 destinations at every poll cost more than the rest of an idle
+// agent's work; the version is one row. With a shared store the poll lists
+// anyway: it is also the leases' heartbeat.
+func (d *Deliverer) changed(ctx context.Context) bool {
+	v, err := d.store.DestinationsVersion(ctx)
+	return err != nil || v != d.version
+}
+
 func (d *Deliverer) reconcile(ctx context.Context) {
+	// Read before the list: a change in between moves the version past
+	// the one kept, and the next poll lists again.
+	version, verr := d.store.DestinationsVersion(ctx)
 	dests, err := d.store.ListDestinations(ctx, 0)
 	if err != nil {
 		d.log.Error("listing destinations", "error", err)
@@ -281,6 +306,9 @@ func (d *Deliverer) reconcile(ctx context.Context) {
 			d.renewFailed(time.Now())
 		}
 		return
+	}
+	if verr == nil {
+		d.version = version
 	}
 	if d.leased {
 		d.heartbeat(ctx, len(dests))
@@ -294,7 +322,8 @@ func (d *Deliverer) reconcile(ctx context.Context) {
 			continue // delivered by another agent, or being released
 		}
 		seen[dest.ID] = true
-		if l, ok := d.loops[dest.ID]; ok && l.updated.Equal(dest.UpdatedAt) {
+		// The spec too: two updates within a millisecond share updated_at.
+		if l, ok := d.loops[dest.ID]; ok && l.updated.Equal(dest.UpdatedAt) && bytes.Equal(l.dest.Spec, dest.Spec) {
 			continue
 		}
 		d.stopLocked(dest.ID)

@@ -516,3 +516,108 @@ func TestStopFinishesTheAttemptInFlight(t *testing.T) {
 		t.Fatal("a plan is still pending after the stop")
 	}
 }
+
+// loopOf is the loop of the destination id, nil when it has none.
+func (d *Deliverer) loopOf(id string) *loop {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.loops[id]
+}
+
+// listCounter counts the Deliverer's destination listings and version
+// reads, and signals each version read on polled.
+type listCounter struct {
+	store.Store
+	mu       sync.Mutex
+	lists    int
+	versions int
+	polled   chan struct{}
+}
+
+func (s *listCounter) ListDestinations(ctx context.Context, tenantID int64) ([]store.Destination, error) {
+	s.mu.Lock()
+	s.lists++
+	s.mu.Unlock()
+	return s.Store.ListDestinations(ctx, tenantID)
+}
+
+func (s *listCounter) DestinationsVersion(ctx context.Context) (int64, error) {
+	s.mu.Lock()
+	s.versions++
+	s.mu.Unlock()
+	select {
+	case s.polled <- struct{}{}:
+	default:
+	}
+	return s.Store.DestinationsVersion(ctx)
+}
+
+func (s *listCounter) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lists
+}
+
+// awaitPolls waits for n further version reads.
+func (s *listCounter) awaitPolls(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case <-s.polled:
+		case <-time.After(time.Minute): // a hang guard, not a budget
+			t.Fatal("the Deliverer stopped polling the destinations' version")
+		}
+	}
+}
+
+// The poll lists the destinations only when their version moved: a
+// destination written by another process (no Notify) is picked up, and
+// polls in between read one row instead of every spec.
+func TestPollListsOnlyAfterAChange(t *testing.T) {
+	counter := &listCounter{polled: make(chan struct{}, 1)}
+	r := newRigWrapped(t, "2026-03-01T10:00:30Z", func(s store.Store) store.Store { counter.Store = s; return counter }, nil)
+	ctx := context.Background()
+	spec := api.DestinationSpec{Bucket: "bucket", Region: "us-east-1", RoleARN: "arn:aws:iam::123456789012:role/r", Prefix: "audit", Interval: "1m", Backfill: "0"}
+	if err := spec.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(spec)
+	if _, err := r.store.CreateDestination(ctx, store.Destination{ID: "dst_1", TenantID: r.tenant.ID, Spec: data}); err != nil {
+		t.Fatal(err)
+	}
+	// Picked up by a poll: nothing called Notify.
+	for r.d.loopOf("dst_1") == nil {
+		counter.awaitPolls(t, 1)
+	}
+
+	// Once the reconcile that found it is over, polls do not list.
+	counter.awaitPolls(t, 2)
+	before := counter.count()
+	counter.awaitPolls(t, 3)
+	if lists := counter.count() - before; lists != 0 {
+		t.Fatalf("%d listings over 3 polls with nothing changed, want 0", lists)
+	}
+
+	// A change moves the version: the next poll lists and restarts the loop.
+	spec.Prefix = "audit2"
+	data, _ = json.Marshal(spec)
+	if _, err := r.store.UpdateDestination(ctx, r.tenant.ID, "dst_1", data); err != nil {
+		t.Fatal(err)
+	}
+	for r.d.prefixOf("dst_1") != "audit2" {
+		counter.awaitPolls(t, 1)
+	}
+	if counter.count() == before {
+		t.Fatal("the loop was restarted without a listing")
+	}
+}
+
+// prefixOf is the prefix of the spec the destination's loop runs.
+func (d *Deliverer) prefixOf(id string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if l := d.loops[id]; l != nil {
+		return l.spec.Prefix
+	}
+	return ""
+}

@@ -81,6 +81,19 @@ func (s *SQLite) ListDestinations(ctx context.Context, tenantID int64) ([]Destin
 	return ds, nil
 }
 
+// DestinationsVersion is the counter the schema's triggers move on every
+// change to the destinations.
+func (s *SQLite) DestinationsVersion(ctx context.Context) (int64, error) {
+	var v int64
+	if err := s.read.QueryRowContext(ctx, destinationsVersionSQL).Scan(&v); err != nil {
+		return 0, fmt.Errorf("destinations version: %w", err)
+	}
+	return v, nil
+}
+
+// destinationsVersionSQL is DestinationsVersion's statement on both engines.
+const destinationsVersionSQL = `SELECT version FROM destinations_version`
+
 // UpdateDestination replaces the spec of a destination of the tenant. The
 // cursor, status and any pending plan are kept.
 func (s *SQLite) UpdateDestination(ctx context.Context, tenantID int64, id string, spec []byte) (Destination, error) {

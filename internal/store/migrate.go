@@ -244,6 +244,22 @@ ALTER TABLE tenants ADD COLUMN head_received_ms INTEGER NOT NULL DEFAULT 0;
 	// of a destination whose keys do not name the event type (one object
 	// per window holds all its names, merged in sequence order).
 	`CREATE INDEX event_chunks_first ON event_chunks (tenant_id, first_seq);`,
+	// 7: a counter of the changes to the destinations, which the delivery
+	// loop polls instead of listing them all (see DestinationsVersion).
+	// Cursor moves are not changes: they are the delivery's own writes.
+	`
+CREATE TABLE destinations_version (
+	id      INTEGER PRIMARY KEY CHECK (id = 1),
+	version INTEGER NOT NULL
+);
+INSERT INTO destinations_version (id, version) VALUES (1, 0);
+CREATE TRIGGER destinations_created AFTER INSERT ON destinations
+BEGIN UPDATE destinations_version SET version = version + 1; END;
+CREATE TRIGGER destinations_updated AFTER UPDATE OF spec, updated_at ON destinations
+BEGIN UPDATE destinations_version SET version = version + 1; END;
+CREATE TRIGGER destinations_deleted AFTER DELETE ON destinations
+BEGIN UPDATE destinations_version SET version = version + 1; END;
+`,
 }
 
 // migrationSteps are the parts of a migration written in Go, run in its

@@ -78,6 +78,18 @@ func (p *Postgres) ListDestinations(ctx context.Context, tenantID int64) ([]Dest
 	return ds, nil
 }
 
+// DestinationsVersion is the counter the schema's triggers move on every
+// change to the destinations.
+func (p *Postgres) DestinationsVersion(ctx context.Context) (int64, error) {
+	ctx2, cancel := p.bound(ctx)
+	defer cancel()
+	var v int64
+	if err := p.pool.QueryRow(ctx2, destinationsVersionSQL).Scan(&v); err != nil {
+		return 0, p.fail(ctx, "destinations version", err)
+	}
+	return v, nil
+}
+
 // UpdateDestination replaces the spec of a destination of the tenant. The
 // cursor, status and any pending plan are kept.
 func (p *Postgres) UpdateDestination(ctx context.Context, tenantID int64, id string, spec []byte) (Destination, error) {

@@ -234,6 +234,10 @@ type Store interface {
 	GetDestination(ctx context.Context, tenantID int64, id string) (Destination, error)
 	// ListDestinations lists a tenant's destinations; tenantID 0 lists all.
 	ListDestinations(ctx context.Context, tenantID int64) ([]Destination, error)
+	// DestinationsVersion is a counter that moves on every create, update
+	// and delete of a destination (a trigger's work, whoever writes), and
+	// on nothing else: a poller can skip ListDestinations while it stands.
+	DestinationsVersion(ctx context.Context) (int64, error)
 	UpdateDestination(ctx context.Context, tenantID int64, id string, spec []byte) (Destination, error)
 	DeleteDestination(ctx context.Context, tenantID int64, id string) error
 

@@ -69,6 +69,7 @@ func Run(t *testing.T, open Opener) {
 		{"DeleteEvents", testDeleteEvents},
 		{"Destinations", testDestinations},
 		{"DeleteDestinationRemovesStatusAndPlan", testDeleteDestinationCascades},
+		{"DestinationsVersion", testDestinationsVersion},
 		{"Plans", testPlans},
 		{"UpdatePlan", testUpdatePlan},
 		{"CommitPlanOnce", testCommitPlanOnce},
@@ -1148,6 +1149,62 @@ func testDestinations(t *testing.T, f *fixture) {
 	}
 	if got, _ := f.s.ListDestinations(f.ctx, 0); !reflect.DeepEqual(got, []store.Destination{d2}) {
 		t.Errorf("ListDestinations after delete = %+v, want d2 only", got)
+	}
+}
+
+// testDestinationsVersion: the version changes with every create, update
+// and delete, even within one millisecond (the fixture's clock stands
+// still here), and stands through the delivery's own writes.
+func testDestinationsVersion(t *testing.T, f *fixture) {
+	a := f.tenant(t, "a")
+	version := func() int64 {
+		t.Helper()
+		v, err := f.s.DestinationsVersion(f.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	steps := []struct {
+		name   string
+		change func() error
+		same   bool
+	}{
+		{"nothing", func() error { return nil }, true},
+		{"create", func() error { f.destination(t, a.ID, "d1", 0); return nil }, false},
+		{"create a second", func() error { f.destination(t, a.ID, "d2", 0); return nil }, false},
+		{"update", func() error { _, err := f.s.UpdateDestination(f.ctx, a.ID, "d1", []byte(`{"bucket":"b"}`)); return err }, false},
+		{"update again, same spec", func() error { _, err := f.s.UpdateDestination(f.ctx, a.ID, "d1", []byte(`{"bucket":"b"}`)); return err }, false},
+		{"events, a status, a delivery moving the cursor", func() error {
+			f.append(t, batch(a.ID, ev("m1", "login", t0.UnixMilli())))
+			if err := f.s.RecordAttempt(f.ctx, "d2", store.Attempt{At: t0}); err != nil {
+				return err
+			}
+			p := store.Plan{DestinationID: "d2", FromSeq: 1, ToSeq: 1, WindowEnd: t0, Objects: []byte(`[]`)}
+			if err := f.s.SavePlan(f.ctx, p); err != nil {
+				return err
+			}
+			return f.s.CommitPlan(f.ctx, p, store.Delivered{At: t0, Events: 1})
+		}, true},
+		{"delete", func() error { return f.s.DeleteDestination(f.ctx, a.ID, "d1") }, false},
+		{"delete the last", func() error { return f.s.DeleteDestination(f.ctx, a.ID, "d2") }, false},
+	}
+	seen := map[int64]string{}
+	before := version()
+	seen[before] = "the start"
+	for _, s := range steps {
+		if err := s.change(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		after := version()
+		if (after == before) != s.same {
+			t.Errorf("%s: version %d -> %d, want same = %v", s.name, before, after, s.same)
+		}
+		if prev, ok := seen[after]; ok && !s.same {
+			t.Errorf("%s: version %d was already that of %s", s.name, after, prev)
+		}
+		seen[after] = s.name
+		before = after
 	}
 }
 
