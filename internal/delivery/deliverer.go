@@ -459,12 +459,18 @@ func (d *Deliverer) turn(l *loop) (next time.Time, again bool) {
 		return time.Time{}, true
 	}
 	t := l.t
-	if l.retrying || l.prepErr != nil || !d.now().Before(l.windowEnd) {
-		err := l.prepErr
+	if err := l.prepErr; err != nil {
+		// The credentials failed (STS throttling, a role not trusting
+		// us): the destination shows the failure and resolves them again
+		// after the backoff. Its window is attempted only once ended,
+		// as always: attempted now, it would be delivered while open.
 		l.prepErr = nil
-		if err == nil {
-			err = d.attempt(ctx, t, l.windowEnd)
-		}
+		d.fail(ctx, t, err)
+		l.retrying = !d.now().Before(l.windowEnd)
+		return d.retryAt(l), true
+	}
+	if l.retrying || !d.now().Before(l.windowEnd) {
+		err := d.attempt(ctx, t, l.windowEnd)
 		switch {
 		case errors.Is(err, store.ErrLeaseLost):
 			// Another agent delivers the destination now; the

@@ -3,8 +3,11 @@ package delivery
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -273,5 +276,56 @@ func TestStoppedLoopFinishesOnce(t *testing.T) {
 				t.Fatalf("%d loops queued, want the stopped one out", n)
 			}
 		})
+	}
+}
+
+// throttledCredsSink is a memSink whose first Prepare fails, as when STS
+// throttles, and whose credentials are resolved at the second.
+type throttledCredsSink struct {
+	*memSink
+	prepares atomic.Int32
+}
+
+func (s *throttledCredsSink) Ready() bool { return s.prepares.Load() >= 2 }
+
+func (s *throttledCredsSink) Prepare(context.Context) error {
+	if s.prepares.Add(1) == 1 {
+		return errors.New("Throttling: Rate exceeded")
+	}
+	return nil
+}
+
+// Credentials that fail before the window ends are retried with the
+// backoff, and the failure shows, but the window is delivered only once it
+// has ended, with every event of it: the retry does not deliver it early.
+func TestCredentialsRetryWaitsForTheWindowEnd(t *testing.T) {
+	r := newRig(t, "2026-11-25T10:00:30Z")
+	sink := &throttledCredsSink{memSink: &memSink{objects: map[string][]byte{}}}
+	r.sinks.Store("dst_t", sink)
+	r.createDestination("dst_t", api.DestinationSpec{Interval: "1m"})
+	r.d.Notify()
+	pollUntil(t, "the failed Prepare's retry waiting on the clock", func() bool {
+		return sink.prepares.Load() == 1 && r.d.sched.queued() == 1 && r.clock.Waiters() > 0
+	})
+	if st, err := r.store.GetStatus(context.Background(), "dst_t"); err != nil || !strings.Contains(st.LastError, "Throttling") {
+		t.Fatalf("status after the failed Prepare: %+v, %v; want the throttling error", st, err)
+	}
+	early := r.post(1)
+
+	// 10:00:45: the retry (after at most a second) resolves the
+	// credentials, before the window ends.
+	r.clock.Set(mustTime(t, "2026-11-25T10:00:45Z"))
+	pollUntil(t, "the retried Prepare, then the loop waiting for its window end", func() bool {
+		return sink.prepares.Load() >= 2 && r.d.sched.queued() == 1 && r.clock.Waiters() > 0
+	})
+	if keys := sink.keys(); len(keys) != 0 {
+		t.Fatalf("delivered %v before the window ended", keys)
+	}
+	late := r.post(1)
+
+	r.clock.Set(mustTime(t, "2026-11-25T10:01:00Z"))
+	pollUntil(t, "the window's delivery", func() bool { return len(sink.keys()) == 1 })
+	if got, want := sink.messageIDs(t), append(early, late...); !slices.Equal(got, want) {
+		t.Fatalf("delivered %v, want the whole window %v", got, want)
 	}
 }
