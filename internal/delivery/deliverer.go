@@ -196,9 +196,10 @@ func New(s store.Store, sinks func(s3sink.Target) Sink, m *metrics.Metrics, log 
 	}
 	d := &Deliverer{
 		store: s, sinks: sinks, metrics: m, log: log.Named("delivery"), opts: opts,
-		wake:  make(chan struct{}, 1),
-		prep:  loopQueue{wake: make(chan struct{}, 1)},
-		loops: map[string]*loop{}, version: -1,
+		wake:      make(chan struct{}, 1),
+		prep:      loopQueue{wake: make(chan struct{}, 1)},
+		loops:     map[string]*loop{},
+		version:   -1,
 		leased:    s.Shared(),
 		leaseWake: make(chan struct{}, 1),
 		held:      map[string]store.Lease{},
@@ -465,6 +466,9 @@ func (d *Deliverer) turn(l *loop) (next time.Time, again bool) {
 		// after the backoff. Its window is attempted only once ended,
 		// as always: attempted now, it would be delivered while open.
 		l.prepErr = nil
+		if ctx.Err() != nil {
+			return time.Time{}, false // stopped while resolving them
+		}
 		d.fail(ctx, t, err)
 		l.retrying = !d.now().Before(l.windowEnd)
 		return d.retryAt(l), true
