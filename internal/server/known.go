@@ -31,57 +31,41 @@ func newKnown() *known {
 
 // token is the token whose hash is hash.
 func (k *known) token(ctx context.Context, st store.Store, hash []byte) (store.Token, error) {
-	k.mu.RLock()
-	t, ok := k.tokens[string(hash)]
-	k.mu.RUnlock()
-	if ok {
-		return t, nil
-	}
-	t, err := st.TokenByHash(ctx, hash)
-	if err != nil {
-		return t, err
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	remember(k.tokens, string(hash), t)
-	return t, nil
+	return lookup(k, k.tokens, string(hash), func() (store.Token, error) { return st.TokenByHash(ctx, hash) },
+		func(t store.Token) { remember(k.tokens, string(hash), t) })
 }
 
 // tenantByID is the tenant whose id is id.
 func (k *known) tenantByID(ctx context.Context, st store.Store, id int64) (store.Tenant, error) {
-	k.mu.RLock()
-	t, ok := k.tenants[id]
-	k.mu.RUnlock()
-	if ok {
-		return t, nil
-	}
-	t, err := st.TenantByID(ctx, id)
-	if err != nil {
-		return t, err
-	}
-	k.add(t)
-	return t, nil
+	return lookup(k, k.tenants, id, func() (store.Tenant, error) { return st.TenantByID(ctx, id) }, k.add)
 }
 
 // tenantByName is the tenant named name.
 func (k *known) tenantByName(ctx context.Context, st store.Store, name string) (store.Tenant, error) {
-	k.mu.RLock()
-	t, ok := k.names[name]
-	k.mu.RUnlock()
-	if ok {
-		return t, nil
-	}
-	t, err := st.TenantByName(ctx, name)
-	if err != nil {
-		return t, err
-	}
-	k.add(t)
-	return t, nil
+	return lookup(k, k.names, name, func() (store.Tenant, error) { return st.TenantByName(ctx, name) }, k.add)
 }
 
-func (k *known) add(t store.Tenant) {
+// lookup is m[key], or else what read finds, which keep then stores (with
+// k's lock held).
+func lookup[K comparable, V any](k *known, m map[K]V, key K, read func() (V, error), keep func(V)) (V, error) {
+	k.mu.RLock()
+	v, ok := m[key]
+	k.mu.RUnlock()
+	if ok {
+		return v, nil
+	}
+	v, err := read()
+	if err != nil {
+		return v, err
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	keep(v)
+	return v, nil
+}
+
+// add remembers t by id and by name; k's lock is held.
+func (k *known) add(t store.Tenant) {
 	remember(k.tenants, t.ID, t)
 	remember(k.names, t.Name, t)
 }
