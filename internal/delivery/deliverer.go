@@ -259,11 +259,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 	}
 	polled := false
 	for {
-		if polled && !d.leased && !d.changed(ctx) {
-			d.updateLag(ctx)
-		} else {
-			d.reconcile(ctx)
-		}
+		d.reconcile(ctx, polled)
 		polled = false
 		select {
 		case <-ctx.Done():
@@ -285,21 +281,20 @@ func (d *Deliverer) Run(ctx context.Context) {
 	}
 }
 
-// changed reports whether the destinations may have changed since the
-// last reconcile: the store's version moved, or it could not be read (the
-// reconcile that follows logs the store's error). Listing and decrypting
-// 10,000 destinations at every poll cost more than the rest of an idle
-// agent's work; the version is one row. With a shared store the poll lists
-// anyway: it is also the leases' heartbeat.
-func (d *Deliverer) changed(ctx context.Context) bool {
-	v, err := d.store.DestinationsVersion(ctx)
-	return err != nil || v != d.version
-}
-
-func (d *Deliverer) reconcile(ctx context.Context) {
+// reconcile starts, restarts and stops the loops to match the store's
+// destinations. At a poll (polled) it first reads the destinations'
+// version and, while that stands, only refreshes the lag gauges: listing
+// and decrypting 10,000 destinations at every poll cost more than the rest
+// of an idle agent's work, and the version is one row. With a shared store
+// a poll lists anyway: it is also the leases' heartbeat.
+func (d *Deliverer) reconcile(ctx context.Context, polled bool) {
 	// Read before the list: a change in between moves the version past
 	// the one kept, and the next poll lists again.
 	version, verr := d.store.DestinationsVersion(ctx)
+	if polled && !d.leased && verr == nil && version == d.version {
+		d.updateLag(ctx)
+		return
+	}
 	dests, err := d.store.ListDestinations(ctx, 0)
 	if err != nil {
 		d.log.Error("listing destinations", "error", err)
