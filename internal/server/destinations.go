@@ -237,7 +237,7 @@ func (s *Server) notify() {
 }
 
 func (s *Server) tenantOf(w http.ResponseWriter, r *http.Request) (store.Tenant, bool) {
-	tenant, err := s.known.tenantByID(r.Context(), s.store, tokenFrom(r.Context()).TenantID)
+	tenant, err := s.known.tenantByID(r.Context(), tokenFrom(r.Context()).TenantID)
 	if err != nil {
 		s.internalError(w, "tenant lookup", err)
 		return store.Tenant{}, false

@@ -58,7 +58,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 func (s *Server) ingestTenant(w http.ResponseWriter, r *http.Request) (store.Tenant, bool) {
 	tok, name := tokenFrom(r.Context()), r.PathValue("tenant")
 	if tok.TenantID != 0 {
-		bound, err := s.known.tenantByID(r.Context(), s.store, tok.TenantID)
+		bound, err := s.known.tenantByID(r.Context(), tok.TenantID)
 		if err != nil {
 			s.internalError(w, "tenant lookup", err)
 			return store.Tenant{}, false
@@ -70,7 +70,7 @@ func (s *Server) ingestTenant(w http.ResponseWriter, r *http.Request) (store.Ten
 		}
 		return bound, true
 	}
-	tenant, err := s.known.tenantByName(r.Context(), s.store, name)
+	tenant, err := s.known.tenantByName(r.Context(), name)
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, api.Error{Code: "tenant_not_found", Message: fmt.Sprintf("tenant %q does not exist: create it with `auditexport-agent tenant create`", name)})
 		return store.Tenant{}, false

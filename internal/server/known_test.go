@@ -40,15 +40,15 @@ func TestKnownKeepsHitsOnly(t *testing.T) {
 	}
 	t.Cleanup(func() { sqlite.Close() })
 	st := &countingStore{Store: sqlite}
-	k := newKnown()
+	k := newKnown(st)
 	hash := tokens.Hash("aex_later")
 
 	// A miss is not remembered: the token created afterwards (as by the
 	// CLI in another process) is found at its next use.
-	if _, err := k.token(ctx, st, hash); !errors.Is(err, store.ErrNotFound) {
+	if _, err := k.token(ctx, hash); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown token: err = %v, want ErrNotFound", err)
 	}
-	if _, err := k.tenantByName(ctx, st, "acme"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := k.tenantByName(ctx, "acme"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown tenant: err = %v, want ErrNotFound", err)
 	}
 	tenant, err := sqlite.CreateTenant(ctx, "acme", "ext-1")
@@ -64,9 +64,9 @@ func TestKnownKeepsHitsOnly(t *testing.T) {
 		get  func() (any, error)
 		want any
 	}{
-		{"token", func() (any, error) { tok, err := k.token(ctx, st, hash); return tok.TenantID, err }, tenant.ID},
-		{"tenant by name", func() (any, error) { t, err := k.tenantByName(ctx, st, "acme"); return t.ID, err }, tenant.ID},
-		{"tenant by id", func() (any, error) { t, err := k.tenantByID(ctx, st, tenant.ID); return t.Name, err }, "acme"},
+		{"token", func() (any, error) { tok, err := k.token(ctx, hash); return tok.TenantID, err }, tenant.ID},
+		{"tenant by name", func() (any, error) { t, err := k.tenantByName(ctx, "acme"); return t.ID, err }, tenant.ID},
+		{"tenant by id", func() (any, error) { t, err := k.tenantByID(ctx, tenant.ID); return t.Name, err }, "acme"},
 	}
 	for _, l := range lookups {
 		t.Run(l.name, func(t *testing.T) {

@@ -89,7 +89,7 @@ func New(s store.Store, c *ingest.Committer, t Tester, n Notifier, m *metrics.Me
 		store: s, committer: c, tester: t, notifier: n, metrics: m,
 		log: log.Named("api"), opts: opts, limiters: map[int64]*rate.Limiter{},
 		authLimit: newAuthLimiter(opts.AuthFailuresPerMinute, opts.Now),
-		known:     newKnown(),
+		known:     newKnown(s),
 	}
 }
 
@@ -204,7 +204,7 @@ func (s *Server) withToken(scope string, next http.HandlerFunc) http.HandlerFunc
 			writeError(w, http.StatusUnauthorized, api.Error{Code: "unauthorized", Message: "missing bearer token: send \"Authorization: Bearer <token>\" with a token from `auditexport-agent token create`"})
 			return
 		}
-		tok, err := s.known.token(r.Context(), s.store, tokens.Hash(strings.TrimSpace(raw)))
+		tok, err := s.known.token(r.Context(), tokens.Hash(strings.TrimSpace(raw)))
 		if errors.Is(err, store.ErrNotFound) {
 			s.authFailed(r, authInvalid)
 			writeError(w, http.StatusUnauthorized, api.Error{Code: "unauthorized", Message: "the token is not valid: check the token in your configuration (tokens are shown once, at creation)"})
@@ -243,7 +243,7 @@ func tokenFrom(ctx context.Context) store.Token {
 }
 
 func (s *Server) identity(w http.ResponseWriter, r *http.Request) {
-	tenant, err := s.known.tenantByID(r.Context(), s.store, tokenFrom(r.Context()).TenantID)
+	tenant, err := s.known.tenantByID(r.Context(), tokenFrom(r.Context()).TenantID)
 	if err != nil {
 		s.internalError(w, "tenant lookup", err)
 		return
