@@ -9,8 +9,8 @@
 //     to end, as the agent's scheduler runs it;
 //   - the limits of that pipeline on the same events: reading them out of
 //     the store alone, compressing them alone and PUTting the compressed
-//     objects alone, the delivery rate as a ratio to the slowest of the
-//     three, and a bench-only prototype that overlaps the stages;
+//     objects alone, and the delivery rate as a ratio to the slowest of the
+//     three;
 //   - the agent's peak RSS (VmHWM) while it delivers a large window (2 GiB),
 //     from the first store of -store (SQLite by default);
 //   - the hourly integrity digests: their agent CPU beside the delivery of

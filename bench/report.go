@@ -278,12 +278,6 @@ func (r *report) printStores(out io.Writer) {
 	}
 	row("delivery / slowest stage", each(func(run *storeRun) string { return fmt.Sprintf("%.2f", ratio(run)) }), "", "")
 	row("ratio target >= 0.80", each(func(run *storeRun) string { return mark(ratio(run) >= targetRatio) }), "", "")
-	row("overlapped (prototype)", stage(func(s stages) stageResult { return s.overlapped }), "events/s",
-		"read in one goroutine, gzip+PUT in another (bench code, not the agent)")
-	row("", each(func(run *storeRun) string {
-		_, slow := run.stages.slowest()
-		return fmt.Sprintf("%.2f", run.stages.overlapped.eventsPerSec()/slow.eventsPerSec())
-	}), "", "of the slowest stage")
 	row("compressed sizes = delivered", each(func(run *storeRun) string { return yesNo(run.stages.sizesMatch) }), "",
 		"NO: objects were split or encoded differently")
 	r.printDigests(out, row, each, section)

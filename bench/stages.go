@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"fmt"
-	"io"
 	"slices"
 	"time"
 
@@ -38,13 +36,8 @@ type stages struct {
 	read, compress, put stageResult
 	// appendLimit is Append alone on the ingest's events (append.go).
 	appendLimit stageResult
-	// overlapped is the three stages run by two goroutines, the store read
-	// in one and gzip, SHA-256 and the upload in the other: a prototype of
-	// a delivery whose stages overlap, not what the agent does.
-	overlapped stageResult
-	// sizesMatch says that compressing the groups alone, and the overlapped
-	// prototype, gave objects of exactly the sizes the agent delivered: the
-	// same work was measured.
+	// sizesMatch says that compressing the groups alone gave objects of
+	// exactly the sizes the agent delivered: the same work was measured.
 	sizesMatch bool
 }
 
@@ -123,15 +116,6 @@ func (w *world) measureStages(ctx context.Context, run *storeRun) error {
 		return err
 	}
 	run.stages.put.events, run.stages.put.bytesIn = run.stages.read.events, run.stages.read.bytesIn
-
-	progress("stage limits (%s): overlapped prototype", w.st.title)
-	run.stages.overlapped, err = best(func() (stageResult, error) {
-		return overlappedStages(ctx, st, tenant.ID, from, to, spec, writer, meta)
-	})
-	if err != nil {
-		return err
-	}
-	run.stages.sizesMatch = run.stages.sizesMatch && run.stages.overlapped.bytesOut == run.delivery.bytesOut
 	return nil
 }
 
@@ -302,137 +286,4 @@ func putStage(ctx context.Context, writer *s3sink.Writer, sizes []int64, meta s3
 	}
 	r.elapsed = time.Since(start)
 	return r, nil
-}
-
-// batchBytes is the size of the batches of event bodies the overlapped
-// prototype hands from its reader to its writer; batchesInFlight of them
-// circulate.
-const (
-	batchBytes      = 1 << 20
-	batchesInFlight = 4
-)
-
-// batch is event bodies of one group, copied out of the store's rows.
-type batch struct {
-	group int
-	buf   []byte
-	ends  []int // end offset of each body in buf
-	last  bool  // the group's last batch
-}
-
-// overlappedStages delivers the events of from..to to the bucket (under
-// bench-overlap/) with the store read in one goroutine and the encoding and
-// upload in another, connected by a few reusable batches: what the
-// delivery of one destination could do on two cores. The objects are the
-// same as the agent's: one per group, gzip NDJSON, SHA-256 of the content
-// as delivery computes it.
-func overlappedStages(ctx context.Context, st store.Store, tenantID, from, to int64, spec api.DestinationSpec,
-	writer *s3sink.Writer, meta s3sink.PutMeta) (stageResult, error) {
-	var r stageResult
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	start := time.Now()
-	groups, err := st.GroupsBy(ctx, tenantID, from, to, nil, 24*time.Hour)
-	if err != nil {
-		return r, err
-	}
-	free, full := make(chan *batch, batchesInFlight), make(chan *batch, batchesInFlight)
-	for range batchesInFlight {
-		free <- &batch{buf: make([]byte, 0, batchBytes+64<<10)}
-	}
-	readErr := make(chan error, 1)
-	go func() {
-		defer close(full)
-		readErr <- readBatches(ctx, st, tenantID, groups, free, full)
-	}()
-
-	run := testenv.RandomKey(8)
-	var up *s3sink.Upload
-	var enc *encode.Writer
-	sum := sha256.New()
-	fail := func(err error) (stageResult, error) {
-		cancel()
-		if up != nil {
-			up.Abort()
-		}
-		for range full { // let the reader end
-		}
-		return r, err
-	}
-	for b := range full {
-		if enc == nil {
-			up = writer.NewUpload(ctx, fmt.Sprintf("bench-overlap/%s/%04d.ndjson.gz", run, b.group), meta, s3sink.DefaultPartSize)
-			sum.Reset()
-			if enc, err = encode.NewWriter(io.MultiWriter(up, sum), spec.Format, spec.Compression); err != nil {
-				return fail(err)
-			}
-		}
-		prev := 0
-		for _, end := range b.ends {
-			if err := enc.Write(b.buf[prev:end]); err != nil {
-				return fail(err)
-			}
-			r.events++
-			r.bytesIn += int64(end-prev) + 1
-			prev = end
-		}
-		if b.last {
-			if err := enc.Close(); err != nil {
-				return fail(err)
-			}
-			_ = sum.Sum(nil)
-			r.bytesOut += up.Written()
-			if _, err := up.Close(); err != nil {
-				return fail(err)
-			}
-			r.objects++
-			enc, up = nil, nil
-		}
-		free <- b
-	}
-	if err := <-readErr; err != nil {
-		return r, err
-	}
-	r.elapsed = time.Since(start)
-	if r.events != to-from+1 {
-		return r, fmt.Errorf("overlapped: %d events in %d..%d", r.events, from, to)
-	}
-	return r, nil
-}
-
-// readBatches scans each group into batches taken from free and sends them
-// on full, the last one of each group marked.
-func readBatches(ctx context.Context, st store.Store, tenantID int64, groups []store.Group, free <-chan *batch, full chan<- *batch) error {
-	take := func(group int) (*batch, error) {
-		select {
-		case b := <-free:
-			b.group, b.buf, b.ends, b.last = group, b.buf[:0], b.ends[:0], false
-			return b, nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	for gi, g := range groups {
-		b, err := take(gi)
-		if err != nil {
-			return err
-		}
-		err = st.Scan(ctx, tenantID, g, func(ev store.StoredEvent) error {
-			b.buf = append(b.buf, ev.Body...)
-			b.ends = append(b.ends, len(b.buf))
-			if len(b.buf) < batchBytes {
-				return nil
-			}
-			full <- b
-			var err error
-			b, err = take(gi)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		b.last = true
-		full <- b
-	}
-	return nil
 }

@@ -87,7 +87,7 @@ func TestReportColumns(t *testing.T) {
 				elapsed: el, latency: lat, cpu: cpuUse{agent: 1, other: other}},
 			delivery: deliveryResult{events: ev, bytesIn: ev * 400, bytesOut: ev * 40, statusBytes: ev * 40,
 				objects: make([]object, 3), elapsed: el, wall: el},
-			stages: stages{read: sr, compress: sr, put: sr, overlapped: sr, sizesMatch: true,
+			stages: stages{read: sr, compress: sr, put: sr, sizesMatch: true,
 				appendLimit: stageResult{events: ev, elapsed: el / 4}},
 		}
 	}
