@@ -1339,3 +1339,58 @@ func TestDuplicateIsSameMessageIDAndTimestamp(t *testing.T) {
 		t.Fatalf("result = %+v, want 2 stored (seq 1-2) and 1 duplicate", res[0])
 	}
 }
+
+// BenchmarkSmallWindowReads measures the reads of a small destination's turn
+// (LastSeqBefore, GroupsBy, Scan) on a store with many tenants that commit
+// in between, as at a busy window end: each iteration appends a small batch
+// for one tenant (a commit, which empties the readers' page caches) and then
+// reads another tenant's window. "read-µs/turn" is the reads alone.
+func BenchmarkSmallWindowReads(b *testing.B) {
+	const tenants, perTenant = 2000, 20
+	s := newTestStore(b)
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(1, 2))
+	ids := make([]int64, tenants)
+	batch := func(tenant int64, n, round int) AppendBatch {
+		events := make([]Event, n)
+		for i := range events {
+			id := randomID(r, 0)
+			ts := int64(1_740_000_000_000 + round*60_000 + i)
+			body := fmt.Sprintf(`{"messageId":%q,"eventName":"user.login","timestamp":%d,"data":"%s"}`, id, ts, strings.Repeat("x", 300))
+			events[i] = Event{MessageID: id, EventName: []string{"user.login", "user.logout", "role.grant"}[i%3], TimeMs: ts, Body: []byte(body)}
+		}
+		return AppendBatch{TenantID: tenant, Events: events}
+	}
+	for i := range ids {
+		ids[i] = mustTenant(b, s, fmt.Sprintf("t%d", i)).ID
+		mustAppend(b, s, batch(ids[i], perTenant, 0))
+	}
+	cutoff := time.Now().Add(time.Hour)
+	var reads time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		mustAppend(b, s, batch(ids[(i*7+3)%tenants], 1, i+1))
+		start := time.Now()
+		tenant := ids[i%tenants]
+		head, err := s.LastSeqBefore(ctx, tenant, 0, cutoff)
+		if err != nil || head < perTenant {
+			b.Fatalf("LastSeqBefore = %d, %v", head, err)
+		}
+		groups, err := s.GroupsBy(ctx, tenant, 1, perTenant, nil, 24*time.Hour)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for _, g := range groups {
+			if err := s.Scan(ctx, tenant, g, func(StoredEvent) error { n++; return nil }); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if n != perTenant {
+			b.Fatalf("scanned %d events, want %d", n, perTenant)
+		}
+		reads += time.Since(start)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(reads.Microseconds())/float64(b.N), "read-µs/turn")
+}
