@@ -407,7 +407,10 @@ func (f *fleet) run(ctx context.Context, scenario string, rep *tenantsReport) er
 	genDone := make(chan struct{})
 	go func() {
 		defer close(genDone)
-		f.generate(ctx, lastEnd.Add(-f.offset), &posted, &ingestErrs)
+		// Ingest goes on until the measuring ends (cancel, below), not
+		// only until the last window end: the last boundary's deliveries
+		// share the CPUs and the writer with ingest like the others'.
+		f.generate(ctx, lastEnd.Add(time.Minute-f.offset), &posted, &ingestErrs)
 	}()
 
 	db, err := sql.Open("sqlite", "file:"+f.db+"?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)")
