@@ -154,6 +154,11 @@ func TestAbortDenied(t *testing.T) {
 	if _, err := u.Write(big); err != nil {
 		t.Fatal(err)
 	}
+	// The part is sent in the background; it must have landed before the
+	// bucket changes hands.
+	if err := u.waitPart(); err != nil {
+		t.Fatal(err)
+	}
 	// The completion fails: the bucket changed hands after the parts went
 	// out. The abort is refused as well.
 	proxy.SetBucketOwner("999988887777")

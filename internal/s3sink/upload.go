@@ -22,7 +22,10 @@ const (
 // Upload streams one object into the bucket. Writes are buffered up to the
 // part size: an object that fits in one buffer goes out as one PutObject,
 // a larger one as a multipart upload whose parts are sent while the caller
-// is still encoding. Memory stays at one part whatever the object's size.
+// is still encoding: each full part is sent by a goroutine of its own while
+// the caller fills the next one, and the next full part waits for it. So
+// the encoder does not stop for each part's round trip, and memory stays at
+// two parts whatever the object's size.
 //
 // The buffer starts small and grows with the data, so that the many small
 // objects of quiet destinations (a few KB each) do not each allocate a whole
@@ -40,8 +43,17 @@ type Upload struct {
 	buf      []byte
 	uploadID *string
 	parts    []types.CompletedPart
-	written  int64
-	err      error
+	// sending, while a part is being sent, gets its result.
+	sending chan sentPart
+	written int64
+	err     error
+}
+
+// sentPart is the result of sending one part.
+type sentPart struct {
+	part types.CompletedPart
+	buf  []byte
+	err  error
 }
 
 // NewUpload starts an upload of key. partSize 0 means DefaultPartSize.
@@ -78,7 +90,8 @@ func (u *Upload) grow(n int) {
 	}
 	size := max(minBufSize, 2*cap(u.buf), need)
 	var buf []byte
-	if size >= u.partSize/2 {
+	// After a first part, the object is large: its next buffer is a part.
+	if size >= u.partSize/2 || u.uploadID != nil {
 		if b, ok := partPool(u.partSize).Get().(*[]byte); ok {
 			buf = (*b)[:0]
 		} else {
@@ -95,11 +108,15 @@ func (u *Upload) grow(n int) {
 // failed request the buffer is left to the garbage collector, since a
 // transport may still be reading a request body after its round trip ends.
 func (u *Upload) release() {
-	if cap(u.buf) == u.partSize {
-		b := u.buf[:0]
+	u.recycle(u.buf)
+	u.buf = nil
+}
+
+func (u *Upload) recycle(buf []byte) {
+	if cap(buf) == u.partSize {
+		b := buf[:0]
 		partPool(u.partSize).Put(&b)
 	}
-	u.buf = nil
 }
 
 // Written is the number of bytes written so far: the object's size once closed.
@@ -117,7 +134,7 @@ func (u *Upload) Write(p []byte) (int, error) {
 		u.buf = append(u.buf, p[:chunk]...)
 		p = p[chunk:]
 		if len(u.buf) == u.partSize {
-			if err := u.sendPart(); err != nil {
+			if err := u.startPart(); err != nil {
 				u.err = err
 				return n - len(p), err
 			}
@@ -144,10 +161,14 @@ func (u *Upload) Close() (PutResult, error) {
 		return res, nil
 	}
 	if len(u.buf) > 0 {
-		if err := u.sendPart(); err != nil {
+		if err := u.startPart(); err != nil {
 			u.err = err
 			return PutResult{}, u.failed(err)
 		}
+	}
+	if err := u.waitPart(); err != nil {
+		u.err = err
+		return PutResult{}, u.failed(err)
 	}
 	u.release()
 	return u.complete()
@@ -158,6 +179,9 @@ func (u *Upload) Close() (PutResult, error) {
 // an error of its own to report; a lifecycle rule for incomplete uploads
 // catches what is left.
 func (u *Upload) Abort() {
+	if err := u.waitPart(); err != nil && u.err == nil {
+		u.err = err
+	}
 	if u.err == nil {
 		// No request failed while reading the buffer, so none can still
 		// be reading it.
@@ -178,6 +202,8 @@ func (u *Upload) failed(err error) error {
 // abort aborts the multipart upload, if one was started. A failure is
 // logged and returned as an *Error naming AbortMultipartUpload.
 func (u *Upload) abort() error {
+	// A part still being sent would land after the abort.
+	_ = u.waitPart()
 	if u.uploadID == nil {
 		return nil
 	}
@@ -212,7 +238,13 @@ func (e *AbandonedError) Error() string {
 // Unwrap returns the upload's failure, so that errors.As finds its *Error.
 func (e *AbandonedError) Unwrap() error { return e.Err }
 
-func (u *Upload) sendPart() error {
+// startPart sends the full buffer as the next part, in a goroutine of its
+// own, once the part before it has been sent; the next write takes a new
+// buffer. The first part starts the multipart upload.
+func (u *Upload) startPart() error {
+	if err := u.waitPart(); err != nil {
+		return err
+	}
 	if u.uploadID == nil {
 		if err := u.create(); err != nil {
 			return err
@@ -221,18 +253,46 @@ func (u *Upload) sendPart() error {
 	if len(u.parts) >= MaxParts {
 		return errors.New("s3sink: object needs more than 10,000 parts: lower max_object_bytes")
 	}
-	num := int32(len(u.parts) + 1)
+	num, buf := int32(len(u.parts)+1), u.buf
+	u.buf = nil
+	sent := make(chan sentPart, 1)
+	u.sending = sent
+	go func() {
+		part, err := u.sendPart(num, buf)
+		sent <- sentPart{part: part, buf: buf, err: err}
+	}()
+	return nil
+}
+
+// waitPart waits for the part being sent, if any, and records it. Its
+// buffer goes back to the pool only when it was sent successfully (see
+// release).
+func (u *Upload) waitPart() error {
+	if u.sending == nil {
+		return nil
+	}
+	r := <-u.sending
+	u.sending = nil
+	if r.err != nil {
+		return r.err
+	}
+	u.parts = append(u.parts, r.part)
+	u.recycle(r.buf)
+	return nil
+}
+
+// sendPart sends buf as part num. It reads only what stays fixed while the
+// upload is under way (the Writer, key, upload id and context).
+func (u *Upload) sendPart(num int32, buf []byte) (types.CompletedPart, error) {
 	out, err := u.w.client.UploadPart(u.ctx, &s3.UploadPartInput{
 		Bucket: aws.String(u.w.t.Bucket), Key: aws.String(u.key), UploadId: u.uploadID,
-		PartNumber: aws.Int32(num), Body: bytes.NewReader(u.buf),
-		ContentLength: aws.Int64(int64(len(u.buf))), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+		PartNumber: aws.Int32(num), Body: bytes.NewReader(buf),
+		ContentLength: aws.Int64(int64(len(buf))), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
 	}, u.w.callOpts...)
 	if err != nil {
-		return u.w.fail(u.ctx, "UploadPart", err)
+		return types.CompletedPart{}, u.w.fail(u.ctx, "UploadPart", err)
 	}
-	u.parts = append(u.parts, types.CompletedPart{PartNumber: aws.Int32(num), ETag: out.ETag, ChecksumCRC32C: out.ChecksumCRC32C})
-	u.buf = u.buf[:0]
-	return nil
+	return types.CompletedPart{PartNumber: aws.Int32(num), ETag: out.ETag, ChecksumCRC32C: out.ChecksumCRC32C}, nil
 }
 
 func (u *Upload) create() error {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // s3Stub answers PutObject and the multipart calls just enough for the SDK,
@@ -186,5 +187,115 @@ func TestSmallUploadAllocatesLittle(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 1<<20 {
 		t.Errorf("a 2 KB upload allocated %d bytes, want well under a part (%d)", per, DefaultPartSize)
+	}
+}
+
+// heldParts is an s3Stub that holds each UploadPart until released.
+type heldParts struct {
+	*s3Stub
+	got     chan struct{} // an UploadPart arrived
+	release chan struct{}
+	once    sync.Once
+	fail    bool // answer the held part with a 403
+}
+
+// let releases the held parts.
+func (h *heldParts) let() { h.once.Do(func() { close(h.release) }) }
+
+func (h *heldParts) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPut && r.URL.Query().Has("partNumber") {
+		h.got <- struct{}{}
+		<-h.release
+		if h.fail {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `<Error><Code>AccessDenied</Code><Message>denied</Message></Error>`)
+			return
+		}
+	}
+	h.s3Stub.ServeHTTP(w, r)
+}
+
+func newHeldWriter(t *testing.T, fail bool) (*Writer, *heldParts) {
+	t.Helper()
+	h := &heldParts{s3Stub: &s3Stub{}, got: make(chan struct{}, 10), release: make(chan struct{}), fail: fail}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	// Before the server closes (cleanups run last first): a failed test
+	// must not leave a request held.
+	t.Cleanup(h.let)
+	for _, v := range []string{"AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION"} {
+		t.Setenv(v, "")
+	}
+	p, err := NewPrincipal(context.Background(), Options{
+		Region: "us-east-1", S3Endpoint: srv.URL, STSEndpoint: srv.URL, UsePathStyle: true,
+		AccessKeyID: "AKIDSTUB", SecretAccessKey: "stub-secret", PrincipalARN: "arn:aws:iam::000000000000:user/stub",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Writer(Target{Bucket: "audit", Region: "us-east-1", AccessKeyID: "AKIDSTUB", SecretAccessKey: "stub-secret"}), h
+}
+
+// TestPartSentWhileNextIsFilled: a full part goes out in the background,
+// so the caller goes on writing the next one while S3 holds the first.
+func TestPartSentWhileNextIsFilled(t *testing.T) {
+	w, h := newHeldWriter(t, false)
+	u := w.NewUpload(context.Background(), "k", PutMeta{}, MinPartSize)
+	data := bytes.Repeat([]byte("x"), MinPartSize+100)
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := u.Write(data)
+		wrote <- err
+	}()
+	<-h.got
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Write waited for the part's upload")
+	}
+	h.let()
+	if _, err := u.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var ops []string
+	for _, r := range h.take() {
+		if r.op != "UploadPart" {
+			r.size = 0 // only object bytes are compared
+		}
+		ops = append(ops, fmt.Sprintf("%s:%d", r.op, r.size))
+	}
+	want := fmt.Sprintf("[CreateMultipartUpload:0 UploadPart:%d UploadPart:100 CompleteMultipartUpload:0]", MinPartSize)
+	if got := fmt.Sprint(ops); got != want {
+		t.Errorf("requests %s, want %s", got, want)
+	}
+}
+
+// TestFailedPartFailsTheUpload: a part that fails in the background fails
+// the upload at its next step, which aborts it, and nothing is completed.
+func TestFailedPartFailsTheUpload(t *testing.T) {
+	w, h := newHeldWriter(t, true)
+	u := w.NewUpload(context.Background(), "k", PutMeta{}, MinPartSize)
+	if _, err := u.Write(bytes.Repeat([]byte("x"), MinPartSize+100)); err != nil {
+		t.Fatal(err)
+	}
+	<-h.got
+	h.let()
+	_, err := u.Close()
+	if got := asError(t, err); got.Call != "UploadPart" || got.Code != "AccessDenied" {
+		t.Fatalf("Close = %v, want UploadPart's AccessDenied", err)
+	}
+	aborted := false
+	for _, r := range h.take() {
+		if r.op == "CompleteMultipartUpload" {
+			t.Error("the upload was completed after its part failed")
+		}
+		aborted = aborted || r.op == http.MethodDelete
+	}
+	if !aborted {
+		t.Error("the failed upload was not aborted")
 	}
 }
