@@ -179,9 +179,8 @@ func (u *Upload) Close() (PutResult, error) {
 // an error of its own to report; a lifecycle rule for incomplete uploads
 // catches what is left.
 func (u *Upload) Abort() {
-	if err := u.waitPart(); err != nil && u.err == nil {
-		u.err = err
-	}
+	// A part being sent has a buffer of its own, dropped if it fails.
+	_ = u.waitPart()
 	if u.err == nil {
 		// No request failed while reading the buffer, so none can still
 		// be reading it.
