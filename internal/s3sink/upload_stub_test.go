@@ -67,8 +67,18 @@ func (s *s3Stub) take() []stubRequest {
 func newStubWriter(tb testing.TB) (*Writer, *s3Stub) {
 	tb.Helper()
 	stub := &s3Stub{}
-	srv := httptest.NewServer(stub)
+	return writerFor(tb, stub, nil), stub
+}
+
+// writerFor is a Writer with static keys for a server running h. before,
+// when set, runs before the server is closed (cleanups run last first).
+func writerFor(tb testing.TB, h http.Handler, before func()) *Writer {
+	tb.Helper()
+	srv := httptest.NewServer(h)
 	tb.Cleanup(srv.Close)
+	if before != nil {
+		tb.Cleanup(before)
+	}
 	for _, v := range []string{"AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION"} {
 		tb.Setenv(v, "")
 	}
@@ -79,7 +89,7 @@ func newStubWriter(tb testing.TB) (*Writer, *s3Stub) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return p.Writer(Target{Bucket: "audit", Region: "us-east-1", AccessKeyID: "AKIDSTUB", SecretAccessKey: "stub-secret"}), stub
+	return p.Writer(Target{Bucket: "audit", Region: "us-east-1", AccessKeyID: "AKIDSTUB", SecretAccessKey: "stub-secret"})
 }
 
 // TestUploadRequests checks which requests an upload makes: an object that
@@ -219,22 +229,8 @@ func (h *heldParts) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func newHeldWriter(t *testing.T, fail bool) (*Writer, *heldParts) {
 	t.Helper()
 	h := &heldParts{s3Stub: &s3Stub{}, got: make(chan struct{}, 10), release: make(chan struct{}), fail: fail}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	// Before the server closes (cleanups run last first): a failed test
-	// must not leave a request held.
-	t.Cleanup(h.let)
-	for _, v := range []string{"AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION"} {
-		t.Setenv(v, "")
-	}
-	p, err := NewPrincipal(context.Background(), Options{
-		Region: "us-east-1", S3Endpoint: srv.URL, STSEndpoint: srv.URL, UsePathStyle: true,
-		AccessKeyID: "AKIDSTUB", SecretAccessKey: "stub-secret", PrincipalARN: "arn:aws:iam::000000000000:user/stub",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p.Writer(Target{Bucket: "audit", Region: "us-east-1", AccessKeyID: "AKIDSTUB", SecretAccessKey: "stub-secret"}), h
+	// A failed test must not leave a request held when the server closes.
+	return writerFor(t, h, h.let), h
 }
 
 // TestPartSentWhileNextIsFilled: a full part goes out in the background,
