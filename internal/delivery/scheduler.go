@@ -132,6 +132,18 @@ func (s *scheduler) queued() int {
 	return len(s.ready) + len(s.later)
 }
 
+// waiting is the number of loops waiting for a later time, none due now.
+// A loop due now may not have had its first turn: it may not know its
+// window end yet (see openLoop).
+func (s *scheduler) waiting() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.ready) > 0 {
+		return 0
+	}
+	return len(s.later)
+}
+
 // run hands due loops to turns until ctx ends. It waits on the clock only
 // for the first entry of the heap, and keeps one wait armed: a wait is
 // replaced only by an earlier one, so a fake clock sees one waiter per

@@ -85,7 +85,7 @@ func TestWaitingDestinationsHaveNoGoroutine(t *testing.T) {
 	}
 	r.d.Notify()
 	pollUntil(t, "every destination waiting for its window end", func() bool {
-		return r.d.sched.queued() == n && r.clock.Waiters() > 0
+		return r.d.sched.waiting() == n && r.clock.Waiters() > 0
 	})
 	if grown := runtime.NumGoroutine() - before; grown > 20 {
 		t.Fatalf("%d destinations waiting added %d goroutines, want a handful", n, grown)
@@ -153,7 +153,7 @@ func TestPreparesAreBounded(t *testing.T) {
 	close(release)
 	ids := r.post(1)
 	pollUntil(t, "every destination waiting for its window end", func() bool {
-		return r.d.sched.queued() == n+1 && r.clock.Waiters() > 0
+		return r.d.sched.waiting() == n+1 && r.clock.Waiters() > 0
 	})
 	r.clock.Set(mustTime(t, "2026-11-25T10:01:00Z"))
 	for i := 1; i <= n; i++ {
@@ -176,7 +176,7 @@ func runningGoroutines(t *testing.T, r *rig) int {
 	t.Helper()
 	r.createDestination("dst_000", api.DestinationSpec{Interval: "1m"})
 	r.d.Notify()
-	pollUntil(t, "dst_000 waiting for its window end", func() bool { return r.d.sched.queued() == 1 && r.clock.Waiters() > 0 })
+	pollUntil(t, "dst_000 waiting for its window end", func() bool { return r.d.sched.waiting() == 1 && r.clock.Waiters() > 0 })
 	return runtime.NumGoroutine()
 }
 

@@ -70,7 +70,7 @@ func TestSlowPutDelaysNoOtherDestination(t *testing.T) {
 	go func() { d.Run(runCtx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	pollUntil(t, "every loop waiting for its window end", func() bool { return d.sched.queued() == n && clk.Waiters() > 0 })
+	pollUntil(t, "every loop waiting for its window end", func() bool { return d.sched.waiting() == n && clk.Waiters() > 0 })
 	var evs []store.Event
 	for i := range 5 {
 		id := fmt.Sprintf("m%d", i)
