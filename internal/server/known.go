@@ -13,9 +13,9 @@ const knownMax = 100_000
 // known remembers the tokens and tenants the API has found in its store,
 // so that an ingest request, which names both, costs no store reads: with
 // 10,000 tenants posting small batches, those reads were about 5% of the
-// agent's CPU (every commit empties the readers' page caches). Neither can go stale:
-// a token or a tenant never changes or goes away once created (the store
-// has no call for it). Only hits are kept, so a token or tenant created
+// agent's CPU (every commit empties the readers' page caches). Neither
+// can go stale: a token or a tenant never changes or goes away once
+// created (the store has no call for it). Only hits are kept, so a token or tenant created
 // after a miss, by the CLI in another process too, is found at its first
 // use. Revoking tokens, if it comes, must clear the entry here as well.
 type known struct {
