@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -495,28 +496,52 @@ func (d *Deliverer) turn(l *loop) (next time.Time, again bool) {
 	return d.nextTurn(l), ctx.Err() == nil
 }
 
-// openLoop reads the destination's tenant and sets the loop up: its first
-// window end is the last one when a plan is pending (to finish it at
-// once), else the next. A failed read is logged and retried with the
-// attempts' backoff: a loop that gave up here would not come back, since
-// reconcile restarts a loop only when its destination changes.
+// openLoop reads the destination's tenant and sets the loop up with its
+// first window end (see firstWindowEnd). A failed read is logged and
+// retried with the attempts' backoff: a loop that gave up here would not
+// come back, since reconcile restarts a loop only when its destination
+// changes.
 func (d *Deliverer) openLoop(l *loop) bool {
 	tenant, err := d.store.TenantByID(l.ctx, l.dest.TenantID)
+	if err == nil {
+		l.windowEnd, err = d.firstWindowEnd(l, tenant.ID)
+	}
 	if err != nil {
 		if l.ctx.Err() == nil {
-			d.log.Error("reading the destination's tenant; retrying", "destination", l.dest.ID, "error", err)
+			d.log.Error("opening the destination's loop; retrying", "destination", l.dest.ID, "error", err)
 		}
 		return false
 	}
 	l.t = &target{dest: l.dest, spec: l.spec, tenant: tenant, sched: l.sched,
 		sink: d.sinks(destinationTarget(l.dest.ID, l.spec, tenant.ExternalID)), fence: l.fence, hard: l.hctx}
 	l.backoff = d.opts.RetryInitial
-	l.windowEnd = l.sched.Last(d.now())
-	if _, err := d.store.PendingPlan(l.ctx, l.dest.ID); err != nil {
-		// No plan in flight: wait for the next window end.
-		l.windowEnd = l.sched.Next(d.now())
-	}
 	return true
+}
+
+// firstWindowEnd is the last window end when that window is still owed:
+// a plan of it is pending, or events stored before its cutoff lie past
+// the cursor (no agent ran the destination then: it was down, restarting,
+// or the lease was moving). Those are delivered at once rather than a
+// whole interval later, which for a daily_at destination is a day.
+// Otherwise it is the next window end.
+func (d *Deliverer) firstWindowEnd(l *loop, tenantID int64) (time.Time, error) {
+	now := d.now()
+	last := l.sched.Last(now)
+	_, err := d.store.PendingPlan(l.ctx, l.dest.ID)
+	if err == nil {
+		return last, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return time.Time{}, fmt.Errorf("reading the pending plan: %w", err)
+	}
+	head, err := d.store.LastSeqBefore(l.ctx, tenantID, l.dest.Cursor, l.sched.Cutoff(last))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading head: %w", err)
+	}
+	if head > l.dest.Cursor {
+		return last, nil
+	}
+	return l.sched.Next(now), nil
 }
 
 // nextTurn is when l's next turn is due: its window end, or the end of

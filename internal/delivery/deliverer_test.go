@@ -124,6 +124,7 @@ type rig struct {
 	// by destination id.
 	sinks   sync.Map
 	d       *Deliverer
+	start   func() // starts a new Deliverer on the rig's store and sink
 	stop    func() // stops the Deliverer and waits for it
 	metrics *metrics.Metrics
 	tenant  store.Tenant
@@ -167,17 +168,20 @@ func newRigWrapped(t *testing.T, start string, wrap func(store.Store) store.Stor
 	if tune != nil {
 		tune(&opts)
 	}
-	r.d = New(delivered, func(tg s3sink.Target) Sink {
-		if sink, ok := r.sinks.Load(tg.Destination); ok {
-			return sink.(Sink)
-		}
-		return r.sink
-	}, r.metrics, hclog.NewNullLogger(), opts)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.d.Run(ctx); close(done) }()
-	r.stop = func() { cancel(); <-done }
-	t.Cleanup(r.stop)
+	r.start = func() {
+		r.d = New(delivered, func(tg s3sink.Target) Sink {
+			if sink, ok := r.sinks.Load(tg.Destination); ok {
+				return sink.(Sink)
+			}
+			return r.sink
+		}, r.metrics, hclog.NewNullLogger(), opts)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { r.d.Run(ctx); close(done) }()
+		r.stop = sync.OnceFunc(func() { cancel(); <-done })
+	}
+	r.start()
+	t.Cleanup(func() { r.stop() })
 	return r
 }
 
@@ -347,6 +351,36 @@ func TestBackfill(t *testing.T) {
 			r.destination(api.DestinationSpec{Interval: "1h", Backfill: tt.backfill})
 			r.advance("2026-11-25T11:00:00Z")
 			r.expectDelivered(tt.want)
+		})
+	}
+}
+
+// A window that ended while no agent ran the destination is delivered as
+// soon as it runs again, not a whole interval (or day) later.
+func TestMissedWindowDeliveredAtStart(t *testing.T) {
+	tests := []struct {
+		name       string
+		spec       api.DestinationSpec
+		down, back string // the agent stops at down, starts at back
+		wantWindow string // the window end in the delivered key
+	}{
+		{"interval", api.DestinationSpec{Interval: "1m"}, "2026-11-25T10:00:40Z", "2026-11-25T10:01:20Z", "20261125T100100Z"},
+		{"daily_at", api.DestinationSpec{DailyAt: "05:00"}, "2026-11-25T23:00:00Z", "2026-11-26T06:00:00Z", "20261126T050000Z"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, "2026-11-25T10:00:30Z")
+			r.destination(tt.spec)
+			ids := r.post(3)
+			r.advance(tt.down)
+			r.stop()
+			r.clock.Set(mustTime(t, tt.back))
+			r.start()
+			r.waitAsleep() // the first turn is at once, so this is after it
+			r.expectDelivered(ids)
+			if keys := r.sink.keys(); len(keys) != 1 || !strings.Contains(keys[0], "/"+tt.wantWindow+"_") {
+				t.Errorf("keys = %v, want one of the window ending %s", keys, tt.wantWindow)
+			}
 		})
 	}
 }
