@@ -27,7 +27,8 @@ import (
 //
 //   - tenants: -tenants tenants with one destination each on the 1-minute
 //     cadence, events posted through the HTTP ingest to every tenant every
-//     minute, -boundaries minute boundaries measured;
+//     minute, -boundaries minute boundaries measured, with the agent's clock
+//     moved so that one of them is an hour's end (-hour-boundary);
 //   - tenants-hourly: -tenants tenants on the hourly cadence plus -daily
 //     tenants on daily_at, with the agent's clock moved
 //     (AUDITEXPORT_BENCH_CLOCK_OFFSET) so that midnight, an hour boundary,
@@ -50,6 +51,7 @@ type tenantOptions struct {
 	workers    int
 	stsRate    float64
 	profile    string // the agent's CPU profile, when set
+	hour       bool   // -scenario tenants: an hour's end among the boundaries
 	keys       string // the destinations' key_template, "" for the default
 }
 
@@ -60,6 +62,7 @@ func tenantFlags(fs *flag.FlagSet, o *tenantOptions) {
 	fs.IntVar(&o.boundaries, "boundaries", 5, "-scenario tenants: minute boundaries measured after the first delivery of every destination")
 	fs.IntVar(&o.workers, "workers", 0, "-scenario tenants*: the agent's delivery.workers (0: the agent's default)")
 	fs.StringVar(&o.keys, "key-template", "", "-scenario tenants*: the destinations' key_template (default: the agent's, an object per event name; one without {event_type} writes one object per window)")
+	fs.BoolVar(&o.hour, "hour-boundary", true, "-scenario tenants: move the agent's clock so that an hour ends about the third measured boundary, where every destination also writes its hourly digest")
 	fs.StringVar(&o.profile, "agent-profile", "", "-scenario tenants*: write the agent's CPU profile of the whole run to this `file` (AUDITEXPORT_CPU_PROFILE)")
 	fs.Float64Var(&o.stsRate, "sts-rate", 100, "-scenario tenants*: AssumeRole calls per second the bench's STS answers before it throttles")
 }
@@ -92,6 +95,17 @@ type fleetGroup struct {
 	count    int
 	interval string
 	dailyAt  string
+}
+
+// hourOffset moves the agent's clock by whole minutes so that an hour ends
+// at about the third minute boundary after the cold start: the setup (about
+// 30 s), every role assumed at the STS's pace, then three minutes. At an
+// hour's end every destination writes its digest as well as its delivery,
+// the busiest minute of every hour.
+func hourOffset(now time.Time, o tenantOptions) time.Duration {
+	cold := time.Duration(float64(o.tenants) / o.stsRate * float64(time.Second))
+	at := now.UTC().Add(30*time.Second + cold + 3*time.Minute).Truncate(time.Minute)
+	return at.Truncate(time.Hour).Add(time.Hour).Sub(at) % time.Hour
 }
 
 // fleet is the running agent with its many tenants.
@@ -166,6 +180,14 @@ type tenantsReport struct {
 	posted         int64
 	ingestErrors   int64
 	failures       int
+	digests        []hourDigests
+}
+
+// hourDigests is how the digests of an hour that ended in the run went.
+type hourDigests struct {
+	end     time.Time // the hour's end, agent time
+	written int
+	last    time.Duration // from the hour's end to the last one written
 }
 
 func runTenants(ctx context.Context, scenario string, o options, out io.Writer) (err error) {
@@ -229,6 +251,9 @@ func runTenants(ctx context.Context, scenario string, o options, out io.Writer) 
 		}
 	} else {
 		f.groups = []fleetGroup{{name: "1m", count: o.tenants.tenants, interval: "1m"}}
+		if o.tenants.hour {
+			f.offset = hourOffset(time.Now(), o.tenants)
+		}
 	}
 	rep.groups, rep.offset = f.groups, f.offset
 	if err := f.setup(ctx, bin, tmp); err != nil {
@@ -461,6 +486,15 @@ func (f *fleet) run(ctx context.Context, scenario string, rep *tenantsReport) er
 	}
 	cancel()
 	<-genDone
+	for _, end := range allEnds(f) {
+		if end.Truncate(time.Hour).Equal(end) && end.After(agentT0) {
+			h, err := hourDigestsOf(db, end)
+			if err != nil {
+				return err
+			}
+			rep.digests = append(rep.digests, h)
+		}
+	}
 	rep.steadySTS = f.sts.stats()
 	rep.peakRSS = rss.stop()
 	if st, err := procStatus(pid); err == nil {
@@ -541,6 +575,21 @@ func (f *fleet) latestFirst() time.Time {
 		}
 	}
 	return t
+}
+
+// hourDigestsOf counts the digests written for the hour ending at end.
+func hourDigestsOf(db *sql.DB, end time.Time) (hourDigests, error) {
+	h := hourDigests{end: end}
+	var lastMs int64
+	err := db.QueryRow(`SELECT COUNT(*), COALESCE(MAX(written_at), 0) FROM digests WHERE hour_start = ? AND written_at > 0`,
+		end.Add(-time.Hour).UnixMilli()).Scan(&h.written, &lastMs)
+	if err != nil {
+		return h, fmt.Errorf("counting the hour's digests: %w", err)
+	}
+	if lastMs > 0 {
+		h.last = time.UnixMilli(lastMs).Sub(end)
+	}
+	return h, nil
 }
 
 // poll reads every destination's status in one query (read-only, beside
@@ -624,6 +673,9 @@ func (f *fleet) closeBoundaries(now time.Time, cpuAt map[time.Time]time.Duration
 		}
 		slices.Sort(b.lags)
 		slices.Sort(names)
+		if end.Truncate(time.Hour).Equal(end) {
+			names = append(names, "the hour's digests")
+		}
 		b.group = strings.Join(names, ", ")
 		b.cpu = procCPU(pid) - cpuAt[end]
 		u := meters[end].stop()
@@ -783,6 +835,10 @@ func (r *tenantsReport) print(out io.Writer) {
 		mib(r.idleRSS), r.idleGoroutines, r.idleMetrics)
 	p("agent peak RSS %s; at the end %.0f goroutines, /metrics %d bytes in %.0f ms", mib(r.peakRSS), r.goroutines, r.metricsBytes, float64(r.metricsTime)/float64(time.Millisecond))
 	p("events posted %d, ingest requests failed %d; status polls that saw a destination failing: %d", r.posted, r.ingestErrors, r.failures)
+	for _, h := range r.digests {
+		p("digests of the hour ending %s: %d written, the last %.1f s after the hour (they wait for the deliveries due with them)",
+			h.end.Format("15:04"), h.written, h.last.Seconds())
+	}
 	// The target is for an agent running: the boundaries that come after
 	// every role was assumed once. At a cold-start one, some destinations
 	// are still waiting for their first credentials.

@@ -136,8 +136,9 @@ type loop struct {
 	spread time.Duration
 
 	// Guarded by the scheduler's mu: when the next turn is due, where
-	// the loop is queued (an index in the heap, -2 ready, -1 neither),
-	// whether a turn is in flight and whether the loop was stopped.
+	// the loop is queued (an index in the heap, -2 ready, -3 digests,
+	// -1 neither), whether a turn is in flight and whether the loop was
+	// stopped.
 	due     time.Time
 	index   int
 	busy    bool
@@ -148,6 +149,10 @@ type loop struct {
 	windowEnd time.Time
 	backoff   time.Duration
 	retrying  bool // the last attempt failed: the next turn retries it
+	// digestTurn is set by a turn whose next one only writes digests:
+	// that turn waits while deliveries are due (see scheduler). Read by
+	// the scheduler when it queues the loop, after the turn.
+	digestTurn bool
 	// prepared is set by a turn that only resolved the loop's credentials
 	// (outside the workers), and prepErr is how that ended.
 	prepared bool
@@ -443,6 +448,7 @@ func (d *Deliverer) unready(l *loop) bool {
 // its lease lost).
 func (d *Deliverer) turn(l *loop) (next time.Time, again bool) {
 	ctx := l.ctx
+	l.digestTurn = false
 	if ctx.Err() != nil {
 		return time.Time{}, false
 	}
@@ -490,6 +496,12 @@ func (d *Deliverer) turn(l *loop) (next time.Time, again bool) {
 		if now := d.now(); l.windowEnd.Before(now) {
 			// Skip windows missed while down: one plan covers them all.
 			l.windowEnd = l.sched.Last(now)
+		}
+		if d.digestsDue(t) {
+			// The digests in a turn of their own, after the other
+			// destinations' deliveries of this window end.
+			l.digestTurn = true
+			return time.Time{}, ctx.Err() == nil
 		}
 	}
 	d.writeDigests(ctx, t)
@@ -552,7 +564,7 @@ func (d *Deliverer) nextTurn(l *loop) time.Time {
 	at := l.windowEnd
 	if d.opts.Signer != nil {
 		if hour := d.now().Truncate(time.Hour).Add(time.Hour); hour.Before(at) {
-			at = hour
+			at, l.digestTurn = hour, true
 		}
 	}
 	return at.Add(l.spread)

@@ -55,7 +55,7 @@ var ErrDigestMismatch = errors.New("the digest in the bucket is not the one this
 // and shown in the destination's status and metrics, and retried at the
 // next pass; it does not stop data delivery.
 func (d *Deliverer) writeDigests(ctx context.Context, t *target) {
-	if d.opts.Signer == nil || d.now().Before(t.digestsDue) {
+	if !d.digestsDue(t) {
 		return // no hour has ended since the last pass: nothing to read
 	}
 	n, err := d.digestPass(ctx, t)
@@ -74,6 +74,12 @@ func (d *Deliverer) writeDigests(ctx context.Context, t *target) {
 			d.metrics.DigestFailed(t.tenant.Name, t.dest.ID)
 		}
 	}
+}
+
+// digestsDue reports whether a digest pass may have work: an hour has
+// ended since the last pass wrote every digest due.
+func (d *Deliverer) digestsDue(t *target) bool {
+	return d.opts.Signer != nil && !d.now().Before(t.digestsDue)
 }
 
 // digestPass finishes a digest saved but not written, then writes one

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"hash/fnv"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,7 +22,11 @@ import (
 //
 // The workers are taken in due order, and only when one is free does the
 // scheduler take the next destination, so a window end with thousands of
-// destinations due queues them in the heap, not as goroutines.
+// destinations due queues them in the heap, not as goroutines. A turn that
+// only writes digests yields to the deliveries due with it (see
+// loop.digestTurn): at an hour's end every destination has a digest to
+// write, as much work again as its delivery, and the deliveries of that
+// window end would otherwise wait behind other destinations' digests.
 
 // DefaultSpread bounds how long after a window end a destination's turn
 // comes unless Options.Spread says otherwise. Each destination has its own
@@ -54,16 +59,18 @@ func spreadOf(id string, sched Schedule, bound time.Duration) time.Duration {
 }
 
 // scheduler keeps the loops' due times. Loops due now wait in ready, in
-// the order they came; later ones in the heap.
+// the order they came, or in digests when their turn only writes digests
+// (taken only while ready is empty); later ones in the heap.
 type scheduler struct {
 	clock clock.Clock
 	sem   chan struct{} // the workers: one token per turn in flight
 	start func(*loop)   // runs a popped loop's turn; it holds one token
 
-	mu    sync.Mutex
-	ready []*loop
-	later loopHeap
-	wake  chan struct{}
+	mu      sync.Mutex
+	ready   []*loop
+	digests []*loop
+	later   loopHeap
+	wake    chan struct{}
 }
 
 func newScheduler(c clock.Clock, workers int, start func(*loop)) *scheduler {
@@ -88,8 +95,7 @@ func (s *scheduler) push(l *loop, at time.Time) {
 	}
 	l.due = at
 	if at.IsZero() || !at.After(s.clock.Now()) {
-		s.ready = append(s.ready, l)
-		l.index = -2
+		s.queueDue(l)
 	} else {
 		heap.Push(&s.later, l)
 	}
@@ -112,12 +118,9 @@ func (s *scheduler) stop(l *loop) {
 	case l.index >= 0:
 		heap.Remove(&s.later, l.index)
 	case l.index == -2:
-		for i, r := range s.ready {
-			if r == l {
-				s.ready = append(s.ready[:i], s.ready[i+1:]...)
-				break
-			}
-		}
+		s.ready = without(s.ready, l)
+	case l.index == -3:
+		s.digests = without(s.digests, l)
 	}
 	l.index = -1
 	if !l.busy {
@@ -129,7 +132,7 @@ func (s *scheduler) stop(l *loop) {
 func (s *scheduler) queued() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.ready) + len(s.later)
+	return len(s.ready) + len(s.digests) + len(s.later)
 }
 
 // waiting is the number of loops waiting for a later time, none due now.
@@ -138,7 +141,7 @@ func (s *scheduler) queued() int {
 func (s *scheduler) waiting() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.ready) > 0 {
+	if len(s.ready) > 0 || len(s.digests) > 0 {
 		return 0
 	}
 	return len(s.later)
@@ -160,7 +163,7 @@ func (s *scheduler) run(ctx context.Context) {
 				return
 			}
 			if l = s.take(l); l == nil {
-				<-s.sem // stopped meanwhile
+				<-s.sem // stopped meanwhile, or overtaken
 				continue
 			}
 			s.start(l)
@@ -186,12 +189,13 @@ func (s *scheduler) due() (*loop, time.Time) {
 	defer s.mu.Unlock()
 	now := s.clock.Now()
 	for len(s.later) > 0 && !s.later[0].due.After(now) {
-		l := heap.Pop(&s.later).(*loop)
-		s.ready = append(s.ready, l)
-		l.index = -2
+		s.queueDue(heap.Pop(&s.later).(*loop))
 	}
 	if len(s.ready) > 0 {
 		return s.ready[0], time.Time{}
+	}
+	if len(s.digests) > 0 {
+		return s.digests[0], time.Time{}
 	}
 	if len(s.later) > 0 {
 		return nil, s.later[0].due
@@ -199,16 +203,46 @@ func (s *scheduler) due() (*loop, time.Time) {
 	return nil, time.Time{}
 }
 
-// take dequeues l for its turn; nil when it was stopped since due.
+// queueDue queues l, due now, in ready or (a digests-only turn) digests.
+func (s *scheduler) queueDue(l *loop) {
+	if l.digestTurn {
+		s.digests = append(s.digests, l)
+		l.index = -3
+		return
+	}
+	s.ready = append(s.ready, l)
+	l.index = -2
+}
+
+// take dequeues l for its turn; nil when it was stopped since due, or
+// when it is a digests-only turn and a delivery has become due meanwhile
+// (the caller asks due again).
 func (s *scheduler) take(l *loop) *loop {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if l.stopped || len(s.ready) == 0 || s.ready[0] != l {
+	switch {
+	case l.stopped:
+		return nil
+	case len(s.ready) > 0:
+		if s.ready[0] != l {
+			return nil
+		}
+		s.ready = s.ready[1:]
+	case len(s.digests) > 0 && s.digests[0] == l:
+		s.digests = s.digests[1:]
+	default:
 		return nil
 	}
-	s.ready = s.ready[1:]
 	l.index, l.busy = -1, true
 	return l
+}
+
+// without removes l from loops.
+func without(loops []*loop, l *loop) []*loop {
+	if i := slices.Index(loops, l); i >= 0 {
+		return slices.Delete(loops, i, i+1)
+	}
+	return loops
 }
 
 // loopHeap orders loops by due time.

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,12 +9,16 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/auditexport/auditexport/internal/api"
 	"github.com/auditexport/auditexport/internal/clock/clocktest"
+	"github.com/auditexport/auditexport/internal/digest"
+	"github.com/auditexport/auditexport/internal/s3sink"
+	"github.com/auditexport/auditexport/internal/signing"
 	"github.com/auditexport/auditexport/internal/store"
 )
 
@@ -328,4 +333,73 @@ func TestCredentialsRetryWaitsForTheWindowEnd(t *testing.T) {
 	if got, want := sink.messageIDs(t), append(early, late...); !slices.Equal(got, want) {
 		t.Fatalf("delivered %v, want the whole window %v", got, want)
 	}
+}
+
+// At an hour's end every destination has its delivery and its digest to
+// write. With one worker busy, a digest queued while others' deliveries
+// become due waits for them: a is delivering when c's turn comes, and c
+// delivers before a's digest is written.
+func TestDigestsWaitForTheWindowEndsDeliveries(t *testing.T) {
+	ids := []string{"dst_a", "dst_b", "dst_c"}
+	minute := Schedule{Interval: time.Minute}
+	slices.SortFunc(ids, func(x, y string) int {
+		return cmp.Compare(spreadOf(x, minute, DefaultSpread), spreadOf(y, minute, DefaultSpread))
+	})
+	var spreads []time.Duration
+	for _, id := range ids {
+		spreads = append(spreads, spreadOf(id, minute, DefaultSpread))
+	}
+	if spreads[0] == spreads[1] || spreads[1] == spreads[2] {
+		t.Fatalf("spreads %v: the test needs three distinct ones", spreads)
+	}
+	var keys *signing.Keys
+	r := newRigWrapped(t, "2026-11-25T10:59:30Z", func(st store.Store) store.Store {
+		keys = newKeys(t, st)
+		return st
+	}, func(o *Options) { o.Signer, o.Spread = keys, DefaultSpread })
+	hour := mustTime(t, "2026-11-25T11:00:00Z")
+	var mu sync.Mutex
+	var order []string
+	sink := &hookSink{memSink: r.sink, hook: func(key string) {
+		mu.Lock()
+		defer mu.Unlock()
+		kind := "data"
+		if strings.Contains(key, "/"+digest.Folder) {
+			kind = "digest"
+		}
+		order = append(order, kind)
+		if len(order) == 1 { // the first delivery: the last destination's turn comes
+			r.clock.Set(hour.Add(spreads[2]))
+		}
+	}}
+	for _, id := range ids {
+		r.sinks.Store(id, sink)
+		r.createDestination(id, api.DestinationSpec{Interval: "1m"})
+	}
+	r.d.Notify()
+	pollUntil(t, "every destination waiting for its window end", func() bool {
+		return r.d.sched.waiting() == len(ids) && r.clock.Waiters() > 0
+	})
+	r.post(3)
+	r.clock.Set(hour.Add(spreads[1])) // the first two are due
+	pollUntil(t, "every delivery and digest", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(order) == 2*len(ids)
+	})
+	want := []string{"data", "data", "data", "digest", "digest", "digest"}
+	if !slices.Equal(order, want) {
+		t.Fatalf("uploads in the order %v, want every delivery first", order)
+	}
+}
+
+// hookSink is a memSink that calls hook with each upload's key first.
+type hookSink struct {
+	*memSink
+	hook func(key string)
+}
+
+func (s *hookSink) NewUpload(ctx context.Context, key string, meta s3sink.PutMeta, partSize int) ObjectWriter {
+	s.hook(key)
+	return s.memSink.NewUpload(ctx, key, meta, partSize)
 }
